@@ -1,0 +1,18 @@
+# dsir_add_stage(<name> LIBRARY <srcs...> STAGE <srcs...> DEPS <targets...>)
+#   dsir_<name>  : static library with the stage's reusable code (other stages and tests link it)
+#   stage_<name> : OBJECT library with the registration and the stage's run function; object files
+#                  are linked whole into the driver so the static registrar is never dropped.
+function(dsir_add_stage name)
+  cmake_parse_arguments(ARG "" "" "LIBRARY;STAGE;DEPS" ${ARGN})
+  if(ARG_LIBRARY)
+    add_library(dsir_${name} STATIC ${ARG_LIBRARY})
+    target_link_libraries(dsir_${name} PUBLIC dsir_core ${ARG_DEPS})
+    target_include_directories(dsir_${name} PUBLIC ${CMAKE_SOURCE_DIR})
+    set(lib dsir_${name})
+  else()
+    set(lib dsir_core ${ARG_DEPS})
+  endif()
+  add_library(stage_${name} OBJECT ${ARG_STAGE})
+  target_link_libraries(stage_${name} PUBLIC ${lib})
+  set_property(GLOBAL APPEND PROPERTY DSIR_STAGE_OBJECTS stage_${name})
+endfunction()

@@ -1,0 +1,79 @@
+#pragma once
+// One YAML schema for every stage. Each stage declares its own section of keys (type, default,
+// range, help, optional CLI flag) next to its code with a ConfigSection registrar; `--help`,
+// docs/config.md (`dsir config docs`) and validation are all generated from those declarations.
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dsir {
+
+enum class KeyType { Int, Float, Bool, String, Choice, FloatList, StringList };
+
+struct KeySpec {
+  std::string name;           // within the section: "lr", "loss.fwhm"
+  KeyType type = KeyType::String;
+  std::string default_yaml;   // default, written as YAML: "1e-4", "[200, 300]", "''"
+  std::string help;
+  double min = -1e300, max = 1e300;   // numeric range (also each element of a FloatList)
+  std::vector<std::string> choices;   // for Choice
+  std::string flag;           // CLI shorthand on the section's subcommand, e.g. "--output"
+  size_t list_size = 0;       // FloatList: required length (0 = any)
+};
+
+struct KeyEntry {
+  std::string key;      // full dotted key "train.lr"
+  std::string section;  // "train"
+  KeySpec spec;
+};
+
+// Registers a section's keys at static-initialisation time.
+class ConfigSection {
+ public:
+  ConfigSection(std::string section, std::string summary, std::initializer_list<KeySpec> keys);
+};
+
+const std::vector<KeyEntry>& schema();  // sorted by key
+const KeyEntry* find_key(const std::string& key);
+std::string section_summary(const std::string& section);
+std::string schema_markdown();  // the reference table in docs/config.md
+
+using Value = std::variant<int64_t, double, bool, std::string, std::vector<double>,
+                           std::vector<std::string>>;
+
+class Config {
+ public:
+  // Defaults, then the YAML file (if path is not empty), then `key=value` overrides in order.
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+  static Config defaults() { return load(""); }
+
+  // Sets one key from YAML text (a CLI flag or an override); `origin` names where it came from.
+  void set(const std::string& key, const std::string& yaml_value, const std::string& origin);
+
+  int64_t get_int(const std::string& key) const;
+  double get_double(const std::string& key) const;
+  bool get_bool(const std::string& key) const;
+  const std::string& get_string(const std::string& key) const;
+  const std::vector<double>& get_doubles(const std::string& key) const;
+  const std::vector<std::string>& get_strings(const std::string& key) const;
+  bool is_default(const std::string& key) const;
+
+  std::string to_yaml() const;  // the effective config, every key, nested
+  std::string hash() const;     // of the effective config (hex FNV-1a 64)
+  const std::string& source() const { return source_; }
+  const std::vector<std::string>& overrides() const { return overrides_; }
+
+ private:
+  const Value& value(const std::string& key) const;
+  std::map<std::string, Value> values_;
+  std::map<std::string, bool> explicit_;
+  std::string source_;
+  std::vector<std::string> overrides_;
+};
+
+std::string did_you_mean(const std::string& key);  // " (did you mean 'x'?)" or ""
+
+}  // namespace dsir

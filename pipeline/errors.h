@@ -1,0 +1,29 @@
+#pragma once
+// Typed exceptions. Library code throws; only the driver (pipeline/main.cpp) prints and
+// decides between a clean exit and aborting the MPI job.
+#include <stdexcept>
+#include <string>
+
+namespace dsir {
+
+// A runtime failure (bad data, I/O). It may be seen by one rank only, so under MPI the driver
+// aborts the whole job with a rank-tagged message. Exit code 1.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Bad input data: the message names the file and the line, frame or dataset. Exit code 1.
+class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Usage or configuration error. Every rank parses the same config, so every rank reaches it:
+// rank 0 prints, all ranks exit cleanly with code 2.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace dsir

@@ -1,0 +1,219 @@
+// The dsir driver: one binary, one subcommand per registered command, flags generated from the
+// config schema. The only place that prints errors and decides how the process ends.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "pipeline/atomic_file.h"
+#include "pipeline/context.h"
+#include "pipeline/errors.h"
+#include "pipeline/log.h"
+#include "pipeline/registry.h"
+
+namespace {
+
+using dsir::Config;
+using dsir::ConfigError;
+
+// What the command line asked for, before the config is built.
+struct Request {
+  std::string command;
+  std::vector<std::string> positional;                  // CONFIG.yaml and key=value overrides
+  std::map<std::string, std::vector<std::string>> flags;  // config key -> values given
+  std::map<std::string, bool> bool_flags;
+};
+
+std::string yaml_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += (c == '\'') ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// Adds the flags of config section `section` to a subcommand.
+void add_flags(CLI::App* sub, const std::string& section, Request& req) {
+  for (const auto& e : dsir::schema()) {
+    if (e.section != section || e.spec.flag.empty()) continue;
+    if (section == "run" && e.key == "run.stages" && sub->get_name() != "run") continue;
+    std::string help = e.spec.help + "  [" + e.key + "]";
+    if (e.spec.type == dsir::KeyType::Bool) {
+      sub->add_flag_function(e.spec.flag, [&req, key = e.key](int64_t) { req.bool_flags[key] = true; },
+                             help);
+    } else {
+      auto* opt = sub->add_option(e.spec.flag, req.flags[e.key], help);
+      if (e.spec.type == dsir::KeyType::StringList || e.spec.type == dsir::KeyType::FloatList)
+        opt->expected(1, -1);
+      else
+        opt->expected(1);
+    }
+  }
+}
+
+Config build_config(const Request& req) {
+  std::string path;
+  std::vector<std::string> overrides;
+  // A list flag (--frames A B) swallows what follows it; key=value tokens are always overrides.
+  std::vector<std::string> positional = req.positional;
+  std::map<std::string, std::vector<std::string>> flags;
+  for (const auto& [key, values] : req.flags)
+    for (const auto& v : values) (v.find('=') != std::string::npos ? positional : flags[key]).push_back(v);
+  for (const auto& p : positional) {
+    if (p.find('=') != std::string::npos) {
+      overrides.push_back(p);
+    } else if (path.empty()) {
+      path = p;
+    } else {
+      throw ConfigError("more than one config file given: '" + path + "' and '" + p + "'");
+    }
+  }
+  Config cfg = Config::load(path, overrides);
+  for (const auto& [key, values] : flags) {
+    if (values.empty()) continue;
+    const auto* e = dsir::find_key(key);
+    std::string yaml;
+    if (e->spec.type == dsir::KeyType::StringList || e->spec.type == dsir::KeyType::FloatList) {
+      std::vector<std::string> items;
+      for (const auto& v : values) {
+        // "--tolerance-nm 50,250" and "--stages a,b" are lists too.
+        std::string item;
+        std::stringstream ss(v);
+        while (std::getline(ss, item, ','))
+          if (!item.empty()) items.push_back(item);
+      }
+      for (size_t i = 0; i < items.size(); ++i)
+        yaml += (i ? ", " : "[") +
+                (e->spec.type == dsir::KeyType::StringList ? yaml_quote(items[i]) : items[i]);
+      yaml += items.empty() ? "[]" : "]";
+    } else {
+      yaml = e->spec.type == dsir::KeyType::String ? yaml_quote(values.back()) : values.back();
+    }
+    cfg.set(key, yaml, "flag " + e->spec.flag);
+  }
+  for (const auto& [key, on] : req.bool_flags) cfg.set(key, on ? "true" : "false", "flag");
+  return cfg;
+}
+
+void write_run_record(dsir::Context& ctx) {
+  if (!ctx.mpi.is_root()) return;
+  const std::string dir = ctx.run_dir();
+  std::filesystem::create_directories(dir);
+  dsir::write_text_file(dir + "/config.yaml", ctx.config.to_yaml());
+  nlohmann::json j;
+  for (const auto& [k, v] : ctx.provenance())
+    if (k != "config") j[k] = v;
+  dsir::write_text_file(dir + "/provenance.json", j.dump(2) + "\n");
+  dsir::log::add_file(dir + "/dsir.log");
+}
+
+void run_command(const dsir::CommandInfo& cmd, dsir::Context& ctx) {
+  auto start = std::chrono::steady_clock::now();
+  dsir::log::print("{}: started ({} rank{})", cmd.name, ctx.mpi.size(), ctx.mpi.size() > 1 ? "s" : "");
+  cmd.run(ctx);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  dsir::log::print("{}: done in {:.1f} s", cmd.name, s);
+}
+
+void run_pipeline(dsir::Context& ctx) {
+  const auto& wanted = ctx.config.get_strings("run.stages");
+  for (const auto& name : wanted) {
+    const auto* c = dsir::find_command(name);
+    if (!c || !c->is_stage()) {
+      std::string known;
+      for (const auto* s : dsir::stages()) known += (known.empty() ? "" : ", ") + s->name;
+      throw ConfigError("run.stages: unknown stage '" + name + "' (stages: " + known + ")");
+    }
+  }
+  write_run_record(ctx);
+  for (const auto* s : dsir::stages())
+    if (std::find(wanted.begin(), wanted.end(), s->name) != wanted.end()) run_command(*s, ctx);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dsir::MpiContext mpi(&argc, &argv);
+  dsir::log::init(mpi.rank(), mpi.size());
+
+  CLI::App app{"dsir: super-resolved images and localizations from blinking (PALM/STORM) movies "
+               "with DSIR's convolutional auto-encoder.\nEvery command takes an optional CONFIG.yaml "
+               "and key=value overrides; flags are shorthands for config keys."};
+  app.set_version_flag("--version", dsir::dsir_version());
+  app.require_subcommand(1);
+  Request req;
+
+  auto* run = app.add_subcommand("run", "Run the pipeline stages in order (run.stages).");
+  run->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
+  add_flags(run, "run", req);
+  for (const auto& c : dsir::commands()) {
+    auto* sub = app.add_subcommand(c.name, c.summary);
+    sub->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
+    add_flags(sub, c.name, req);
+    add_flags(sub, "run", req);
+  }
+  auto* config = app.add_subcommand("config", "Inspect the configuration schema.");
+  config->require_subcommand(1);
+  auto* show = config->add_subcommand("show", "Print the effective config (defaults + file + overrides).");
+  show->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
+  config->add_subcommand("docs", "Print the schema reference as Markdown (docs/config.md).");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    if (mpi.is_root()) app.exit(e);
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    if (mpi.is_root()) app.exit(e);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    if (mpi.is_root()) app.exit(e);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    if (mpi.is_root()) {
+      app.exit(e);
+    }
+    return 2;
+  }
+
+  // Configuration errors are reached by every rank alike: agree on failure, print once, exit 2.
+  std::unique_ptr<Config> cfg;
+  std::string config_error;
+  try {
+    cfg = std::make_unique<Config>(build_config(req));
+  } catch (const ConfigError& e) {
+    config_error = e.what();
+  }
+  if (mpi.allreduce_max(config_error.empty() ? 0.0 : 1.0) > 0) {
+    if (mpi.is_root() || !config_error.empty())
+      std::fprintf(stderr, "dsir: error: %s\n", config_error.empty() ? "configuration error on another rank" : config_error.c_str());
+    return 2;
+  }
+  dsir::log::init(mpi.rank(), mpi.size(), cfg->get_bool("run.verbose"));
+  dsir::Context ctx{*cfg, mpi};
+
+  try {
+    if (show->parsed()) {
+      if (mpi.is_root()) std::fputs(cfg->to_yaml().c_str(), stdout);
+    } else if (config->parsed()) {
+      if (mpi.is_root()) std::fputs(dsir::schema_markdown().c_str(), stdout);
+    } else if (run->parsed()) {
+      run_pipeline(ctx);
+    } else {
+      for (const auto& c : dsir::commands())
+        if (app.got_subcommand(c.name)) run_command(c, ctx);
+    }
+  } catch (const std::exception& e) {
+    const int code = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
+    if (mpi.size() > 1) {
+      // Other ranks may be waiting in a collective: abort them all, saying which rank failed.
+      std::fprintf(stderr, "dsir: ERROR on rank %d of %d: %s\n", mpi.rank(), mpi.size(), e.what());
+      std::fflush(stderr);
+      mpi.abort(code);
+    }
+    std::fprintf(stderr, "dsir: error: %s\n", e.what());
+    return code;
+  }
+  return 0;
+}

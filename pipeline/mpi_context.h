@@ -1,0 +1,72 @@
+#pragma once
+// The MPI context: one per process, created by the driver (or the test main). Stages get it
+// through the Context. Keeps <mpi.h> out of widely-included headers.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsir {
+
+class MpiContext {
+ public:
+  MpiContext(int* argc, char*** argv);  // MPI_Init (singleton when not launched by mpirun)
+  ~MpiContext();                        // MPI_Finalize
+  MpiContext(const MpiContext&) = delete;
+  MpiContext& operator=(const MpiContext&) = delete;
+
+  static MpiContext& get();  // the process's context; throws if none was created
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }
+  bool is_root() const { return rank_ == 0; }
+
+  void barrier() const;
+  [[noreturn]] void abort(int code) const;
+
+  // Collectives on the world communicator.
+  void allreduce_sum(float* data, size_t n) const;
+  void allreduce_sum(double* data, size_t n) const;
+  double allreduce_max(double v) const;
+  void broadcast(float* data, size_t n, int root = 0) const;
+  void broadcast(std::string& s, int root = 0) const;
+  // Point-to-point of byte buffers (used to stream chunks to the writer rank).
+  void send_bytes(const std::string& bytes, int dest, int tag) const;
+  std::string recv_bytes(int source, int tag) const;
+
+  std::string library_version() const;
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  int local_rank_ = 0;
+};
+
+// [begin, end) of n items for this rank: contiguous blocks, the first n % size ranks get one more.
+struct Range {
+  uint64_t begin = 0, end = 0;
+  uint64_t size() const { return end - begin; }
+};
+Range block_range(uint64_t n, int rank, int size);
+
+// Computes chunks 0..n_chunks-1 spread round-robin over the ranks and hands each result,
+// in chunk order, to `consume` on rank 0. Memory stays bounded to a few chunks per rank.
+// produce(chunk) runs on the owning rank; consume(chunk, bytes) runs on rank 0 only.
+template <class Produce, class Consume>
+void ordered_chunks_to_root(const MpiContext& mpi, uint64_t n_chunks, Produce&& produce,
+                            Consume&& consume) {
+  for (uint64_t c = 0; c < n_chunks; ++c) {
+    int owner = static_cast<int>(c % static_cast<uint64_t>(mpi.size()));
+    if (owner == mpi.rank()) {
+      std::string bytes = produce(c);
+      if (mpi.is_root())
+        consume(c, bytes);
+      else
+        mpi.send_bytes(bytes, 0, static_cast<int>(c % 32768));
+    } else if (mpi.is_root()) {
+      consume(c, mpi.recv_bytes(owner, static_cast<int>(c % 32768)));
+    }
+  }
+}
+
+}  // namespace dsir

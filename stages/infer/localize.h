@@ -1,0 +1,21 @@
+#pragma once
+// Localizations from one frame's predicted emitter map (DSIR gives images only).
+#include <vector>
+
+#include "pipeline/csv.h"
+
+namespace dsir {
+
+struct LocalizeOptions {
+  double threshold = 0.3;  // minimum emitter mass (prediction / label_scale summed in the window)
+  int radius = 2;          // window half-width in upscaled pixels (5x5 at radius 2)
+};
+
+// `map` is height x width in emitter units (prediction / label_scale) on pixels of
+// `pixel_size_nm`. Peaks are local maxima of the map smoothed by a 1-pixel Gaussian; each gives
+// the weighted centroid of the raw map in the window (sub-pixel position) and its mass
+// (confidence ~ expected number of emitters). Pixel k spans [k, k+1) x pixel_size_nm.
+std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm,
+                              int64_t frame, const LocalizeOptions& options);
+
+}  // namespace dsir

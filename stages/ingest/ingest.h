@@ -1,0 +1,33 @@
+#pragma once
+// Ingest: TIFF stacks (+ optional ground-truth CSV) into raw.h5 (docs/data-format.md).
+#include <string>
+#include <vector>
+
+#include "pipeline/h5store.h"
+
+namespace dsir {
+
+struct IngestRequest {
+  std::vector<std::string> frames;  // TIFF files forming one stack, in order
+  std::string locs;                 // ground-truth CSV, optional
+  double pixel_size_nm = 0;         // > 0 overrides the TIFF resolution tags
+  std::string camera_json;          // recorded as the `camera` attribute
+  std::string output;
+};
+
+struct IngestSummary {
+  uint64_t frames = 0;
+  uint32_t width = 0, height = 0;
+  double pixel_size_nm = 0;
+  uint64_t emitters = 0;
+  uint64_t emitters_outside = 0;  // positions outside the field of view (kept, counted, warned)
+};
+
+// Streams frames one at a time (memory: one frame). InputError naming the file and frame or
+// line on bad input; the output is written atomically, so nothing is left behind on error.
+IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& provenance);
+
+// Expands globs (natural sort: frame2 before frame10) and keeps plain paths as given.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+
+}  // namespace dsir

@@ -1,0 +1,74 @@
+#pragma once
+// A ThunderSTORM-style simulator: emitters drawn per frame (uniformly or along filaments),
+// imaged with an integrated symmetric Gaussian PSF, then through a camera model.
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "pipeline/csv.h"
+
+namespace dsir::sim {
+
+struct Camera {
+  double pixel_size_nm = 100;
+  double base_level = 100;         // ADU
+  double e_per_adu = 1.0;          // photoelectrons per ADU
+  double em_gain = 0;              // 0: no EM register
+  double read_noise_e = 0;         // Gaussian, electrons RMS
+  double quantum_efficiency = 1.0;
+  double background_photons = 20;  // per pixel
+};
+
+struct EmitterRanges {
+  double fwhm_min_nm = 200, fwhm_max_nm = 300;
+  double photons_min = 80, photons_max = 2050;
+};
+
+enum class Structure { Uniform, Filaments };
+
+struct FieldSpec {
+  int width = 26, height = 26;      // pixels
+  double density_per_um2 = 2.0;     // mean emitters per frame per µm²
+  Structure structure = Structure::Uniform;
+  int filaments = 8;
+};
+
+// Smooth random curves (microtubule-like) across a field, a polyline with 10 nm steps.
+class Filaments {
+ public:
+  Filaments(const FieldSpec& field, double pixel_size_nm, uint64_t seed);
+  // A point uniformly distributed along the total length (nm).
+  std::pair<double, double> sample(std::mt19937_64& rng) const;
+  const std::vector<std::vector<std::pair<double, double>>>& curves() const { return curves_; }
+
+ private:
+  std::vector<std::vector<std::pair<double, double>>> curves_;
+  std::vector<double> cumulative_;  // cumulative length over all segments
+  std::vector<std::pair<size_t, size_t>> segment_;  // (curve, point index) for each segment
+};
+
+// The random stream of one frame: depends on (seed, frame) only, so any rank computes any frame.
+std::mt19937_64 frame_rng(uint64_t seed, int64_t frame);
+
+// Expected photons per pixel from the emitters alone (no background), height x width row-major.
+// Pixel (r, c) covers [c, c+1) x [r, r+1) in pixel units; emitters use their sigma_nm and photons.
+std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height,
+                                    double pixel_size_nm);
+
+// Expected photons -> ADU: (+background) -> QE -> Poisson -> EM gain (Gamma) -> read noise ->
+// /e_per_adu -> +base level -> round and clamp to uint16.
+std::vector<uint16_t> apply_camera(const std::vector<double>& expected_photons, const Camera& cam,
+                                   std::mt19937_64& rng);
+
+// Variance (ADU²) of a pixel whose expected photon count (background included) is `photons`.
+double model_variance_adu(double photons, const Camera& cam);
+
+struct Frame {
+  std::vector<uint16_t> pixels;
+  std::vector<Emitter> emitters;
+};
+
+Frame simulate_frame(const FieldSpec& field, const Camera& cam, const EmitterRanges& ranges,
+                     const Filaments* filaments, uint64_t seed, int64_t frame);
+
+}  // namespace dsir::sim

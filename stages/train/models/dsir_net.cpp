@@ -1,0 +1,48 @@
+#include "stages/train/models/dsir_net.h"
+
+#include <torch/nn/init.h>
+
+namespace dsir {
+
+namespace nn = torch::nn;
+
+DsirNetImpl::DsirNetImpl() {
+  auto conv = [](int in, int out) { return nn::Conv2dOptions(in, out, 3).padding(1); };
+  auto up = [](int in, int out) { return nn::ConvTranspose2dOptions(in, out, 2).stride(2); };
+  conv1 = register_module("conv1", nn::Conv2d(conv(1, 16)));
+  bn1 = register_module("bn1", nn::BatchNorm2d(16));
+  conv2 = register_module("conv2", nn::Conv2d(conv(16, 8)));
+  bn2 = register_module("bn2", nn::BatchNorm2d(8));
+  conv3 = register_module("conv3", nn::Conv2d(conv(8, 8)));
+  convt1 = register_module("convt1", nn::ConvTranspose2d(up(8, 8)));
+  convt2 = register_module("convt2", nn::ConvTranspose2d(up(8, 16)));
+  convt3 = register_module("convt3", nn::ConvTranspose2d(up(16, 8)));
+  conv4 = register_module("conv4", nn::Conv2d(conv(8, 1)));
+  bn4 = register_module("bn4", nn::BatchNorm2d(1));
+  pool = register_module("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+
+  // DSIR's init: Xavier-normal weights, standard-normal biases, for convolutions and transposed.
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters()) {
+    const bool is_conv = p.key().rfind("conv", 0) == 0;
+    if (!is_conv) continue;
+    if (p.key().find("weight") != std::string::npos)
+      nn::init::xavier_normal_(p.value());
+    else
+      nn::init::normal_(p.value());
+  }
+}
+
+torch::Tensor DsirNetImpl::forward(torch::Tensor x) {
+  // Encoder: 3 x (conv, BN, ReLU, 2x2 max-pool).
+  x = pool(torch::relu(normalize(bn1, conv1(x))));
+  x = pool(torch::relu(normalize(bn2, conv2(x))));
+  x = pool(torch::relu(normalize(bn2, conv3(x))));
+  // Decoder: 3 x (transposed conv x2, BN, ReLU), then conv, BN, ReLU to one channel.
+  x = torch::relu(normalize(bn2, convt1(x)));
+  x = torch::relu(normalize(bn1, convt2(x)));
+  x = torch::relu(normalize(bn2, convt3(x)));
+  return torch::relu(normalize(bn4, conv4(x)));
+}
+
+}  // namespace dsir

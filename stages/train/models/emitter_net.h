@@ -1,0 +1,30 @@
+#pragma once
+// The common face of the networks that map an upscaled frame to an emitter map:
+// (N, 1, H, W) -> (N, 1, H, W). Models register by name (see model_registry.h).
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+
+namespace dsir {
+
+// How BatchNorm normalises at inference: with the running statistics collected in training, or
+// with each frame's own statistics (DSIR never calls eval(); its weights need this).
+enum class BnMode { Running, PerFrame };
+BnMode parse_bn_mode(const std::string& name);  // "running" | "per-frame"
+std::string to_string(BnMode mode);
+
+class EmitterNetImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  void set_bn_mode(BnMode mode) { bn_mode_ = mode; }
+  BnMode bn_mode() const { return bn_mode_; }
+
+ protected:
+  // Training: batch statistics (and running-statistics updates), as torch.nn.BatchNorm2d.
+  // Inference: running statistics, or per-frame statistics (instance norm with the BN affine).
+  torch::Tensor normalize(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
+
+ private:
+  BnMode bn_mode_ = BnMode::Running;
+};
+
+}  // namespace dsir

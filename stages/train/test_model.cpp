@@ -1,0 +1,118 @@
+#include <ATen/ops/allclose.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/randn.h>
+#include <gtest/gtest.h>
+#include <torch/optim/adam.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "pipeline/errors.h"
+#include "pipeline/h5store.h"
+#include "stages/train/adam.h"
+#include "stages/train/checkpoint.h"
+#include "stages/train/loss.h"
+#include "stages/train/models/model_registry.h"
+
+namespace {
+
+const std::string kReference = std::string(DSIR_SOURCE_DIR) + "/../shared/reference/dsir/reference_26px.h5";
+
+double max_abs_diff(const torch::Tensor& a, const std::vector<float>& b) {
+  torch::Tensor c = a.contiguous();
+  const float* p = c.data_ptr<float>();
+  double worst = 0;
+  for (size_t i = 0; i < b.size(); ++i) worst = std::max(worst, std::abs(double(p[i]) - b[i]));
+  return worst;
+}
+
+// DSIR's pretrained weights, run by PyTorch on DSIR's own preprocessed frame, against our model.
+TEST(DsirNet, ReproducesDsirOutputWithPerFrameBatchNorm) {
+  if (!std::filesystem::exists(kReference)) GTEST_SKIP() << "no " << kReference;
+  auto f = dsir::h5::File::open(kReference);
+  auto model = dsir::make_model("dsir");
+  dsir::load_state(f, "/state_dict", *model);
+  model->eval();
+  auto input = f.read<float>("/upscaled");
+  torch::Tensor x = at::from_blob(input.data(), {1, 1, 208, 208}, torch::kFloat);
+  torch::NoGradGuard no_grad;
+
+  model->set_bn_mode(dsir::BnMode::PerFrame);
+  const auto expected = f.read<float>("/output_per_frame_bn");
+  torch::Tensor y = model->forward(x);
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{1, 1, 208, 208}));
+  EXPECT_LT(max_abs_diff(y, expected), 1e-4);
+  double total = 0;
+  for (float v : expected) total += v;
+  EXPECT_GT(total, 0.0) << "the reference output must not be trivially zero";
+
+  // Running statistics: DSIR's weights output zeros everywhere (FINDINGS.md, fact 1).
+  model->set_bn_mode(dsir::BnMode::Running);
+  EXPECT_LT(max_abs_diff(model->forward(x), f.read<float>("/output_eval")), 1e-4);
+}
+
+TEST(DsirNet, HasDsirsParameterNamesAndShapes) {
+  auto model = dsir::make_model("dsir");
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  EXPECT_EQ(shapes.at("conv1.weight"), (std::vector<int64_t>{16, 1, 3, 3}));
+  EXPECT_EQ(shapes.at("convt2.weight"), (std::vector<int64_t>{8, 16, 2, 2}));
+  EXPECT_EQ(shapes.at("convt3.weight"), (std::vector<int64_t>{16, 8, 2, 2}));
+  EXPECT_EQ(shapes.at("conv4.weight"), (std::vector<int64_t>{1, 8, 3, 3}));
+  EXPECT_EQ(shapes.size(), 20u);  // 7 convolutions x 2 + 3 BatchNorms x 2
+  EXPECT_THROW(dsir::make_model("nope"), dsir::ConfigError);
+}
+
+TEST(Loss, KernelIsDsirsUnnormalisedGaussian) {
+  torch::Tensor k = dsir::gaussian_kernel(5, 3.0);
+  auto a = k.accessor<float, 4>();
+  EXPECT_FLOAT_EQ(a[0][0][2][2], 1.0f);
+  // r² = 1: exp(-4 ln2 / 9)
+  EXPECT_NEAR(a[0][0][2][3], std::exp(-4 * std::log(2.0) / 9), 1e-7);
+  EXPECT_NEAR(a[0][0][0][0], std::exp(-4 * std::log(2.0) * 8 / 9), 1e-7);
+  dsir::BlurredMseLoss loss(5, 3.0);
+  torch::Tensor x = at::randn({2, 1, 16, 16});
+  EXPECT_EQ(loss(x, x).item<double>(), 0.0);
+  EXPECT_GT(loss(x, x * 0.5).item<double>(), 0.0);
+}
+
+// Our Adam against LibTorch's torch::optim::Adam (same formula as torch.optim.Adam) for 5 steps.
+TEST(Adam, MatchesTorchOptimAdam) {
+  torch::manual_seed(3);
+  torch::Tensor w0 = at::randn({4, 3});
+  torch::Tensor a = w0.clone().set_requires_grad(true), b = w0.clone().set_requires_grad(true);
+  dsir::AdamOptions o;
+  o.lr = 1e-2;
+  o.weight_decay = 1e-3;
+  dsir::Adam ours({a}, o);
+  torch::optim::Adam theirs({b}, torch::optim::AdamOptions(1e-2).weight_decay(1e-3));
+  for (int s = 0; s < 5; ++s) {
+    torch::Tensor target = at::randn({4, 3});
+    ours.zero_grad();
+    theirs.zero_grad();
+    ((a - target) * (a - target)).sum().backward();
+    ((b - target) * (b - target)).sum().backward();
+    ours.step();
+    theirs.step();
+  }
+  EXPECT_TRUE(at::allclose(a, b, 1e-6, 1e-7));
+}
+
+TEST(Checkpoint, RoundTripKeepsWeightsAndMetadata) {
+  auto model = dsir::make_model("dsir");
+  const std::string dir = ::testing::TempDir() + "/dsir-ckpt-" + std::to_string(getpid());
+  dsir::ModelMeta meta;
+  meta.label_scale = 100;
+  meta.bn_mode = "per-frame";
+  meta.epoch = 7;
+  dsir::save_checkpoint(dir + "/m.h5", *model, nullptr, meta, {{"dsir_version", "test"}});
+  dsir::ModelMeta back;
+  auto loaded = dsir::load_model(dir + "/m.h5", &back);
+  EXPECT_EQ(dsir::model_checksum(*loaded), dsir::model_checksum(*model));
+  EXPECT_EQ(back.label_scale, 100);
+  EXPECT_EQ(back.epoch, 7);
+  EXPECT_EQ(loaded->bn_mode(), dsir::BnMode::PerFrame);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace

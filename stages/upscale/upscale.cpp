@@ -1,0 +1,112 @@
+#include "stages/upscale/upscale.h"
+
+#include <cmath>
+
+#include "pipeline/errors.h"
+
+namespace dsir {
+
+Normalization parse_normalization(const std::string& name) {
+  if (name == "per-frame") return Normalization::PerFrame;
+  if (name == "global") return Normalization::Global;
+  if (name == "none") return Normalization::None;
+  throw ConfigError("unknown normalization '" + name + "' (per-frame, global, none)");
+}
+
+LabelMode parse_label_mode(const std::string& name) {
+  if (name == "dsir") return LabelMode::Dsir;
+  if (name == "deepstorm") return LabelMode::DeepStorm;
+  throw ConfigError("unknown label mode '" + name + "' (dsir, deepstorm)");
+}
+
+namespace {
+// Sample positions and weights along one axis; mirror ('reflect' in numpy terms) at the edges.
+struct Tap {
+  int i0, i1;
+  float w1;  // weight of i1; i0 gets 1 - w1
+};
+std::vector<Tap> taps(int n_in, int factor) {
+  const int n_out = n_in * factor;
+  std::vector<Tap> t(static_cast<size_t>(n_out));
+  auto mirror = [n_in](int i) {
+    if (n_in == 1) return 0;
+    const int period = 2 * (n_in - 1);
+    i = ((i % period) + period) % period;
+    return i < n_in ? i : period - i;
+  };
+  for (int o = 0; o < n_out; ++o) {
+    const double x = (o + 0.5) / factor - 0.5;
+    const double fl = std::floor(x);
+    const int i = static_cast<int>(fl);
+    t[static_cast<size_t>(o)] = {mirror(i), mirror(i + 1), static_cast<float>(x - fl)};
+  }
+  return t;
+}
+}  // namespace
+
+void resize_bilinear(const float* in, int height, int width, int factor, float* out) {
+  const auto ty = taps(height, factor), tx = taps(width, factor);
+  const size_t ow = static_cast<size_t>(width) * static_cast<size_t>(factor);
+  // Interpolate along x for the (at most two) source rows each output row needs, then along y.
+  std::vector<float> row0(ow), row1(ow);
+  for (size_t r = 0; r < ty.size(); ++r) {
+    const float* a = in + static_cast<size_t>(ty[r].i0) * static_cast<size_t>(width);
+    const float* b = in + static_cast<size_t>(ty[r].i1) * static_cast<size_t>(width);
+    for (size_t c = 0; c < ow; ++c) {
+      const Tap& t = tx[c];
+      row0[c] = a[t.i0] + t.w1 * (a[t.i1] - a[t.i0]);
+      row1[c] = b[t.i0] + t.w1 * (b[t.i1] - b[t.i0]);
+    }
+    float* o = out + r * ow;
+    const float wy = ty[r].w1;
+    for (size_t c = 0; c < ow; ++c) o[c] = row0[c] + wy * (row1[c] - row0[c]);
+  }
+}
+
+void zscore(float* data, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += data[i];
+  const double mean = sum / static_cast<double>(n);
+  double ss = 0;
+  for (size_t i = 0; i < n; ++i) ss += (data[i] - mean) * (data[i] - mean);
+  const double sd = std::sqrt(ss / static_cast<double>(n));
+  const double inv = sd > 0 ? 1.0 / sd : 0.0;  // a constant frame becomes all zeros
+  for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>((data[i] - mean) * inv);
+}
+
+void upscale_frame(const float* raw, int height, int width, int factor, Normalization norm,
+                   double global_mean, double global_std, float* out) {
+  resize_bilinear(raw, height, width, factor, out);
+  const size_t n = static_cast<size_t>(height) * static_cast<size_t>(width) *
+                   static_cast<size_t>(factor) * static_cast<size_t>(factor);
+  if (norm == Normalization::PerFrame) {
+    zscore(out, n);
+  } else if (norm == Normalization::Global) {
+    const double inv = global_std > 0 ? 1.0 / global_std : 0.0;
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>((out[i] - global_mean) * inv);
+  }
+}
+
+uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
+                       double pixel_size_nm, LabelMode mode, float* out) {
+  const int64_t oh = static_cast<int64_t>(height) * factor, ow = static_cast<int64_t>(width) * factor;
+  std::fill(out, out + oh * ow, 0.0f);
+  const double scale = factor / pixel_size_nm;
+  uint64_t dropped = 0;
+  for (const auto& e : emitters) {
+    const double fx = e.x_nm * scale, fy = e.y_nm * scale;
+    // Outside the field before any rounding: int(-0.3) is 0 in DSIR, but the emitter is outside.
+    if (!(fx >= 0 && fy >= 0 && fx < ow && fy < oh)) {
+      ++dropped;
+      continue;
+    }
+    // DSIR truncates (int()), Deep-STORM rounds to the nearest pixel index.
+    const double cx = mode == LabelMode::Dsir ? std::trunc(fx) : std::floor(fx);
+    const double cy = mode == LabelMode::Dsir ? std::trunc(fy) : std::floor(fy);
+    float& px = out[static_cast<int64_t>(cy) * ow + static_cast<int64_t>(cx)];
+    px = mode == LabelMode::Dsir ? 1.0f : px + 1.0f;
+  }
+  return dropped;
+}
+
+}  // namespace dsir

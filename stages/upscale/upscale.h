@@ -1,0 +1,38 @@
+#pragma once
+// The one upscale function (DSIR's preprocessing), used by the upscale stage for training data
+// and on the fly by inference: bilinear resize exactly as skimage.transform.resize(order=1,
+// mode='reflect', anti_aliasing=False) followed by a z-score.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pipeline/csv.h"
+
+namespace dsir {
+
+enum class Normalization { PerFrame, Global, None };
+Normalization parse_normalization(const std::string& name);  // "per-frame" | "global" | "none"
+
+// Bilinear resize of a height x width frame by an integer factor: output pixel (r, c) samples the
+// input at ((r + 0.5) / f - 0.5, (c + 0.5) / f - 0.5); outside the input the image is mirrored
+// about the edge pixels (numpy's 'reflect', which skimage passes to scipy as 'mirror').
+void resize_bilinear(const float* in, int height, int width, int factor, float* out);
+
+// (x - mean) / std over the frame (population std, as numpy), in double precision.
+void zscore(float* data, size_t n);
+
+// DSIR's preprocessing for one frame: resize, then normalise. For Global, (x - mean) / std with
+// the given dataset statistics of the raw frames.
+void upscale_frame(const float* raw, int height, int width, int factor, Normalization norm,
+                   double global_mean, double global_std, float* out);
+
+enum class LabelMode { Dsir, DeepStorm };
+LabelMode parse_label_mode(const std::string& name);  // "dsir" | "deepstorm"
+
+// Emitter map on the upscaled grid (height*factor x width*factor). DSIR: pixel
+// (int(y·f/px), int(x·f/px)) set to 1. Deep-STORM: rounded position, counts add up.
+// Emitters outside the field are dropped; returns how many were dropped.
+uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
+                       double pixel_size_nm, LabelMode mode, float* out);
+
+}  // namespace dsir
