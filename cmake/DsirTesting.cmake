@@ -29,5 +29,6 @@ function(dsir_add_mpi_test name)
     DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}")
   add_test(NAME ${name}_np${ARG_NP}
     COMMAND ${DSIR_MPIEXEC} ${DSIR_MPIEXEC_FLAGS} -np ${ARG_NP} $<TARGET_FILE:${name}>)
-  set_tests_properties(${name}_np${ARG_NP} PROPERTIES LABELS mpi TIMEOUT 600 ENVIRONMENT "${DSIR_MPI_ENV}")
+  set_tests_properties(${name}_np${ARG_NP} PROPERTIES LABELS mpi TIMEOUT 600 RUN_SERIAL TRUE
+    ENVIRONMENT "${DSIR_MPI_ENV}")
 endfunction()
