@@ -21,18 +21,18 @@ namespace {
 const ConfigSection section(
     "evaluate", "Metrics against ground truth (Sage et al. 2019).",
     {
-        {"locs", KeyType::String, "''", "Localizations CSV ('' = <run.dir>/localizations.csv).", -1e300, 1e300, {},
+        {"locs", KeyType::String, "''", "Localizations CSV ('' = {run.dir}/localizations.csv).", -1e300, 1e300, {},
          "--locs"},
         {"gt", KeyType::String, "''",
-         "Ground truth: a CSV or a raw.h5 with /emitters ('' = <run.dir>/data/acquisition.h5).", -1e300, 1e300, {},
+         "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5).", -1e300, 1e300, {},
          "--gt"},
         {"reconstruction", KeyType::String, "''",
-         "reconstruction.h5 for the image metric ('' = <run.dir>/reconstruction.h5 when evaluating the run).",
+         "reconstruction.h5 for the image metric ('' = {run.dir}/reconstruction.h5 when evaluating the run).",
          -1e300, 1e300, {}, "--reconstruction"},
         {"tolerance_nm", KeyType::FloatList, "[50, 250]", "Matching tolerances (nm).", 0, 1e6, {}, "--tolerance-nm"},
         {"blur_nm", KeyType::Float, "20", "Gaussian sigma (nm) applied to both images for the image metric.", 0, 1e4},
         {"output", KeyType::String, "''",
-         "metrics.json path ('' = <run.dir>/metrics.json when evaluating the run, else stdout only).", -1e300, 1e300,
+         "metrics.json path ('' = {run.dir}/metrics.json when evaluating the run, else stdout only).", -1e300, 1e300,
          {}, "--output"},
     });
 

@@ -20,11 +20,11 @@ namespace {
 const ConfigSection section(
     "infer", "Inference: emitter maps and localizations, sharded over ranks, resumable.",
     {
-        {"checkpoint", KeyType::String, "''", "Model file ('' = <run.dir>/train/model.h5).", -1e300, 1e300, {},
+        {"checkpoint", KeyType::String, "''", "Model file ('' = {run.dir}/train/model.h5).", -1e300, 1e300, {},
          "--checkpoint"},
-        {"input", KeyType::StringList, "[]", "raw.h5 files or globs ([] = <run.dir>/data/acquisition.h5).",
+        {"input", KeyType::StringList, "[]", "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).",
          -1e300, 1e300, {}, "--input"},
-        {"output", KeyType::String, "''", "Shard folder ('' = <run.dir>/infer).", -1e300, 1e300, {}, "--output"},
+        {"output", KeyType::String, "''", "Shard folder ('' = {run.dir}/infer).", -1e300, 1e300, {}, "--output"},
         {"bn", KeyType::Choice, "checkpoint", "BatchNorm statistics: as stored with the model, running, per-frame.",
          -1e300, 1e300, {"checkpoint", "running", "per-frame"}, "--bn"},
         {"shard_frames", KeyType::Int, "64", "Frames per shard (the unit of work and of restart).", 1, 1e7},

@@ -16,13 +16,13 @@ const ConfigSection section(
     "ingest", "TIFF stacks and localization CSVs into raw.h5.",
     {
         {"frames", KeyType::StringList, "[]",
-         "TIFF files or globs forming one stack ([] = the simulated sets in <run.dir>/sim).", -1e300, 1e300,
+         "TIFF files or globs forming one stack ([] = the simulated sets in {run.dir}/sim).", -1e300, 1e300,
          {}, "--frames"},
         {"locs", KeyType::String, "''", "Ground-truth CSV (ThunderSTORM, SMLM challenge or DSIR format).",
          -1e300, 1e300, {}, "--locs"},
         {"pixel_size_nm", KeyType::Float, "0", "Pixel size (nm); 0 = from the TIFF resolution tags.", 0, 1e5,
          {}, "--pixel-size"},
-        {"output", KeyType::String, "''", "Output raw.h5 ('' = <run.dir>/data/acquisition.h5).", -1e300,
+        {"output", KeyType::String, "''", "Output raw.h5 ('' = {run.dir}/data/acquisition.h5).", -1e300,
          1e300, {}, "--output"},
     });
 

@@ -20,8 +20,8 @@ namespace {
 const ConfigSection section(
     "reduce", "Reduction of inference shards into reconstructions and localization tables.",
     {
-        {"input", KeyType::String, "''", "Shard folder ('' = <run.dir>/infer).", -1e300, 1e300, {}, "--input"},
-        {"output", KeyType::String, "''", "Output folder ('' = <run.dir>).", -1e300, 1e300, {}, "--output"},
+        {"input", KeyType::String, "''", "Shard folder ('' = {run.dir}/infer).", -1e300, 1e300, {}, "--input"},
+        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}).", -1e300, 1e300, {}, "--output"},
     });
 
 struct Reconstruction {

@@ -16,7 +16,7 @@ namespace {
 const ConfigSection section(
     "simulate", "Simulated data: a training set and an optional test acquisition.",
     {
-        {"output", KeyType::String, "''", "Output folder ('' = <run.dir>/sim).", -1e300, 1e300, {}, "--output"},
+        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}/sim).", -1e300, 1e300, {}, "--output"},
         {"chunk_frames", KeyType::Int, "64", "Frames per work unit handed to a rank.", 1, 1e6},
         {"train.frames", KeyType::Int, "3500", "Training frames (DSIR: 3500 train + 1500 validation).", 0, 1e9,
          {}, "--frames"},

@@ -34,9 +34,9 @@ namespace {
 const ConfigSection section(
     "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks.",
     {
-        {"input", KeyType::String, "''", "upscaled.h5 ('' = <run.dir>/data/train-upscaled.h5).", -1e300, 1e300,
+        {"input", KeyType::String, "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).", -1e300, 1e300,
          {}, "--input"},
-        {"output", KeyType::String, "''", "Output folder ('' = <run.dir>/train).", -1e300, 1e300, {}, "--output"},
+        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}/train).", -1e300, 1e300, {}, "--output"},
         {"model", KeyType::String, "dsir", "Network architecture (registered model name).", -1e300, 1e300, {},
          "--model"},
         {"epochs", KeyType::Int, "100", "Passes over the training frames.", 1, 1e6, {}, "--epochs"},

@@ -15,9 +15,9 @@ namespace {
 const ConfigSection section(
     "upscale", "DSIR's preprocessing: bilinear upscaling, normalisation, label rendering.",
     {
-        {"input", KeyType::String, "''", "Input raw.h5 ('' = <run.dir>/data/train.h5).", -1e300, 1e300, {},
+        {"input", KeyType::String, "''", "Input raw.h5 ('' = {run.dir}/data/train.h5).", -1e300, 1e300, {},
          "--input"},
-        {"output", KeyType::String, "''", "Output upscaled.h5 ('' = <run.dir>/data/train-upscaled.h5).",
+        {"output", KeyType::String, "''", "Output upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).",
          -1e300, 1e300, {}, "--output"},
         {"factor", KeyType::Int, "8", "Upscaling factor (DSIR: 8, 100 nm -> 12.5 nm).", 1, 32, {}, "--factor"},
         {"normalize", KeyType::Choice, "per-frame",
