@@ -40,6 +40,16 @@ void add_file(const std::string& path) {
   g_all->sinks().push_back(tagged);
 }
 
+void print_lines(const std::string& text) {
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) root().info("{}", text.substr(start, end - start));
+    start = end + 1;
+  }
+}
+
 spdlog::logger& root() {
   ensure();
   return *g_root;

@@ -26,6 +26,9 @@ template <class... A>
 void debug(spdlog::format_string_t<A...> f, A&&... a) {
   root().debug(f, std::forward<A>(a)...);
 }
+// Prints each line of `text` (rank 0 only).
+void print_lines(const std::string& text);
+
 template <class... A>
 void all_print(spdlog::format_string_t<A...> f, A&&... a) {
   every_rank().info(f, std::forward<A>(a)...);

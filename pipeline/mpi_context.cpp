@@ -100,6 +100,17 @@ std::string MpiContext::recv_bytes(int source, int tag) const {
   return bytes;
 }
 
+std::vector<std::string> MpiContext::gather_to_root(const std::string& text) const {
+  std::vector<std::string> out;
+  if (!is_root()) {
+    send_bytes(text, 0, 32767);
+    return out;
+  }
+  out.push_back(text);
+  for (int r = 1; r < size_; ++r) out.push_back(recv_bytes(r, 32767));
+  return out;
+}
+
 std::string MpiContext::library_version() const {
   char buf[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;

@@ -34,6 +34,9 @@ class MpiContext {
   void send_bytes(const std::string& bytes, int dest, int tag) const;
   std::string recv_bytes(int source, int tag) const;
 
+  // Every rank's text, in rank order, on rank 0 (empty elsewhere): rank 0 reports for all.
+  std::vector<std::string> gather_to_root(const std::string& text) const;
+
   std::string library_version() const;
 
  private:

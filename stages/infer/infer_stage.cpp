@@ -156,8 +156,9 @@ void run(Context& ctx) {
     progress.set(done);
   }
   progress.finish();
-  if (skipped) log::all_print("infer: {} shard(s) already complete, skipped", skipped);
-  ctx.mpi.barrier();
+  double skipped_all = static_cast<double>(skipped);
+  ctx.mpi.allreduce_sum(&skipped_all, 1);
+  if (skipped_all > 0) log::print("infer: {} shard(s) already complete with this model and settings, skipped", skipped_all);
   log::print("infer: {} frames in {} shard(s) of {} acquisition(s) -> {}", all_frames, shards.size(), names.size(),
              out_dir);
 }

@@ -1,1 +1,66 @@
-// placeholder
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+
+#include "stages/infer/localize.h"
+
+namespace {
+
+// A map with Gaussian blobs of given mass, centred at (x, y) in pixel units (pixel k spans [k, k+1)).
+std::vector<float> blobs(int h, int w, const std::vector<std::array<double, 3>>& xym, double sigma = 0.8) {
+  std::vector<float> m(h * w, 0.0f);
+  for (const auto& b : xym) {
+    double total = 0;
+    std::vector<double> g(h * w);
+    for (int r = 0; r < h; ++r)
+      for (int c = 0; c < w; ++c) {
+        const double dx = c + 0.5 - b[0], dy = r + 0.5 - b[1];
+        g[r * w + c] = std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+        total += g[r * w + c];
+      }
+    for (int i = 0; i < h * w; ++i) m[i] += float(b[2] * g[i] / total);
+  }
+  return m;
+}
+
+TEST(Localize, FindsSeparatedEmittersAtSubPixelPositionsWithTheirMass) {
+  const double px = 12.5;
+  auto map = blobs(40, 40, {{10.3, 12.7, 1.0}, {28.6, 25.2, 0.9}});
+  dsir::LocalizeOptions opt;
+  auto found = dsir::localize(map.data(), 40, 40, px, 7, opt);
+  ASSERT_EQ(found.size(), 2u);
+  // Raster order: the upper blob first.
+  EXPECT_NEAR(found[0].x_nm, 10.3 * px, 0.15 * px);
+  EXPECT_NEAR(found[0].y_nm, 12.7 * px, 0.15 * px);
+  EXPECT_NEAR(found[1].x_nm, 28.6 * px, 0.15 * px);
+  EXPECT_NEAR(found[1].y_nm, 25.2 * px, 0.15 * px);
+  // A 5x5 window holds nearly all of a sigma-0.8 blob.
+  EXPECT_NEAR(found[0].confidence, 1.0, 0.05);
+  EXPECT_NEAR(found[1].confidence, 0.9, 0.05);
+  EXPECT_EQ(found[0].frame, 7);
+}
+
+TEST(Localize, ThresholdDropsWeakPeaksAndEmptyMapsGiveNothing) {
+  auto map = blobs(30, 30, {{8.5, 8.5, 1.0}, {20.5, 20.5, 0.1}});
+  dsir::LocalizeOptions opt;
+  opt.threshold = 0.3;
+  EXPECT_EQ(dsir::localize(map.data(), 30, 30, 10, 0, opt).size(), 1u);
+  opt.threshold = 0.05;
+  EXPECT_EQ(dsir::localize(map.data(), 30, 30, 10, 0, opt).size(), 2u);
+  std::vector<float> zeros(900, 0.0f);
+  EXPECT_TRUE(dsir::localize(zeros.data(), 30, 30, 10, 0, opt).empty());
+}
+
+TEST(Localize, FlatPlateauGivesOnePeak) {
+  std::vector<float> map(20 * 20, 0.0f);
+  for (int r = 9; r <= 10; ++r)
+    for (int c = 9; c <= 10; ++c) map[r * 20 + c] = 0.25f;
+  auto found = dsir::localize(map.data(), 20, 20, 10, 0, {});
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_NEAR(found[0].x_nm, 100.0, 1e-9);  // centre of the 2x2 plateau: pixel edge 10
+  EXPECT_NEAR(found[0].y_nm, 100.0, 1e-9);
+  EXPECT_NEAR(found[0].confidence, 1.0, 1e-6);
+}
+
+}  // namespace

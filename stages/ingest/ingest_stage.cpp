@@ -60,15 +60,16 @@ void run(Context& ctx) {
     if (jobs.empty())
       throw ConfigError("ingest.frames: no TIFF given and no simulated stack in '" + sim + "'");
   }
-  // One stack per rank at a time; each writes its own file.
+  // One stack per rank at a time; each writes its own file; rank 0 reports them all.
+  std::string report;
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (static_cast<int>(i % static_cast<size_t>(ctx.mpi.size())) != ctx.mpi.rank()) continue;
     IngestSummary s = ingest_stack(jobs[i], ctx.provenance());
-    log::all_print("ingest: {} <- {}{}: {} frames {}x{}, {} nm pixels, {} emitters", jobs[i].output,
-                   jobs[i].frames.front(), jobs[i].frames.size() > 1 ? " (+ more)" : "", s.frames, s.width,
-                   s.height, s.pixel_size_nm, s.emitters);
+    report += fmt::format("ingest: {} <- {}{}: {} frames {}x{}, {} nm pixels, {} emitters\n", jobs[i].output,
+                          jobs[i].frames.front(), jobs[i].frames.size() > 1 ? " (+ more)" : "", s.frames, s.width,
+                          s.height, s.pixel_size_nm, s.emitters);
   }
-  ctx.mpi.barrier();
+  for (const auto& text : ctx.mpi.gather_to_root(report)) log::print_lines(text);
 }
 
 const CommandRegistrar registrar({"ingest", 20, "TIFF stacks (+ ground-truth CSV) into raw.h5.", run});

@@ -73,7 +73,8 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
   return r;
 }
 
-void write_outputs(const Reconstruction& r, const fs::path& dir, const Context& ctx) {
+// Returns a one-line summary for the log.
+std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Context& ctx) {
   auto out = [&dir](const char* name) { return (dir / name).string(); };
   std::vector<float> image(r.sum.begin(), r.sum.end());
   h5::File f = h5::File::create(out("reconstruction.h5"), ctx.provenance());
@@ -89,8 +90,8 @@ void write_outputs(const Reconstruction& r, const fs::path& dir, const Context& 
   tif.commit();
   picture::save_image_png(out("reconstruction.png"), image, r.width, r.height, r.pixel_size_nm);
   write_thunderstorm_csv(out("localizations.csv"), r.locs);
-  log::all_print("reduce: {}: {}x{} at {} nm, {} frames; {} localizations", out("reconstruction.{h5,tif,png}"),
-                 r.width, r.height, r.pixel_size_nm, r.frames, r.locs.size());
+  return fmt::format("reduce: {}: {}x{} at {} nm, {} frames; {} localizations\n", out("reconstruction.{h5,tif,png}"),
+                     r.width, r.height, r.pixel_size_nm, r.frames, r.locs.size());
 }
 
 void run(Context& ctx) {
@@ -102,14 +103,15 @@ void run(Context& ctx) {
     if (e.is_directory()) acquisitions.push_back(e.path());
   std::sort(acquisitions.begin(), acquisitions.end());
   if (acquisitions.empty()) throw InputError(input + ": no acquisition folders with shards");
-  // One acquisition per rank at a time.
+  // One acquisition per rank at a time; rank 0 reports them all.
+  std::string report;
   for (size_t i = 0; i < acquisitions.size(); ++i) {
     if (static_cast<int>(i % static_cast<size_t>(ctx.mpi.size())) != ctx.mpi.rank()) continue;
     const fs::path base(output);
-    write_outputs(reduce_acquisition(acquisitions[i]),
-                  acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), ctx);
+    report += write_outputs(reduce_acquisition(acquisitions[i]),
+                            acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), ctx);
   }
-  ctx.mpi.barrier();
+  for (const auto& text : ctx.mpi.gather_to_root(report)) log::print_lines(text);
 }
 
 const CommandRegistrar registrar({"reduce", 60,
