@@ -112,6 +112,8 @@ void run_command(const dsir::CommandInfo& cmd, dsir::Context& ctx) {
   auto start = std::chrono::steady_clock::now();
   dsir::log::print("{}: started ({} rank{})", cmd.name, ctx.mpi.size(), ctx.mpi.size() > 1 ? "s" : "");
   cmd.run(ctx);
+  // A stage's outputs are complete on every rank before anything reads them.
+  ctx.mpi.barrier();
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   dsir::log::print("{}: done in {:.1f} s", cmd.name, s);
 }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
+#include <tuple>
 
 #include "pipeline/h5store.h"
 #include "stages/upscale/upscale.h"
@@ -26,10 +28,13 @@ TEST(Upscale, MatchesDsirPreprocessingOnReferenceFrame) {
   EXPECT_LT(worst, 1e-5);
 }
 
-// Independent computation: bilinear interpolation written as the textbook formula over a
-// mirrored-edge lookup, for a non-square 5x7 frame with factor 3.
-TEST(Upscale, ResizeEqualsDirectBilinearFormula) {
-  const int h = 5, w = 7, f = 3;
+// Independent computation: each output pixel (r, c) samples the input at
+// y = (r + 0.5)/f - 0.5, x = (c + 0.5)/f - 0.5 (skimage's pixel-centre mapping), interpolated with
+// the textbook bilinear formula in double precision over an input mirrored about its edge pixels
+// (numpy 'reflect'). Checked on a non-square 5x7 frame (x3) and on 64x64 -> 512x512 (x8).
+class ResizeFormula : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+TEST_P(ResizeFormula, EqualsDirectBilinearFormula) {
+  const auto [h, w, f] = GetParam();
   std::vector<float> in(h * w);
   for (int i = 0; i < h * w; ++i) in[i] = static_cast<float>((i * 37) % 11) + 0.25f * i;
   std::vector<float> out(h * f * w * f);
@@ -47,6 +52,28 @@ TEST(Upscale, ResizeEqualsDirectBilinearFormula) {
                        dy * ((1 - dx) * px(y0 + 1, x0) + dx * px(y0 + 1, x0 + 1));
       ASSERT_NEAR(out[r * w * f + c], v, 1e-4) << "at " << r << "," << c;
     }
+}
+INSTANTIATE_TEST_SUITE_P(Sizes, ResizeFormula,
+                         ::testing::Values(std::make_tuple(5, 7, 3), std::make_tuple(64, 64, 8),
+                                           std::make_tuple(26, 26, 8)));
+
+TEST(Patches, OriginsAreSeededAndInsideTheFrame) {
+  const auto a = dsir::patch_origins(3, 10, 40, 30, 16, 50);
+  EXPECT_EQ(a, dsir::patch_origins(3, 10, 40, 30, 16, 50));
+  EXPECT_NE(a, dsir::patch_origins(3, 11, 40, 30, 16, 50));
+  std::set<int> rows;
+  for (const auto& [r, c] : a) {
+    EXPECT_GE(r, 0);
+    EXPECT_LE(r, 40 - 16);
+    EXPECT_GE(c, 0);
+    EXPECT_LE(c, 30 - 16);
+    rows.insert(r);
+  }
+  EXPECT_GT(rows.size(), 10u);  // not degenerate
+  std::vector<float> frame(6 * 5), out(2 * 3);
+  for (int i = 0; i < 30; ++i) frame[i] = float(i);
+  dsir::crop(frame.data(), 5, 2, 1, 2, 3, out.data());
+  EXPECT_EQ(out, (std::vector<float>{11, 12, 13, 16, 17, 18}));
 }
 
 TEST(Upscale, ConstantFrameStaysConstantAndZscoreIsStandard) {

@@ -1,5 +1,6 @@
 #include "stages/upscale/upscale.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "pipeline/errors.h"
@@ -85,6 +86,31 @@ void upscale_frame(const float* raw, int height, int width, int factor, Normaliz
     const double inv = global_std > 0 ? 1.0 / global_std : 0.0;
     for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>((out[i] - global_mean) * inv);
   }
+}
+
+std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, int height, int width,
+                                               int patch, int count) {
+  // SplitMix64 stream keyed by (seed, frame): cheap, portable, independent of the rank.
+  uint64_t state = seed * 0x9e3779b97f4a7c15ull ^ (frame + 1) * 0xbf58476d1ce4e5b9ull;
+  auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  std::vector<std::pair<int, int>> o;
+  for (int k = 0; k < count; ++k) {
+    const int r = static_cast<int>(next() % static_cast<uint64_t>(height - patch + 1));
+    const int c = static_cast<int>(next() % static_cast<uint64_t>(width - patch + 1));
+    o.emplace_back(r, c);
+  }
+  return o;
+}
+
+void crop(const float* frame, int width, int row0, int col0, int ph, int pw, float* out) {
+  for (int r = 0; r < ph; ++r)
+    std::copy(frame + static_cast<size_t>(row0 + r) * width + col0,
+              frame + static_cast<size_t>(row0 + r) * width + col0 + pw, out + static_cast<size_t>(r) * pw);
 }
 
 uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,

@@ -35,4 +35,11 @@ LabelMode parse_label_mode(const std::string& name);  // "dsir" | "deepstorm"
 uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
                        double pixel_size_nm, LabelMode mode, float* out);
 
+// Training patches (Deep-STORM style): `count` random patch x patch windows of a height x width
+// frame, as (row, column) origins. A function of (seed, frame) only, so any rank draws the same.
+std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, int height, int width,
+                                               int patch, int count);
+// Copies the window at (row0, col0) of size ph x pw out of a frame of width `width`.
+void crop(const float* frame, int width, int row0, int col0, int ph, int pw, float* out);
+
 }  // namespace dsir

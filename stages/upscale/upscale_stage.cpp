@@ -25,6 +25,9 @@ const ConfigSection section(
          {"per-frame", "global", "none"}},
         {"labels", KeyType::Choice, "dsir", "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
          -1e300, 1e300, {"dsir", "deepstorm"}},
+        {"patch_size", KeyType::Int, "0",
+         "Train on random P x P raw patches instead of whole frames (0: whole frames).", 0, 65535},
+        {"patches_per_frame", KeyType::Int, "1", "Patches drawn per frame when patch_size > 0.", 1, 10000},
         {"chunk_frames", KeyType::Int, "16", "Frames per work unit (memory is bounded by a few of these).", 1,
          1e6},
     });
@@ -41,7 +44,16 @@ void run(Context& ctx) {
   RawStack raw(input);
   if (!raw.has_emitters())
     log::warn("upscale: {} has no /emitters; labels will be empty (fine for inference-only data)", input);
-  const int oh = raw.height() * factor, ow = raw.width() * factor;
+  // Items are whole frames, or patches_per_frame patches of each frame.
+  const int patch = static_cast<int>(c.get_int("upscale.patch_size"));
+  if (patch > std::min(raw.height(), raw.width()))
+    throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " + std::to_string(raw.height()) +
+                      "x" + std::to_string(raw.width()) + " frames of " + input);
+  const uint64_t per_frame = patch > 0 ? static_cast<uint64_t>(c.get_int("upscale.patches_per_frame")) : 1;
+  const int th = patch > 0 ? patch : raw.height(), tw = patch > 0 ? patch : raw.width();
+  const uint64_t items = raw.frames() * per_frame;
+  const uint64_t seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  const int oh = th * factor, ow = tw * factor;
   const size_t in_px = static_cast<size_t>(raw.height()) * raw.width();
   const size_t out_px = static_cast<size_t>(oh) * ow;
   double gmean = 0, gstd = 1;
@@ -56,40 +68,56 @@ void run(Context& ctx) {
   std::unique_ptr<h5::File> out;
   if (ctx.mpi.is_root()) {
     out = std::make_unique<h5::File>(h5::File::create(output, ctx.provenance()));
-    const h5::Dims dims{raw.frames(), static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)};
+    const h5::Dims dims{items, static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)};
     const h5::Dims ch{1, static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)};
     out->create_dataset("/inputs", h5::DType::f32, dims, ch, 4);
     out->create_dataset("/labels", h5::DType::f32, dims, ch, 4);
   }
   uint64_t dropped = 0;
   const uint64_t n_chunks = (raw.frames() + chunk - 1) / chunk;
+  const double px = raw.pixel_size_nm();
   Progress progress("upscale", raw.frames());
   progress.set_scale(ctx.mpi.size());
-  // Chunk wire format: inputs then labels, float32, count x oh x ow each; then dropped count.
+  // Chunk wire format: inputs then labels, float32, n x oh x ow each (n = frames x per_frame);
+  // then the dropped-emitter count.
   auto produce = [&](uint64_t k) {
     const uint64_t first = k * chunk, count = std::min(chunk, raw.frames() - first);
     const std::vector<float> frames = raw.read(first, count);
-    std::string bytes(2 * count * out_px * sizeof(float) + 8, '\0');
+    const uint64_t n = count * per_frame;
+    std::string bytes(2 * n * out_px * sizeof(float) + 8, '\0');
     float* inputs = reinterpret_cast<float*>(bytes.data());
-    float* lab = inputs + count * out_px;
-    uint64_t drop = 0;
+    float* lab = inputs + n * out_px;
+    std::vector<float> window(static_cast<size_t>(th) * tw);
+    std::vector<Emitter> shifted;
+    uint64_t drop = 0, item = 0;
     for (uint64_t i = 0; i < count; ++i) {
-      upscale_frame(frames.data() + i * in_px, raw.height(), raw.width(), factor, norm, gmean, gstd,
-                    inputs + i * out_px);
-      drop += render_labels(by_frame[first + i], raw.height(), raw.width(), factor, raw.pixel_size_nm(),
-                            labels, lab + i * out_px);
+      const float* frame = frames.data() + i * in_px;
+      const auto origins = patch > 0 ? patch_origins(seed, first + i, raw.height(), raw.width(), patch,
+                                                     static_cast<int>(per_frame))
+                                     : std::vector<std::pair<int, int>>{{0, 0}};
+      for (const auto& [r0, c0] : origins) {
+        crop(frame, raw.width(), r0, c0, th, tw, window.data());
+        shifted = by_frame[first + i];
+        for (auto& e : shifted) {
+          e.x_nm -= c0 * px;
+          e.y_nm -= r0 * px;
+        }
+        upscale_frame(window.data(), th, tw, factor, norm, gmean, gstd, inputs + item * out_px);
+        drop += render_labels(shifted, th, tw, factor, px, labels, lab + item * out_px);
+        ++item;
+      }
     }
-    std::memcpy(bytes.data() + 2 * count * out_px * sizeof(float), &drop, 8);
+    std::memcpy(bytes.data() + 2 * n * out_px * sizeof(float), &drop, 8);
     progress.add(count);
     return bytes;
   };
   auto consume = [&](uint64_t k, const std::string& bytes) {
-    const uint64_t first = k * chunk, count = std::min(chunk, raw.frames() - first);
+    const uint64_t first = k * chunk, n = std::min(chunk, raw.frames() - first) * per_frame;
     const float* inputs = reinterpret_cast<const float*>(bytes.data());
-    out->write_rows("/inputs", first, count, inputs);
-    out->write_rows("/labels", first, count, inputs + count * out_px);
+    out->write_rows("/inputs", first * per_frame, n, inputs);
+    out->write_rows("/labels", first * per_frame, n, inputs + n * out_px);
     uint64_t drop = 0;
-    std::memcpy(&drop, bytes.data() + 2 * count * out_px * sizeof(float), 8);
+    std::memcpy(&drop, bytes.data() + 2 * n * out_px * sizeof(float), 8);
     dropped += drop;
   };
   ordered_chunks_to_root(ctx.mpi, n_chunks, produce, consume);
@@ -102,11 +130,13 @@ void run(Context& ctx) {
     out->set_attr("/", "global_mean_std", std::vector<double>{gmean, gstd});
     out->set_attr("/", "labels", c.get_string("upscale.labels"));
     out->set_attr("/", "source_file", input);
+    out->set_attr("/", "patch_size", static_cast<double>(patch));
+    out->set_attr("/", "patches_per_frame", static_cast<double>(per_frame));
     out->set_attr("/labels", "emitters_dropped_outside", static_cast<double>(dropped));
     out->commit();
-    if (dropped) log::warn("upscale: {} emitters outside the field were dropped from the labels", dropped);
-    log::print("upscale: {} -> {}: {} frames {}x{} -> {}x{}", input, output, raw.frames(), raw.height(),
-               raw.width(), oh, ow);
+    if (dropped) log::warn("upscale: {} emitters outside the field (or patch) were left out of the labels", dropped);
+    log::print("upscale: {} -> {}: {} frames {}x{} -> {} {}x{} inputs", input, output, raw.frames(), raw.height(),
+               raw.width(), items, oh, ow);
   }
   ctx.mpi.barrier();
 }
