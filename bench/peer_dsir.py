@@ -51,6 +51,17 @@ def gaussian_kernel(width=5, fwhm=3.0):
     return torch.tensor(np.exp(-4 * math.log(2) * r2 / fwhm**2), dtype=torch.float32)[None, None]
 
 
+def upscale_fps(size, frames=200):
+    """DSIR's preprocessing alone: skimage resize (order 1, mode 'reflect') + z-score."""
+    rng = np.random.default_rng(1)
+    stack = rng.poisson(120, (frames, size, size)).astype(np.uint16)
+    t0 = time.perf_counter()
+    for img in stack:
+        up = transform.resize(img, (size * 8, size * 8))
+        up = (up - up.mean()) / up.std()
+    return frames / (time.perf_counter() - t0)
+
+
 def infer_fps(model, size, frames=20):
     rng = np.random.default_rng(1)
     stack = rng.poisson(120, (frames, size, size)).astype(np.uint16)
@@ -92,6 +103,8 @@ def main():
     model.load_state_dict(state, strict=False)  # DSIR never calls eval(): per-frame BatchNorm
     print(json.dumps({
         "torch": torch.__version__,
+        "upscale_fps_26": upscale_fps(26, 400),
+        "upscale_fps_64": upscale_fps(64, 100),
         "infer_fps_26": infer_fps(model, 26, 40),
         "infer_fps_64": infer_fps(model, 64, 20),
         "train_fps_208_batch32": train_fps(),

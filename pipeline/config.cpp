@@ -49,8 +49,12 @@ const ConfigSection camera_section(
     });
 
 const ConfigSection psf_section(
-    "psf", "The emitters: integrated symmetric Gaussian PSF.",
+    "psf", "The emitters: symmetric Gaussian PSF.",
     {
+        {"model", KeyType::Choice, "integrated",
+         "integrated: the PSF's mass in each pixel (erf); sampled: its density at the pixel centre, as "
+         "ThunderSTORM's generator renders (docs/simulator.md).",
+         -1e300, 1e300, {"integrated", "sampled"}},
         {"fwhm_nm", KeyType::FloatList, "[200, 300]", "PSF FWHM range (nm), drawn uniformly per emitter.",
          1, 1e5, {}, "", 2},
         {"photons", KeyType::FloatList, "[80, 2050]", "Photon count range, drawn uniformly per emitter.",
@@ -65,7 +69,7 @@ std::string type_name(const KeySpec& s) {
     case KeyType::String: return "string";
     case KeyType::Choice: {
       std::string c;
-      for (const auto& x : s.choices) c += (c.empty() ? "" : "|") + x;
+      for (const auto& x : s.choices) c += (c.empty() ? "" : ", ") + x;
       return "one of " + c;
     }
     case KeyType::FloatList:

@@ -26,4 +26,12 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
+// A stage stopped on request (SIGUSR1/SIGTERM) after saving its state; every rank agreed to stop
+// at the same step. Exit code kExitRequeue tells a Slurm script to requeue the job.
+constexpr int kExitRequeue = 75;  // EX_TEMPFAIL
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace dsir

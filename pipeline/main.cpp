@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -21,7 +22,7 @@ using dsir::ConfigError;
 
 // What the command line asked for, before the config is built.
 struct Request {
-  std::string command;
+  std::vector<std::string> positional_keys;  // of the chosen command, if it takes named positionals
   std::vector<std::string> positional;                  // CONFIG.yaml and key=value overrides
   std::map<std::string, std::vector<std::string>> flags;  // config key -> values given
   std::map<std::string, bool> bool_flags;
@@ -47,7 +48,7 @@ void add_flags(CLI::App* sub, const std::string& section, Request& req) {
       if (e.spec.type == dsir::KeyType::StringList || e.spec.type == dsir::KeyType::FloatList)
         opt->expected(1, -1);
       else
-        opt->expected(1);
+        opt->expected(1)->allow_extra_args(false);  // a following key=value is an override
     }
   }
 }
@@ -60,9 +61,12 @@ Config build_config(const Request& req) {
   std::map<std::string, std::vector<std::string>> flags;
   for (const auto& [key, values] : req.flags)
     for (const auto& v : values) (v.find('=') != std::string::npos ? positional : flags[key]).push_back(v);
+  size_t named = 0;
   for (const auto& p : positional) {
     if (p.find('=') != std::string::npos) {
       overrides.push_back(p);
+    } else if (named < req.positional_keys.size()) {
+      overrides.push_back(req.positional_keys[named++] + "=" + p);
     } else if (path.empty()) {
       path = p;
     } else {
@@ -136,6 +140,8 @@ void run_pipeline(dsir::Context& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGUSR1 asks training to checkpoint and stop (Slurm's --signal); elsewhere it must not kill.
+  std::signal(SIGUSR1, SIG_IGN);
   dsir::MpiContext mpi(&argc, &argv);
   dsir::log::init(mpi.rank(), mpi.size());
 
@@ -151,7 +157,14 @@ int main(int argc, char** argv) {
   add_flags(run, "run", req);
   for (const auto& c : dsir::commands()) {
     auto* sub = app.add_subcommand(c.name, c.summary);
-    sub->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
+    std::string what = "CONFIG.yaml and key=value overrides";
+    if (!c.positional_keys.empty()) {
+      what = "";
+      for (const auto& k : c.positional_keys) what += k + " ";
+      what += "(in this order), then CONFIG.yaml and key=value overrides";
+      sub->final_callback([&req, keys = c.positional_keys] { req.positional_keys = keys; });
+    }
+    sub->add_option("args", req.positional, what);
     add_flags(sub, c.name, req);
     add_flags(sub, "run", req);
   }
@@ -206,6 +219,10 @@ int main(int argc, char** argv) {
       for (const auto& c : dsir::commands())
         if (app.got_subcommand(c.name)) run_command(c, ctx);
     }
+  } catch (const dsir::Interrupted& e) {
+    // Collective by construction (the ranks agreed to stop): a clean exit on every rank.
+    dsir::log::print("{}", e.what());
+    return dsir::kExitRequeue;
   } catch (const std::exception& e) {
     const int code = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
     if (mpi.size() > 1) {

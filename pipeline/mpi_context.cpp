@@ -20,7 +20,10 @@ int env_int(const char* name, int fallback) {
 MpiContext::MpiContext(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (!initialized) MPI_Init(argc, argv);
+  // Serialized: gradient hooks may call MPI from the autograd engine's thread (CUDA), never
+  // concurrently with the main thread, which waits in backward().
+  int provided = 0;
+  if (!initialized) MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   // Which GPU a rank takes on a node: Open MPI and Slurm both say.
@@ -82,6 +85,28 @@ void MpiContext::broadcast(std::string& s, int root) const {
   in_pieces(s.data(), n, [root](char* p, int k) { MPI_Bcast(p, k, MPI_CHAR, root, MPI_COMM_WORLD); });
 }
 
+MpiContext::Request MpiContext::iallreduce_sum(float* data, size_t n) const {
+  if (n > static_cast<size_t>(std::numeric_limits<int>::max())) throw Error("internal: iallreduce of more than 2^31 values");
+  auto* req = new MPI_Request;
+  MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, req);
+  return Request{req};
+}
+
+void MpiContext::wait(Request& r) const {
+  if (!r.handle) return;
+  auto* req = static_cast<MPI_Request*>(r.handle);
+  MPI_Wait(req, MPI_STATUS_IGNORE);
+  delete req;
+  r.handle = nullptr;
+}
+
+bool MpiContext::test(Request& r) const {
+  if (!r.handle) return true;
+  int done = 0;
+  MPI_Test(static_cast<MPI_Request*>(r.handle), &done, MPI_STATUS_IGNORE);
+  return done != 0;
+}
+
 void MpiContext::send_bytes(const std::string& bytes, int dest, int tag) const {
   unsigned long long n = bytes.size();
   MPI_Send(&n, 1, MPI_UNSIGNED_LONG_LONG, dest, tag, MPI_COMM_WORLD);
@@ -128,5 +153,104 @@ Range block_range(uint64_t n, int rank, int size) {
   out.end = out.begin + base + (r < extra ? 1 : 0);
   return out;
 }
+
+namespace {
+constexpr uint64_t kNoItem = std::numeric_limits<uint64_t>::max();
+// A request carries the units finished since the previous one; a final report, sent after the
+// answer "no more", carries the units of a rank's last item.
+constexpr int kRequestTag = 1, kAnswerTag = 2, kFinalTag = 3;
+}  // namespace
+
+struct WorkQueue::Impl {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0, size = 1;
+  uint64_t items = 0;
+  bool exhausted = false;  // this rank has had its last answer
+  // Rank 0 only.
+  uint64_t next_item = 0, done_units = 0;
+  int told_done = 0, final_reports = 0;  // other ranks told "no more"; their final reports
+
+  void handle(const MPI_Status& st) {
+    uint64_t units = 0;
+    MPI_Recv(&units, 1, MPI_UINT64_T, st.MPI_SOURCE, st.MPI_TAG, comm, MPI_STATUS_IGNORE);
+    done_units += units;
+    if (st.MPI_TAG == kFinalTag) {
+      ++final_reports;
+      return;
+    }
+    const uint64_t item = next_item < items ? next_item++ : kNoItem;
+    if (item == kNoItem) ++told_done;
+    MPI_Send(&item, 1, MPI_UINT64_T, st.MPI_SOURCE, kAnswerTag, comm);
+  }
+  void serve_pending() {
+    for (;;) {
+      int waiting = 0;
+      MPI_Status st;
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &waiting, &st);
+      if (!waiting) return;
+      handle(st);
+    }
+  }
+};
+
+WorkQueue::WorkQueue(const MpiContext& mpi, uint64_t items) : impl_(std::make_unique<Impl>()) {
+  Impl& q = *impl_;
+  q.rank = mpi.rank();
+  q.size = mpi.size();
+  q.items = items;
+  MPI_Comm_dup(MPI_COMM_WORLD, &q.comm);
+  if (q.rank != 0) {
+    const uint64_t none = 0;  // the first request: nothing done yet
+    MPI_Send(&none, 1, MPI_UINT64_T, 0, kRequestTag, q.comm);
+  }
+}
+
+WorkQueue::~WorkQueue() {
+  // Freed only after a normal end: unwinding from an error, other ranks may still send, and the
+  // driver is about to abort the job anyway.
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (impl_->exhausted && !finalized && impl_->comm != MPI_COMM_NULL) MPI_Comm_free(&impl_->comm);
+}
+
+bool WorkQueue::next(uint64_t* item, uint64_t units_done) {
+  Impl& q = *impl_;
+  if (q.exhausted) return false;
+  if (q.rank == 0) {
+    q.done_units += units_done;
+    q.serve_pending();
+    if (q.next_item < q.items) {
+      *item = q.next_item++;
+      return true;
+    }
+    // Every other rank has one request outstanding until it is told "no more", then reports
+    // its last units: wait for both, so units_done() ends exact.
+    while (q.told_done < q.size - 1 || q.final_reports < q.size - 1) {
+      MPI_Status st;
+      MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, q.comm, &st);
+      q.handle(st);
+    }
+    q.exhausted = true;
+    return false;
+  }
+  uint64_t answer = kNoItem;
+  MPI_Recv(&answer, 1, MPI_UINT64_T, 0, kAnswerTag, q.comm, MPI_STATUS_IGNORE);
+  if (answer == kNoItem) {
+    MPI_Send(&units_done, 1, MPI_UINT64_T, 0, kFinalTag, q.comm);
+    q.exhausted = true;
+    return false;
+  }
+  // Ask for the following item now, reporting what was finished, so the answer is likely
+  // waiting when this one is done.
+  MPI_Send(&units_done, 1, MPI_UINT64_T, 0, kRequestTag, q.comm);
+  *item = answer;
+  return true;
+}
+
+void WorkQueue::serve() {
+  if (impl_->rank == 0 && !impl_->exhausted) impl_->serve_pending();
+}
+
+uint64_t WorkQueue::units_done() const { return impl_->rank == 0 ? impl_->done_units : 0; }
 
 }  // namespace dsir

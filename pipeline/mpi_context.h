@@ -2,6 +2,7 @@
 // The MPI context: one per process, created by the driver (or the test main). Stages get it
 // through the Context. Keeps <mpi.h> out of widely-included headers.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ class MpiContext {
   void allreduce_sum(double* data, size_t n) const;
   double allreduce_max(double v) const;
   void broadcast(float* data, size_t n, int root = 0) const;
+  // Non-blocking sum in place (MPI_Iallreduce); wait() completes it, test() makes progress.
+  // n must fit an int (gradient buckets do).
+  struct Request {
+    void* handle = nullptr;  // MPI_Request, kept opaque here
+  };
+  Request iallreduce_sum(float* data, size_t n) const;
+  void wait(Request& r) const;
+  bool test(Request& r) const;
   void broadcast(std::string& s, int root = 0) const;
   // Point-to-point of byte buffers (used to stream chunks to the writer rank).
   void send_bytes(const std::string& bytes, int dest, int tag) const;
@@ -71,5 +80,32 @@ void ordered_chunks_to_root(const MpiContext& mpi, uint64_t n_chunks, Produce&& 
     }
   }
 }
+
+// Dynamic assignment of items 0..n-1 (a rank-0 work queue): ranks ask rank 0 for the next item,
+// so faster ranks take more. Rank 0 works on items too and answers requests whenever it calls
+// next() or serve(); each other rank keeps one request ahead (asked for when it receives an
+// item) so it rarely waits. Items are handed out in increasing order. Construct on every rank
+// at the same point (it duplicates the world communicator, keeping its messages apart).
+class WorkQueue {
+ public:
+  WorkQueue(const MpiContext& mpi, uint64_t items);
+  ~WorkQueue();
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+
+  // The next item for this rank; false when none are left (on rank 0: once every other rank
+  // has been told so and has reported its last units). `units_done`: work this rank finished
+  // since its previous call, summed on rank 0 (for progress: frames, say).
+  bool next(uint64_t* item, uint64_t units_done = 0);
+  // Rank 0: answer the requests waiting now, without blocking (call it between pieces of long
+  // work). No-op elsewhere.
+  void serve();
+  // Rank 0: units reported done by all ranks so far, its own included (0 elsewhere).
+  uint64_t units_done() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace dsir

@@ -14,6 +14,9 @@ struct CommandInfo {
   int pipeline_order = -1;  // < 0: a tool command, not a pipeline stage
   std::string summary;
   std::function<void(Context&)> run;
+  // Config keys that plain positional arguments fill, in order (e.g. `dsir sweep summarize DIR`
+  // -> {"sweep.action", "sweep.dir"}). Empty: a plain positional is the config file.
+  std::vector<std::string> positional_keys = {};
   bool is_stage() const { return pipeline_order >= 0; }
 };
 

@@ -22,6 +22,9 @@
 //   which any TIFF reader understands, plus the ImageJ description "ImageJ=1.53t\nunit=um\n":
 //   ImageJ converts a centimetre calibration to micrometres when the description says
 //   "unit=um" (FileOpener.decodeDescriptionString), so Fiji shows the size in µm.
+//   With Unit::Nanometre, ImageJ's own scheme for nm instead: ResolutionUnit = NONE,
+//   XResolution = 1 / pixel_size_nm (pixels per nm) and "unit=nm" (ImageJ converts only cm to
+//   µm, so a cm calibration cannot show nm).
 // The description deliberately has no "images=N": ImageJ then ignores every IFD after the
 // first and expects the frames contiguous after the first one, which libtiff does not write
 // (it interleaves pixel data and IFDs). Without it ImageJ reads the IFDs one by one.
@@ -208,7 +211,9 @@ struct Reader::Impl {
 
 Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
   Impl& d = *impl_;
-  d.tif = open_tiff(path, "r", &d.errors);
+  // "m": no memory mapping. libtiff maps the whole file by default, and every frame read stays
+  // resident in the process (RSS grew by one frame per frame ingested: 4 GiB for a 4 GiB stack).
+  d.tif = open_tiff(path, "rm", &d.errors);
   if (d.tif == nullptr) throw InputError(path + ": cannot open as TIFF: " + take(d.errors, "unknown error"));
   // Walks the IFD chain (offsets only); a broken chain is reported now, not as missing frames.
   tdir_t dirs = TIFFNumberOfDirectories(d.tif);
@@ -365,6 +370,7 @@ struct Writer::Impl {
   WriteFormat format;
   double pixel_size_nm;
   uint64_t expected_frames;
+  Writer::Unit unit = Writer::Unit::Micrometre;
   uint64_t written = 0;
   uint32_t rows_per_strip = 1;
   std::vector<uint8_t> strip;  // libtiff may byte-swap what it writes in place: never the caller's data
@@ -398,6 +404,11 @@ Writer::Writer(const std::string& path, uint32_t width, uint32_t height, WriteFo
 
 Writer::~Writer() = default;
 
+void Writer::set_unit(Unit unit) {
+  if (impl_->written > 0) throw Error(impl_->out.final_path() + ": set_unit() after the first frame");
+  impl_->unit = unit;
+}
+
 void Writer::write_frame(const uint16_t* data) {
   if (impl_->format != WriteFormat::U16)
     throw Error(impl_->out.final_path() + ": 16-bit frame given to a float32 TIFF writer");
@@ -424,7 +435,12 @@ void Writer::Impl::write(const uint8_t* data) {
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
   TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
-  if (pixel_size_nm > 0) {
+  if (pixel_size_nm > 0 && unit == Writer::Unit::Nanometre) {
+    TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+    TIFFSetField(tif, TIFFTAG_XRESOLUTION, 1.0 / pixel_size_nm);
+    TIFFSetField(tif, TIFFTAG_YRESOLUTION, 1.0 / pixel_size_nm);
+    if (written == 0) TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, "ImageJ=1.53t\nunit=nm\n");
+  } else if (pixel_size_nm > 0) {
     TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
     TIFFSetField(tif, TIFFTAG_XRESOLUTION, 1e7 / pixel_size_nm);
     TIFFSetField(tif, TIFFTAG_YRESOLUTION, 1e7 / pixel_size_nm);

@@ -55,6 +55,10 @@ class Writer {
   void write_frame(const uint16_t* data);  // format U16
   void write_frame(const float* data);     // format F32
   void commit();
+  // Nanometre: ImageJ's own calibration for nm (ResolutionUnit none, pixels per nm, unit=nm),
+  // so Fiji shows nm; other readers then see no physical unit. Set before the first frame.
+  enum class Unit { Micrometre, Nanometre };
+  void set_unit(Unit unit);
 
  private:
   struct Impl;

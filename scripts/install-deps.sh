@@ -10,10 +10,11 @@ packages=(
   libhdf5-dev libyaml-cpp-dev libtiff-dev libpng-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
+  slurmctld slurmd slurm-client munge  # Slurm 22.05 for the slurm tests (a private single-node cluster)
 )
 if [[ ${DSIR_WITH_PEERS:-0} == 1 ]]; then
   # For the benchmarks against DSIR's own PyTorch code (bench/).
-  packages+=(python3-torch python3-skimage python3-tifffile python3-h5py python3-numpy)
+  packages+=(python3-torch python3-skimage python3-tifffile python3-h5py python3-numpy time)
 fi
 
 missing=()

@@ -1,18 +1,21 @@
-// Stage `infer`: raw.h5 acquisitions -> infer/<acquisition>/shard-NNNNN.h5, each holding the sum
-// of its frames' emitter maps and their localizations. Shards are spread over the ranks; a shard
-// already complete with the same model and settings is skipped, so a killed job resumes.
-#include <filesystem>
+// Stage `infer`: raw.h5 acquisitions (one, a list, or globs over an archive) ->
+// infer/<acquisition>/shard-NNNNN.h5, each holding the sum of its frames' emitter maps and their
+// localizations. Shards go to ranks statically (round-robin) or through a rank-0 work queue; a
+// shard already complete with the same source, model and settings is skipped, so a killed job
+// resumes where it stopped and ends with the same bits as an uninterrupted one.
+#include <cmath>
+#include <map>
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/localize.h"
+#include "stages/infer/photometry.h"
+#include "stages/infer/plan.h"
 #include "stages/infer/predictor.h"
 #include "stages/train/torch_setup.h"
 #include "stages/upscale/raw_stack.h"
-
-namespace fs = std::filesystem;
 
 namespace dsir {
 namespace {
@@ -20,152 +23,316 @@ namespace {
 const ConfigSection section(
     "infer", "Inference: emitter maps and localizations, sharded over ranks, resumable.",
     {
-        {"checkpoint", KeyType::String, "''", "Model file ('' = {run.dir}/train/model.h5).", -1e300, 1e300, {},
+        {"checkpoint",
+         KeyType::String,
+         "''",
+         "Model file ('' = {run.dir}/train/model.h5).",
+         -1e300,
+         1e300,
+         {},
          "--checkpoint"},
-        {"input", KeyType::StringList, "[]", "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).",
-         -1e300, 1e300, {}, "--input"},
-        {"output", KeyType::String, "''", "Shard folder ('' = {run.dir}/infer).", -1e300, 1e300, {}, "--output"},
-        {"bn", KeyType::Choice, "checkpoint", "BatchNorm statistics: as stored with the model, running, per-frame.",
-         -1e300, 1e300, {"checkpoint", "running", "per-frame"}, "--bn"},
+        {"input",
+         KeyType::StringList,
+         "[]",
+         "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).",
+         -1e300,
+         1e300,
+         {},
+         "--input"},
+        {"output",
+         KeyType::String,
+         "''",
+         "Shard folder ('' = {run.dir}/infer).",
+         -1e300,
+         1e300,
+         {},
+         "--output"},
+        {"bn",
+         KeyType::Choice,
+         "checkpoint",
+         "BatchNorm statistics: as stored with the model, running, per-frame.",
+         -1e300,
+         1e300,
+         {"checkpoint", "running", "per-frame"},
+         "--bn"},
         {"shard_frames", KeyType::Int, "64", "Frames per shard (the unit of work and of restart).", 1, 1e7},
-        {"batch_size", KeyType::Int, "8", "Frames per network call.", 1, 4096},
+        {"schedule",
+         KeyType::Choice,
+         "dynamic",
+         "Shards to ranks: static (round-robin) or dynamic (a rank-0 queue; faster ranks take more).",
+         -1e300,
+         1e300,
+         {"static", "dynamic"}},
+        {"batch_size", KeyType::Int, "8",
+         "Most frames per network call (fewer for frames over 128k upscaled pixels, or as memory_mb "
+         "requires).",
+         1, 4096},
+        {"memory_mb", KeyType::Float, "768",
+         "Memory per rank for frames (MiB): network calls and frame buffers; LibTorch adds ~180. Larger "
+         "frames "
+         "are tiled (running BatchNorm only).",
+         16, 1e7},
+        {"tile_size", KeyType::Int, "0",
+         "Tile core size in raw pixels (0: whole frames when they fit memory_mb, else the largest tile that "
+         "does).",
+         0, 65535},
+        {"tile_overlap", KeyType::Int, "8", "Context around each tile core, raw pixels per side.", 0, 4096},
         {"threshold", KeyType::Float, "0.3", "Minimum emitter mass of a localization (emitters).", 0, 1e6},
     });
 
-struct Shard {
-  std::string acquisition;  // name: the input file's stem
-  std::string input;
-  uint64_t first = 0, count = 0, total = 0;
-  size_t index = 0;
-};
-
-// The attributes that must match for a finished shard to be reused.
-h5::Attributes shard_identity(const Shard& s, const Predictor& p, const Context& ctx) {
-  return {{"source_file", fs::absolute(s.input).string()},
-          {"model_checksum", p.checksum()},
-          {"bn_mode", to_string(p.bn_mode())},
-          {"threshold", fmt::format("{}", ctx.config.get_double("infer.threshold"))},
-          {"frame_range", fmt::format("{}:{}", s.first, s.first + s.count)}};
-}
-
-bool shard_complete(const std::string& path, const h5::Attributes& identity) {
-  if (!fs::exists(path)) return false;
-  try {
-    h5::File f = h5::File::open(path);
-    for (const auto& [k, v] : identity)
-      if (!f.has_attr("/", k) || f.attr_string("/", k) != v) return false;
-    return f.has("/sum") && f.has("/localizations");
-  } catch (const InputError&) {
-    return false;  // unreadable leftovers are recomputed
-  }
-}
-
-void run(Context& ctx) {
-  const Config& c = ctx.config;
-  setup_torch_threads(ctx.threads());
-  const std::string checkpoint = ctx.input_path("infer.checkpoint", "train/model.h5");
-  std::vector<std::string> inputs = c.get_strings("infer.input");
-  if (inputs.empty()) inputs.push_back(ctx.run_dir() + "/data/acquisition.h5");
-  const std::string out_dir = ctx.path("infer.output", "infer");
-  const uint64_t shard_frames = static_cast<uint64_t>(c.get_int("infer.shard_frames"));
-  LocalizeOptions lopt;
-  lopt.threshold = c.get_double("infer.threshold");
-
-  Predictor predictor(checkpoint, c.get_string("infer.bn"), static_cast<int>(c.get_int("infer.batch_size")));
+// Rank 0: the acquisitions named by infer.input, each checked against the model.
+std::vector<Acquisition> scan_inputs(const std::vector<std::string>& entries, const Predictor& predictor,
+                                     const std::string& checkpoint) {
+  std::vector<std::string> repeated;
+  const std::vector<std::string> paths = expand_inputs(entries, &repeated);
+  for (const auto& r : repeated) log::warn("infer.input: '{}' is named more than once; processed once", r);
+  const std::vector<std::string> names = acquisition_names(paths);
   const ModelMeta& meta = predictor.meta();
-
-  // The global list of shards, identical on every rank.
-  std::vector<Shard> shards;
-  std::vector<std::string> names;
-  for (const auto& in : inputs) {
-    require_file(in, "infer.input");
-    RawStack raw(in);
+  std::unique_ptr<Progress> progress;
+  if (paths.size() > 50) progress = std::make_unique<Progress>("scan inputs", paths.size(), "files");
+  std::vector<Acquisition> out;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
+    RawStack raw(p);
     if (std::abs(raw.pixel_size_nm() - meta.raw_pixel_size_nm) > 1e-6 * meta.raw_pixel_size_nm)
-      throw InputError(in + ": pixel size " + fmt::format("{}", raw.pixel_size_nm()) + " nm, but the model " +
-                       checkpoint + " was trained on " + fmt::format("{}", meta.raw_pixel_size_nm) + " nm pixels");
-    const std::string name = fs::path(in).stem().string();
-    if (std::find(names.begin(), names.end(), name) != names.end())
-      throw ConfigError("infer.input: two inputs share the name '" + name + "'");
-    names.push_back(name);
-    for (uint64_t f = 0, k = 0; f < raw.frames(); f += shard_frames, ++k)
-      shards.push_back({name, in, f, std::min(shard_frames, raw.frames() - f), raw.frames(), k});
+      throw InputError(fmt::format("{}: pixel size {} nm, but the model {} was trained on {} nm pixels", p,
+                                   raw.pixel_size_nm(), checkpoint, meta.raw_pixel_size_nm));
+    if (raw.frames() == 0) throw InputError(p + ": /frames holds no frames");
+    try {
+      predictor.plan(raw.height(), raw.width());
+    } catch (const ConfigError& e) {
+      throw ConfigError(p + ": " + e.what());
+    }
+    Acquisition a;
+    a.name = names[i];
+    a.path = p;
+    a.frames = raw.frames();
+    a.height = raw.height();
+    a.width = raw.width();
+    a.pixel_size_nm = raw.pixel_size_nm();
+    const h5::File f = h5::File::open(p);
+    if (f.has_attr("/", "camera")) {
+      a.camera = f.attr_string("/", "camera");
+      CameraCalibration::from_json(a.camera, p);  // fail now, not in a shard on some rank
+    }
+    a.stat = file_stat(p);
+    out.push_back(std::move(a));
+    if (progress) progress->add();
   }
+  return out;
+}
 
-  uint64_t mine_total = 0, skipped = 0;
-  for (size_t i = 0; i < shards.size(); ++i)
-    if (static_cast<int>(i % static_cast<size_t>(ctx.mpi.size())) == ctx.mpi.rank()) mine_total += shards[i].count;
-  uint64_t all_frames = 0;
-  for (const auto& s : shards) all_frames += s.count;
-  Progress progress("infer", all_frames);
-  progress.set_scale(static_cast<double>(all_frames) / std::max<uint64_t>(1, mine_total));
+// What, besides the source and the model, decides a shard's bits; hashed into its identity.
+std::string shard_settings(const Predictor& predictor, const FramePlan& plan, const LocalizeOptions& lopt) {
+  const ModelMeta& m = predictor.meta();
+  return fmt::format(
+      "arch={}; factor={}; label_scale={}; normalize={}; bn={}; {}; threshold={}; "
+      "localize=smoothed maxima r{} + weighted centroid; photometry=fixed-centre gaussian fit r3",
+      m.arch, m.factor, m.label_scale, m.normalize, to_string(predictor.bn_mode()),
+      plan.tiled() ? fmt::format("tiles={}+{}", plan.tile, plan.overlap)
+                   : fmt::format("frames_per_call={}", plan.frames_per_call),
+      lopt.threshold, lopt.radius);
+}
 
-  std::string open_path;
-  std::unique_ptr<RawStack> raw;
-  double gmean = 0, gstd = 1;
-  uint64_t done = 0;
-  for (size_t i = 0; i < shards.size(); ++i) {
-    if (static_cast<int>(i % static_cast<size_t>(ctx.mpi.size())) != ctx.mpi.rank()) continue;
-    const Shard& s = shards[i];
-    const std::string path = fmt::format("{}/{}/shard-{:05d}.h5", out_dir, s.acquisition, s.index);
-    const h5::Attributes identity = shard_identity(s, predictor, ctx);
-    if (shard_complete(path, identity)) {
-      ++skipped;
-      done += s.count;
-      progress.set(done);
-      continue;
-    }
-    if (open_path != s.input) {
-      raw = std::make_unique<RawStack>(s.input);
-      open_path = s.input;
-      if (meta.normalize == "global") std::tie(gmean, gstd) = raw->mean_std();
-    }
-    const std::vector<float> frames = raw->read(s.first, s.count);
-    const std::vector<float> maps = predictor.predict(frames.data(), static_cast<int64_t>(s.count), raw->height(),
-                                                      raw->width(), gmean, gstd);
+// One rank's shard computations; keeps the current acquisition open.
+class ShardWorker {
+ public:
+  ShardWorker(Predictor& predictor, const std::vector<Acquisition>& acquisitions, const LocalizeOptions& lopt,
+              const Context& ctx)
+      : predictor_(predictor), acquisitions_(acquisitions), lopt_(lopt), ctx_(ctx) {}
+
+  // Computes and writes one shard; `after_batch(frames)` runs after every network call.
+  template <class AfterBatch>
+  void compute(const ShardTask& s, const std::string& path, const h5::Attributes& identity,
+               const std::string& settings, AfterBatch&& after_batch) {
+    const Acquisition& a = acquisitions_[s.acquisition];
+    open(s.acquisition);
+    const ModelMeta& meta = predictor_.meta();
+    const FramePlan plan = predictor_.plan(a.height, a.width);
     const int f = meta.factor;
-    const int oh = raw->height() * f, ow = raw->width() * f;
+    const int oh = a.height * f, ow = a.width * f;
+    const size_t in_px = static_cast<size_t>(a.height) * static_cast<size_t>(a.width);
     const size_t out_px = static_cast<size_t>(oh) * static_cast<size_t>(ow);
-    const double px = raw->pixel_size_nm() / f;
-    // Emitter units (prediction / label_scale): the sum image counts emitters per pixel.
-    std::vector<double> sum(out_px, 0.0);
-    std::vector<float> map(out_px);
+    const double px = a.pixel_size_nm / f;
+    // Frames are read as they are predicted: memory holds one network call, never the shard.
+    const uint64_t step = static_cast<uint64_t>(plan.frames_per_call);
+    std::vector<float> maps(step * out_px);
+    std::vector<double> sum(out_px, 0.0);  // emitter units (prediction / label_scale)
     std::vector<Emitter> locs;
-    for (uint64_t k = 0; k < s.count; ++k) {
-      const float* m = maps.data() + k * out_px;
-      for (size_t p = 0; p < out_px; ++p) {
-        map[p] = static_cast<float>(m[p] / meta.label_scale);
-        sum[p] += map[p];
+    for (uint64_t k = 0; k < s.count; k += step) {
+      const uint64_t n = std::min(step, s.count - k);
+      std::vector<float> raw;
+      try {
+        raw = raw_->read(s.first + k, n);
+      } catch (const InputError& e) {
+        throw InputError(
+            fmt::format("{} (reading frames {}-{}, 0-based)", e.what(), s.first + k, s.first + k + n - 1));
       }
-      auto found = localize(map.data(), oh, ow, px, static_cast<int64_t>(s.first + k), lopt);
-      locs.insert(locs.end(), found.begin(), found.end());
+      predictor_.predict(raw.data(), static_cast<int64_t>(n), a.height, a.width, plan, maps.data(), gmean_,
+                         gstd_);
+      for (uint64_t i = 0; i < n; ++i) {
+        float* map = maps.data() + i * out_px;
+        for (size_t p = 0; p < out_px; ++p) {
+          map[p] = static_cast<float>(map[p] / meta.label_scale);
+          sum[p] += map[p];
+        }
+        const size_t before = locs.size();
+        auto found = localize(map, oh, ow, px, static_cast<int64_t>(s.first + k + i), lopt_);
+        locs.insert(locs.end(), found.begin(), found.end());
+        measure_photometry(raw.data() + i * in_px, a.height, a.width, a.pixel_size_nm, camera_,
+                           locs.begin() + static_cast<std::ptrdiff_t>(before), locs.end());
+      }
+      after_batch(n);
     }
-    h5::Attributes attrs = ctx.provenance();
+    h5::Attributes attrs = ctx_.provenance();
     for (const auto& [k, v] : identity) attrs[k] = v;
+    attrs["settings"] = settings;
+    attrs["bn_mode"] = to_string(predictor_.bn_mode());
+    attrs["threshold"] = fmt::format("{}", lopt_.threshold);
+    attrs["acquisition"] = a.name;
+    attrs["camera"] = a.camera;
     h5::File out = h5::File::create(path, attrs);
     out.write("/sum", sum, {static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)});
     out.write_table("/localizations", emitters_to_table(locs));
     out.set_attr("/", "first_frame", static_cast<double>(s.first));
     out.set_attr("/", "frames", static_cast<double>(s.count));
-    out.set_attr("/", "acquisition_frames", static_cast<double>(s.total));
+    out.set_attr("/", "acquisition_frames", static_cast<double>(a.frames));
     out.set_attr("/", "pixel_size_nm", px);
-    out.set_attr("/", "raw_pixel_size_nm", raw->pixel_size_nm());
-    out.set_attr("/", "raw_width", static_cast<double>(raw->width()));
-    out.set_attr("/", "raw_height", static_cast<double>(raw->height()));
+    out.set_attr("/", "raw_pixel_size_nm", a.pixel_size_nm);
+    out.set_attr("/", "raw_width", static_cast<double>(a.width));
+    out.set_attr("/", "raw_height", static_cast<double>(a.height));
     out.commit();
+  }
+
+ private:
+  void open(size_t index) {
+    if (raw_ && open_ == index) return;
+    const Acquisition& a = acquisitions_[index];
+    raw_ = std::make_unique<RawStack>(a.path);
+    if (raw_->frames() != a.frames || raw_->height() != a.height || raw_->width() != a.width)
+      throw InputError(a.path + ": changed while inference was running (size differs from the plan)");
+    open_ = index;
+    camera_ = a.camera.empty() ? CameraCalibration{} : CameraCalibration::from_json(a.camera, a.path);
+    gmean_ = 0, gstd_ = 1;
+    if (predictor_.meta().normalize == "global") {
+      // A pass over the stack; cached so a rank does it once per acquisition.
+      auto it = mean_std_.find(index);
+      if (it == mean_std_.end()) it = mean_std_.emplace(index, raw_->mean_std()).first;
+      std::tie(gmean_, gstd_) = it->second;
+    }
+  }
+
+  Predictor& predictor_;
+  const std::vector<Acquisition>& acquisitions_;
+  const LocalizeOptions& lopt_;
+  const Context& ctx_;
+  std::unique_ptr<RawStack> raw_;
+  size_t open_ = 0;
+  CameraCalibration camera_;
+  double gmean_ = 0, gstd_ = 1;
+  std::map<size_t, std::pair<double, double>> mean_std_;
+};
+
+void run(Context& ctx) {
+  const Config& c = ctx.config;
+  setup_torch_threads(ctx.threads());
+  const std::string checkpoint = ctx.input_path("infer.checkpoint", "train/model.h5");
+  std::vector<std::string> entries = c.get_strings("infer.input");
+  if (entries.empty()) entries.push_back(ctx.run_dir() + "/data/acquisition.h5");
+  const std::string out_dir = ctx.path("infer.output", "infer");
+  const uint64_t shard_frames = static_cast<uint64_t>(c.get_int("infer.shard_frames"));
+  const bool dynamic = c.get_string("infer.schedule") == "dynamic";
+  LocalizeOptions lopt;
+  lopt.threshold = c.get_double("infer.threshold");
+  PredictorOptions popt;
+  popt.bn = c.get_string("infer.bn");
+  popt.batch_size = static_cast<int>(c.get_int("infer.batch_size"));
+  popt.memory_mb = c.get_double("infer.memory_mb");
+  popt.tile_size = static_cast<int>(c.get_int("infer.tile_size"));
+  popt.tile_overlap = static_cast<int>(c.get_int("infer.tile_overlap"));
+  Predictor predictor(checkpoint, popt);
+
+  // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan.
+  std::string packed;
+  if (ctx.mpi.is_root()) {
+    const std::vector<Acquisition> scanned = scan_inputs(entries, predictor, checkpoint);
+    size_t removed = 0;
+    for (const auto& a : scanned)
+      removed += remove_stale_shards(out_dir + "/" + a.name, make_shards({a}, shard_frames).size());
+    if (removed > 0)
+      log::print("infer: removed {} leftover file(s) of an earlier run (temporaries, surplus shards)",
+                 removed);
+    packed = pack(scanned);
+  }
+  ctx.mpi.broadcast(packed);
+  const std::vector<Acquisition> acquisitions = unpack(packed);
+  const std::vector<ShardTask> shards = make_shards(acquisitions, shard_frames);
+  std::vector<std::string> settings;
+  for (const auto& a : acquisitions)
+    settings.push_back(shard_settings(predictor, predictor.plan(a.height, a.width), lopt));
+  uint64_t all_frames = 0;
+  for (const auto& s : shards) all_frames += s.count;
+  if (!acquisitions.empty()) {
+    const Acquisition& a = acquisitions.front();
+    log::print(
+        "infer: {} acquisition(s), {} frames, {} shard(s), {} schedule over {} rank(s); {}x{} frames: {}",
+        acquisitions.size(), all_frames, shards.size(), dynamic ? "dynamic" : "static", ctx.mpi.size(),
+        a.width, a.height, predictor.plan(a.height, a.width).describe());
+  }
+
+  std::unique_ptr<WorkQueue> queue;
+  if (dynamic) queue = std::make_unique<WorkQueue>(ctx.mpi, shards.size());
+  uint64_t static_next = static_cast<uint64_t>(ctx.mpi.rank()), mine_total = 0;
+  for (uint64_t i = static_next; i < shards.size(); i += static_cast<uint64_t>(ctx.mpi.size()))
+    mine_total += shards[i].count;
+  Progress progress("infer", all_frames);
+  if (!dynamic)
+    progress.set_scale(static_cast<double>(all_frames) /
+                       static_cast<double>(std::max<uint64_t>(1, mine_total)));
+  auto next_shard = [&](uint64_t* i, uint64_t frames_done) {
+    if (queue) return queue->next(i, frames_done);
+    if (static_next >= shards.size()) return false;
+    *i = static_next;
+    static_next += static_cast<uint64_t>(ctx.mpi.size());
+    return true;
+  };
+
+  ShardWorker worker(predictor, acquisitions, lopt, ctx);
+  uint64_t skipped = 0, done = 0, last = 0, i = 0;
+  while (next_shard(&i, last)) {
+    const ShardTask& s = shards[i];
+    const Acquisition& a = acquisitions[s.acquisition];
+    const std::string path = shard_path(out_dir, a.name, s.index);
+    const h5::Attributes identity = shard_identity(a, s, predictor.checksum(), settings[s.acquisition]);
+    if (shard_complete(path, identity)) {
+      ++skipped;
+    } else {
+      uint64_t in_shard = 0;
+      worker.compute(s, path, identity, settings[s.acquisition], [&](uint64_t n) {
+        in_shard += n;
+        if (queue) {
+          queue->serve();  // rank 0 hands out shards between its own batches
+          progress.set(queue->units_done() + in_shard);
+        } else {
+          progress.set(done + in_shard);
+        }
+      });
+    }
     done += s.count;
-    progress.set(done);
+    last = s.count;
+    progress.set(queue ? queue->units_done() : done);
   }
   progress.finish();
   double skipped_all = static_cast<double>(skipped);
   ctx.mpi.allreduce_sum(&skipped_all, 1);
-  if (skipped_all > 0) log::print("infer: {} shard(s) already complete with this model and settings, skipped", skipped_all);
-  log::print("infer: {} frames in {} shard(s) of {} acquisition(s) -> {}", all_frames, shards.size(), names.size(),
-             out_dir);
+  if (skipped_all > 0)
+    log::print("infer: {} shard(s) already complete with this model and settings, skipped", skipped_all);
+  log::print("infer: {} frames in {} shard(s) of {} acquisition(s) -> {}", all_frames, shards.size(),
+             acquisitions.size(), out_dir);
 }
 
-const CommandRegistrar registrar({"infer", 50,
-                                  "Emitter maps and localizations for raw.h5 acquisitions, in resumable shards.",
-                                  run});
+const CommandRegistrar registrar(
+    {"infer", 50, "Emitter maps and localizations for raw.h5 acquisitions, in resumable shards.", run});
 
 }  // namespace
 }  // namespace dsir

@@ -4,13 +4,15 @@
 
 namespace dsir {
 
-std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm,
-                              int64_t frame, const LocalizeOptions& opt) {
+std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm, int64_t frame,
+                              const LocalizeOptions& opt) {
   // Smoothing merges the checkerboard of transposed convolutions into one peak per emitter.
   const float k[3] = {0.27406862f, 0.45186276f, 0.27406862f};  // Gaussian sigma = 1 px, normalised
   const size_t n = static_cast<size_t>(height) * static_cast<size_t>(width);
   std::vector<float> tmp(n, 0.0f), smooth(n, 0.0f);
-  auto at = [width](int r, int c) { return static_cast<size_t>(r) * static_cast<size_t>(width) + static_cast<size_t>(c); };
+  auto at = [width](int r, int c) {
+    return static_cast<size_t>(r) * static_cast<size_t>(width) + static_cast<size_t>(c);
+  };
   for (int r = 0; r < height; ++r)
     for (int c = 0; c < width; ++c) {
       float s = 0;

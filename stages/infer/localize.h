@@ -15,7 +15,7 @@ struct LocalizeOptions {
 // `pixel_size_nm`. Peaks are local maxima of the map smoothed by a 1-pixel Gaussian; each gives
 // the weighted centroid of the raw map in the window (sub-pixel position) and its mass
 // (confidence ~ expected number of emitters). Pixel k spans [k, k+1) x pixel_size_nm.
-std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm,
-                              int64_t frame, const LocalizeOptions& options);
+std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm, int64_t frame,
+                              const LocalizeOptions& options);
 
 }  // namespace dsir

@@ -1,47 +1,161 @@
 #include "stages/infer/predictor.h"
 
 #include <ATen/ops/from_blob.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
+#include "pipeline/errors.h"
 #include "stages/upscale/upscale.h"
 
 namespace dsir {
 
-Predictor::Predictor(const std::string& checkpoint, const std::string& bn, int batch_size)
-    : batch_size_(batch_size) {
+std::string FramePlan::describe() const {
+  if (!tiled()) return fmt::format("whole frames, {} per network call", frames_per_call);
+  return fmt::format("{} tiles per frame, {} px cores + {} px overlap (upscaled)", tiles, tile, overlap);
+}
+
+Predictor::Predictor(const std::string& checkpoint, const PredictorOptions& options) : options_(options) {
   model_ = load_model(checkpoint, &meta_);
-  if (bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(bn));
+  if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
+  model_->eval();
+  checksum_ = model_checksum(*model_);
+}
+
+Predictor::Predictor(std::shared_ptr<EmitterNetImpl> model, const ModelMeta& meta,
+                     const PredictorOptions& options)
+    : model_(std::move(model)), meta_(meta), options_(options) {
+  if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
   model_->eval();
   checksum_ = model_checksum(*model_);
 }
 
 BnMode Predictor::bn_mode() const { return model_->bn_mode(); }
 
-std::vector<float> Predictor::predict(const float* raw, int64_t count, int height, int width,
-                                      double global_mean, double global_std) {
+FramePlan Predictor::plan(int height, int width) const {
+  const int64_t f = meta_.factor;
+  const int64_t fh = height * f, fw = width * f;
+  const double px = static_cast<double>(fh * fw);
+  const double mib = 1024.0 * 1024.0;
+  const double budget = options_.memory_mb * mib;
+  const double whole_frame = px * (kBytesPerPixel + kFrameBytesPerPixel);  // one frame per call
+  const int64_t overlap = static_cast<int64_t>(options_.tile_overlap) * f;
+  int64_t tile = 0;
+  if (options_.tile_size > 0) {
+    tile = static_cast<int64_t>(options_.tile_size) * f;
+    if (tile % kAlignment != 0)
+      throw ConfigError(
+          fmt::format("infer.tile_size = {} raw pixels is {} upscaled pixels (x{}), not a multiple "
+                      "of {} (the network pools three times)",
+                      options_.tile_size, tile, f, kAlignment));
+    if (tile >= fh && tile >= fw) tile = 0;  // one tile covers the frame
+  } else if (whole_frame > budget) {
+    if (bn_mode() != BnMode::Running)
+      throw ConfigError(fmt::format(
+          "{}x{} frames need about {:.0f} MiB, over infer.memory_mb = {}; tiles would show seams with "
+          "per-frame BatchNorm (it normalises every layer over the whole frame): raise infer.memory_mb to "
+          "{:.0f}, or use running BatchNorm statistics (--bn running) with a model trained for them",
+          height, width, whole_frame / mib, options_.memory_mb, std::ceil(whole_frame / mib)));
+    const double frame_buffers = px * kTiledFrameBytesPerPixel;
+    if (frame_buffers >= budget)
+      throw ConfigError(
+          fmt::format("{}x{} frames need {:.0f} MiB of frame buffers alone, over infer.memory_mb = {}",
+                      height, width, frame_buffers / mib, options_.memory_mb));
+    // The largest square tile, context included, that fits what the frame buffers leave.
+    const int64_t side =
+        static_cast<int64_t>(std::sqrt((budget - frame_buffers) / kBytesPerPixel)) / kAlignment * kAlignment;
+    tile = side - 2 * overlap;
+    if (tile < kAlignment)
+      throw ConfigError(fmt::format(
+          "infer.memory_mb = {} leaves room for tiles of {} upscaled pixels, too small for an overlap of {} "
+          "per "
+          "side (infer.tile_overlap = {} raw pixels): raise infer.memory_mb or lower infer.tile_overlap",
+          options_.memory_mb, side, overlap, options_.tile_overlap));
+  }
+  FramePlan p;
+  if (tile > 0) {
+    if (overlap % kAlignment != 0)
+      throw ConfigError(
+          fmt::format("infer.tile_overlap = {} raw pixels is {} upscaled pixels, not a multiple of {}",
+                      options_.tile_overlap, overlap, kAlignment));
+    if (bn_mode() != BnMode::Running)
+      throw ConfigError(
+          "infer.tile_size: tiles need running BatchNorm statistics (per-frame BatchNorm normalises every "
+          "layer over the whole frame, so tiles would show seams); set infer.tile_size = 0 and raise "
+          "infer.memory_mb, or use --bn running with a model trained for it");
+    p.tile = static_cast<int>(tile);
+    p.overlap = static_cast<int>(overlap);
+    p.tiles = static_cast<int>(((fh + tile - 1) / tile) * ((fw + tile - 1) / tile));
+    return p;
+  }
+  const double by_budget = std::floor((budget - px * kFrameBytesPerPixel) / (px * kBytesPerPixel));
+  const double by_cache = std::floor(kCallPixels / px);
+  p.frames_per_call = static_cast<int>(
+      std::clamp<double>(std::min(by_budget, by_cache), 1.0, static_cast<double>(options_.batch_size)));
+  return p;
+}
+
+void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
+  torch::Tensor y = model_->forward(at::from_blob(in, {n, 1, h, w}, torch::kFloat)).contiguous();
+  if (y.dim() != 4 || y.size(0) != n || y.size(1) != 1 || y.size(2) != h || y.size(3) != w)
+    throw Error(
+        fmt::format("model '{}' maps a {}x{} input to {}: upscaled frames must be multiples of {} pixels",
+                    meta_.arch, h, w, fmt::join(y.sizes().vec(), "x"), kAlignment));
+  std::memcpy(out, y.data_ptr<float>(), static_cast<size_t>(n * h * w) * sizeof(float));
+}
+
+void Predictor::predict(const float* raw, int64_t count, int height, int width, const FramePlan& plan,
+                        float* out, double global_mean, double global_std) {
   torch::NoGradGuard no_grad;
   const int f = meta_.factor;
-  const int64_t oh = static_cast<int64_t>(height) * f, ow = static_cast<int64_t>(width) * f;
+  const int64_t fh = static_cast<int64_t>(height) * f, fw = static_cast<int64_t>(width) * f;
   const size_t in_px = static_cast<size_t>(height) * static_cast<size_t>(width);
-  const size_t out_px = static_cast<size_t>(oh * ow);
+  const size_t out_px = static_cast<size_t>(fh * fw);
   const Normalization norm = parse_normalization(meta_.normalize);
-  std::vector<float> out(static_cast<size_t>(count) * out_px);
-  std::vector<float> up;
-  for (int64_t b0 = 0; b0 < count; b0 += batch_size_) {
-    const int64_t n = std::min<int64_t>(batch_size_, count - b0);
-    up.resize(static_cast<size_t>(n) * out_px);
-    for (int64_t i = 0; i < n; ++i) {
-      const float* frame = raw + static_cast<size_t>(b0 + i) * in_px;
-      upscale_frame(frame, height, width, f, norm, global_mean, global_std, up.data() + static_cast<size_t>(i) * out_px);
+
+  if (!plan.tiled()) {
+    for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
+      const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);
+      up_.resize(static_cast<size_t>(n) * out_px);
+      for (int64_t i = 0; i < n; ++i)
+        upscale_frame(raw + static_cast<size_t>(b0 + i) * in_px, height, width, f, norm, global_mean,
+                      global_std, up_.data() + static_cast<size_t>(i) * out_px);
+      forward(up_.data(), n, fh, fw, out + static_cast<size_t>(b0) * out_px);
     }
-    torch::Tensor x = at::from_blob(up.data(), {n, 1, oh, ow}, torch::kFloat);
-    torch::Tensor y = model_->forward(x).contiguous();
-    std::memcpy(out.data() + static_cast<size_t>(b0) * out_px, y.data_ptr<float>(),
-                static_cast<size_t>(n) * out_px * sizeof(float));
+    return;
   }
-  return out;
+
+  // Tiles: the whole frame is upscaled and normalised first (per-frame z-scores need the whole
+  // frame), then each core is predicted with `overlap` pixels of real context around it (zero
+  // padding only at the frame's own edges, as untiled) and only the core is kept.
+  const int64_t t = plan.tile, o = plan.overlap;
+  up_.resize(out_px);
+  for (int64_t k = 0; k < count; ++k) {
+    upscale_frame(raw + static_cast<size_t>(k) * in_px, height, width, f, norm, global_mean, global_std,
+                  up_.data());
+    float* frame_out = out + static_cast<size_t>(k) * out_px;
+    for (int64_t r0 = 0; r0 < fh; r0 += t) {
+      for (int64_t c0 = 0; c0 < fw; c0 += t) {
+        const int64_t r1 = std::min(r0 + t, fh), c1 = std::min(c0 + t, fw);
+        const int64_t er0 = std::max<int64_t>(0, r0 - o), er1 = std::min(fh, r1 + o);
+        const int64_t ec0 = std::max<int64_t>(0, c0 - o), ec1 = std::min(fw, c1 + o);
+        const int64_t th = er1 - er0, tw = ec1 - ec0;
+        tile_in_.resize(static_cast<size_t>(th * tw));
+        tile_out_.resize(static_cast<size_t>(th * tw));
+        for (int64_t r = 0; r < th; ++r)
+          std::memcpy(tile_in_.data() + r * tw, up_.data() + (er0 + r) * fw + ec0,
+                      static_cast<size_t>(tw) * sizeof(float));
+        forward(tile_in_.data(), 1, th, tw, tile_out_.data());
+        for (int64_t r = r0; r < r1; ++r)
+          std::memcpy(frame_out + r * fw + c0, tile_out_.data() + (r - er0) * tw + (c0 - ec0),
+                      static_cast<size_t>(c1 - c0) * sizeof(float));
+      }
+    }
+  }
 }
 
 }  // namespace dsir

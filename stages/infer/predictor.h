@@ -1,6 +1,7 @@
 #pragma once
 // Raw frames -> emitter maps: DSIR's preprocessing (the upscale stage's function) on the fly,
-// then the network, in batches, without gradients. Used by `infer` and `predict`.
+// then the network without gradients, in batches of whole frames or, for frames too large for
+// the memory budget, in overlapping tiles whose seams do not show (running BatchNorm only).
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,23 +10,68 @@
 
 namespace dsir {
 
+struct PredictorOptions {
+  std::string bn = "checkpoint";  // "checkpoint" (the mode stored with the model), "running", "per-frame"
+  int batch_size = 8;             // most whole frames per network call
+  double memory_mb = 768;         // budget for frames: network calls and frame-sized buffers
+  int tile_size = 0;              // raw pixels of a tile's core; 0: whole frames when they fit the budget
+  int tile_overlap = 8;           // raw pixels of context around a tile's core, per side
+};
+
+// How frames of one size go through the network.
+struct FramePlan {
+  int frames_per_call = 1;  // whole frames per network call (1 when tiled)
+  int tile = 0;             // upscaled pixels of a tile's core (0: whole frames)
+  int overlap = 0;          // upscaled pixels of context per side
+  int tiles = 1;            // tiles per frame
+  bool tiled() const { return tile > 0; }
+  std::string describe() const;
+};
+
 class Predictor {
  public:
-  // bn: "checkpoint" (the mode stored with the model), "running" or "per-frame".
-  Predictor(const std::string& checkpoint, const std::string& bn, int batch_size);
+  // The network's output depends on a pixel's neighbourhood only up to its receptive field, and
+  // its three 2x2 poolings fix an 8-pixel grid: tiles start on that grid.
+  static constexpr int kAlignment = 8;
+  // Peak bytes per upscaled pixel of one frame in a network call: DSIR's net holds 240 (60 floats:
+  // its activations and the temporaries of each statement; `infer_tools memory` measures the
+  // peak-RSS growth, the same at any batch, size or BatchNorm mode) plus the input and output
+  // buffers, rounded up.
+  static constexpr double kBytesPerPixel = 256;
+  // Frame-sized buffers besides the network call, bytes per upscaled pixel: the shard's sum
+  // (double) and the localization scratch (2 floats); tiled, also the whole upscaled frame and
+  // its output map.
+  static constexpr double kFrameBytesPerPixel = 16, kTiledFrameBytesPerPixel = 24;
+  // Upscaled pixels per network call beyond which batching frames stopped paying on a 2-core
+  // CPU: 64x64 frames (262k pixels each) ran at 8.1 frames/s one per call and 5.3 eight per
+  // call (the activations fall out of the caches); smaller frames gained little from batches.
+  static constexpr double kCallPixels = 131072;
+
+  Predictor(const std::string& checkpoint, const PredictorOptions& options);
+  Predictor(std::shared_ptr<EmitterNetImpl> model, const ModelMeta& meta, const PredictorOptions& options);
+
   const ModelMeta& meta() const { return meta_; }
   const std::string& checksum() const { return checksum_; }
   BnMode bn_mode() const;
-  // `count` raw frames (height x width each) -> count x (f·height) x (f·width) network outputs.
-  // The dataset statistics are used only by models trained with global normalisation.
-  std::vector<float> predict(const float* raw, int64_t count, int height, int width,
-                             double global_mean = 0, double global_std = 1);
+  const PredictorOptions& options() const { return options_; }
+
+  // Batching and tiling for raw frames of height x width under the options. ConfigError naming
+  // the key when they cannot be honoured (tiles with per-frame BatchNorm, a budget too small).
+  FramePlan plan(int height, int width) const;
+
+  // `count` raw frames (height x width each) -> count x (f·height) x (f·width) network outputs
+  // written to `out`, following `plan`. The dataset statistics are used only by models trained
+  // with global normalisation.
+  void predict(const float* raw, int64_t count, int height, int width, const FramePlan& plan, float* out,
+               double global_mean = 0, double global_std = 1);
 
  private:
+  void forward(float* in, int64_t n, int64_t h, int64_t w, float* out);
   std::shared_ptr<EmitterNetImpl> model_;
   ModelMeta meta_;
   std::string checksum_;
-  int batch_size_;
+  PredictorOptions options_;
+  std::vector<float> up_, tile_in_, tile_out_;  // reused between calls
 };
 
 }  // namespace dsir

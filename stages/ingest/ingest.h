@@ -7,6 +7,8 @@
 
 namespace dsir {
 
+class Config;
+
 struct IngestRequest {
   std::vector<std::string> frames;  // TIFF files forming one stack, in order
   std::string locs;                 // ground-truth CSV, optional
@@ -29,5 +31,14 @@ IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& prove
 
 // Expands globs (natural sort: frame2 before frame10) and keeps plain paths as given.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+
+// Archive mode: one raw.h5 per TIFF, `<output_dir>/<file stem>.h5`, frames only. ConfigError
+// naming both files when two inputs share a stem (their outputs would collide).
+std::vector<IngestRequest> archive_requests(const std::vector<std::string>& files,
+                                            const std::string& output_dir, double pixel_size_nm,
+                                            const std::string& camera_json);
+
+// The `camera` attribute: the camera.* config keys as JSON.
+std::string camera_json(const Config& config);
 
 }  // namespace dsir

@@ -1,7 +1,8 @@
 // Stage `ingest`: TIFF stacks + ground-truth CSV -> raw.h5. Without ingest.frames it ingests what
 // `simulate` wrote in the run folder: the training set and, when present, the acquisition.
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <map>
+#include <sstream>
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
@@ -22,16 +23,15 @@ const ConfigSection section(
          -1e300, 1e300, {}, "--locs"},
         {"pixel_size_nm", KeyType::Float, "0", "Pixel size (nm); 0 = from the TIFF resolution tags.", 0, 1e5,
          {}, "--pixel-size"},
-        {"output", KeyType::String, "''", "Output raw.h5 ('' = {run.dir}/data/acquisition.h5).", -1e300,
-         1e300, {}, "--output"},
+        {"output", KeyType::String, "''",
+         "Output raw.h5 ('' = {run.dir}/data/acquisition.h5); with ingest.archive, the output folder "
+         "('' = {run.dir}/data).",
+         -1e300, 1e300, {}, "--output"},
+        {"archive", KeyType::Bool, "false",
+         "Each file of ingest.frames becomes its own raw.h5 in the ingest.output folder, named after "
+         "the file (files spread over ranks).",
+         -1e300, 1e300, {}, "--archive"},
     });
-
-std::string camera_json(const Config& c) {
-  nlohmann::json j;
-  for (const auto& e : schema())
-    if (e.section == "camera") j[e.key.substr(7)] = c.get_double(e.key);
-  return j.dump();
-}
 
 void run(Context& ctx) {
   const Config& c = ctx.config;
@@ -45,31 +45,68 @@ void run(Context& ctx) {
     r.camera_json = camera_json(c);
     jobs.push_back(std::move(r));
   };
-  const std::string acquisition = ctx.path("ingest.output", "data/acquisition.h5");
+  const bool archive = c.get_bool("ingest.archive");
   if (!c.get_strings("ingest.frames").empty()) {
     std::vector<std::string> files = expand_inputs(c.get_strings("ingest.frames"));
     for (const auto& f : files) require_file(f, "ingest.frames");
-    if (!c.get_string("ingest.locs").empty()) require_file(c.get_string("ingest.locs"), "ingest.locs");
-    job(files, c.get_string("ingest.locs"), acquisition);
+    const std::string& locs = c.get_string("ingest.locs");
+    if (archive) {
+      if (!locs.empty())
+        throw ConfigError("ingest.locs: one ground-truth CSV cannot belong to every file of an archive "
+                          "(ingest.archive); ingest stacks with ground truth one at a time");
+      jobs = archive_requests(files, ctx.path("ingest.output", "data"), c.get_double("ingest.pixel_size_nm"),
+                              camera_json(c));
+    } else {
+      if (!locs.empty()) require_file(locs, "ingest.locs");
+      job(files, locs, ctx.path("ingest.output", "data/acquisition.h5"));
+    }
+  } else if (archive) {
+    throw ConfigError("ingest.archive: needs the files to ingest in ingest.frames");
+  } else if (c.get_string("simulate.format") == "h5") {
+    // simulate wrote raw.h5 itself; running the pipeline's ingest after it is then a no-op.
+    log::print("ingest: nothing to ingest: simulate.format is h5, so simulate wrote raw.h5 directly");
+    return;
   } else {
     const std::string sim = ctx.path("simulate.output", "sim");
     const std::string train_tif = sim + "/train.tif", acq_tif = sim + "/acquisition.tif";
     if (std::filesystem::exists(train_tif))
       job({train_tif}, sim + "/train.csv", ctx.run_dir() + "/data/train.h5");
-    if (std::filesystem::exists(acq_tif)) job({acq_tif}, sim + "/acquisition.csv", acquisition);
+    if (std::filesystem::exists(acq_tif))
+      job({acq_tif}, sim + "/acquisition.csv", ctx.path("ingest.output", "data/acquisition.h5"));
     if (jobs.empty())
       throw ConfigError("ingest.frames: no TIFF given and no simulated stack in '" + sim + "'");
   }
-  // One stack per rank at a time; each writes its own file; rank 0 reports them all.
+  // Whole stacks spread over ranks (rank r takes r, r + size, ...); each writes its own files and
+  // rank 0 reports them all, in input order.
   std::string report;
+  uint64_t frames = 0, bytes_in = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (static_cast<int>(i % static_cast<size_t>(ctx.mpi.size())) != ctx.mpi.rank()) continue;
     IngestSummary s = ingest_stack(jobs[i], ctx.provenance());
-    report += fmt::format("ingest: {} <- {}{}: {} frames {}x{}, {} nm pixels, {} emitters\n", jobs[i].output,
-                          jobs[i].frames.front(), jobs[i].frames.size() > 1 ? " (+ more)" : "", s.frames, s.width,
-                          s.height, s.pixel_size_nm, s.emitters);
+    frames += s.frames;
+    for (const auto& f : jobs[i].frames) bytes_in += std::filesystem::file_size(f);
+    report +=
+        fmt::format("{}\tingest: {} <- {}{}: {} frames {}x{}, {} nm pixels{}{}\n", i, jobs[i].output,
+                    jobs[i].frames.front(),
+                    jobs[i].frames.size() > 1 ? fmt::format(" (+ {} more)", jobs[i].frames.size() - 1) : "",
+                    s.frames, s.width, s.height, s.pixel_size_nm,
+                    jobs[i].locs.empty() ? "" : fmt::format(", {} emitters", s.emitters),
+                    s.emitters_outside ? fmt::format(" ({} outside the field)", s.emitters_outside) : "");
   }
-  for (const auto& text : ctx.mpi.gather_to_root(report)) log::print_lines(text);
+  std::map<size_t, std::string> lines;
+  for (const auto& text : ctx.mpi.gather_to_root(report)) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      const size_t tab = line.find('\t');
+      lines[std::stoul(line.substr(0, tab))] = line.substr(tab + 1);
+    }
+  }
+  for (const auto& [i, line] : lines) log::print("{}", line);
+  if (jobs.size() > 1) {
+    double totals[2] = {static_cast<double>(frames), static_cast<double>(bytes_in)};
+    ctx.mpi.allreduce_sum(totals, 2);
+    log::print("ingest: {} files, {:.0f} frames, {:.1f} MB of TIFF", jobs.size(), totals[0], totals[1] / 1e6);
+  }
 }
 
 const CommandRegistrar registrar({"ingest", 20, "TIFF stacks (+ ground-truth CSV) into raw.h5.", run});

@@ -4,6 +4,7 @@
 #include "stages/ingest/ingest.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <tiffio.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "pipeline/csv.h"
@@ -22,6 +24,7 @@
 #include "pipeline/tiff.h"
 
 namespace fs = std::filesystem;
+using dsir::archive_requests;
 using dsir::IngestRequest;
 using dsir::IngestSummary;
 using dsir::InputError;
@@ -78,7 +81,8 @@ class IngestTest : public ::testing::Test {
       ADD_FAILURE() << "no InputError";
     } catch (const InputError& e) {
       msg = e.what();
-      for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+      for (const auto& p : parts)
+        EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
     } catch (const std::exception& e) {
       ADD_FAILURE() << "not an InputError: " << e.what();
     }
@@ -197,7 +201,8 @@ TEST_F(IngestTest, SmlmChallengeTubulinsFrame) {
 
 TEST_F(IngestTest, GlobInNaturalOrderFormsOneStack) {
   // File fN holds frames with base N * 1000, so values identify file and frame.
-  for (int n : {2, 10, 1}) write_u16("f" + std::to_string(n) + ".tif", 8, 5, 2, static_cast<uint16_t>(n * 1000));
+  for (int n : {2, 10, 1})
+    write_u16("f" + std::to_string(n) + ".tif", 8, 5, 2, static_cast<uint16_t>(n * 1000));
   write_u16("g1.tif", 8, 5, 2, 7);  // not matched by the pattern
   auto files = expand_inputs({(dir_ / "f*.tif").string()});
   ASSERT_EQ(files, (std::vector<std::string>{file("f1.tif"), file("f2.tif"), file("f10.tif")}));
@@ -485,6 +490,269 @@ TEST_F(IngestCsvTest, EdgeOfFieldCountsAsOutside) {
   auto req = request(std::string(kHeader) + "1,1,2000,200,120,1000,20,4\n2,1,0,0,120,1000,20,4\n");
   IngestSummary s = ingest_stack(req, {});
   EXPECT_EQ(s.emitters_outside, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layouts and formats end to end, many files, archive mode
+
+struct Layout {
+  const char* mode;  // "w": classic TIFF, "w8": BigTIFF
+  uint16_t compression;
+  uint16_t predictor;
+  uint32_t tile;  // 0: strips of 3 rows
+  uint16_t bits;
+};
+
+// Frames of `w` x `h` whose pixel i of frame k is (base + 7 k + 3 i) mod 2^bits, written with
+// libtiff in the given layout.
+std::vector<std::vector<uint16_t>> write_layout(const std::string& path, const Layout& l, uint32_t w,
+                                                uint32_t h, int frames, uint16_t base) {
+  std::vector<std::vector<uint16_t>> values;
+  TIFF* tif = TIFFOpen(path.c_str(), l.mode);
+  EXPECT_NE(tif, nullptr);
+  if (tif == nullptr) return values;
+  const size_t sample_bytes = l.bits / 8;
+  for (int k = 0; k < frames; ++k) {
+    std::vector<uint16_t> v(size_t(w) * h);
+    std::vector<uint8_t> bytes(v.size() * sample_bytes);
+    for (size_t i = 0; i < v.size(); ++i) {
+      v[i] = static_cast<uint16_t>((base + 7 * k + 3 * i) % (l.bits == 8 ? 256 : 65536));
+      if (l.bits == 8)
+        bytes[i] = static_cast<uint8_t>(v[i]);
+      else
+        std::memcpy(&bytes[2 * i], &v[i], 2);
+    }
+    values.push_back(v);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, l.bits);
+    TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(tif, TIFFTAG_COMPRESSION, l.compression);
+    if (l.predictor != PREDICTOR_NONE) TIFFSetField(tif, TIFFTAG_PREDICTOR, l.predictor);
+    TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
+    TIFFSetField(tif, TIFFTAG_XRESOLUTION, 1e5f);  // 100 nm
+    TIFFSetField(tif, TIFFTAG_YRESOLUTION, 1e5f);
+    if (l.tile > 0) {
+      TIFFSetField(tif, TIFFTAG_TILEWIDTH, l.tile);
+      TIFFSetField(tif, TIFFTAG_TILELENGTH, l.tile);
+      std::vector<uint8_t> tile(size_t(l.tile) * l.tile * sample_bytes);
+      for (uint32_t y = 0; y < h; y += l.tile)
+        for (uint32_t x = 0; x < w; x += l.tile) {
+          std::fill(tile.begin(), tile.end(), 0);
+          for (uint32_t r = 0; r < l.tile && y + r < h; ++r)
+            for (uint32_t c = 0; c < l.tile && x + c < w; ++c)
+              std::memcpy(&tile[(r * l.tile + c) * sample_bytes],
+                          &bytes[((y + r) * w + x + c) * sample_bytes], sample_bytes);
+          EXPECT_GE(
+              TIFFWriteEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile.data(), tmsize_t(tile.size())),
+              0);
+        }
+    } else {
+      TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 3);
+      const size_t row_bytes = size_t(w) * sample_bytes;
+      for (uint32_t row = 0, strip = 0; row < h; row += 3, ++strip)
+        EXPECT_GE(TIFFWriteEncodedStrip(tif, strip, bytes.data() + row * row_bytes,
+                                        tmsize_t(std::min<uint32_t>(3, h - row) * row_bytes)),
+                  0);
+    }
+    EXPECT_TRUE(TIFFWriteDirectory(tif));
+  }
+  TIFFClose(tif);
+  return values;
+}
+
+TEST_F(IngestTest, BigTiffTilesLzwDeflateAnd8BitFilesFormOneStack) {
+  const uint32_t w = 21, h = 17;  // partial edge tiles and a short last strip
+  const std::vector<std::pair<std::string, Layout>> files = {
+      {"s1_bigtiff_tiled_deflate.tif", {"w8", COMPRESSION_ADOBE_DEFLATE, PREDICTOR_HORIZONTAL, 16, 16}},
+      {"s2_lzw_strips.tif", {"w", COMPRESSION_LZW, PREDICTOR_HORIZONTAL, 0, 16}},
+      {"s3_uncompressed_8bit.tif", {"w", COMPRESSION_NONE, PREDICTOR_NONE, 0, 8}},
+      {"s10_bigtiff_lzw_tiles.tif", {"w8", COMPRESSION_LZW, PREDICTOR_NONE, 16, 16}},
+  };
+  std::vector<std::vector<uint16_t>> expect;
+  for (size_t n = 0; n < files.size(); ++n) {
+    auto v = write_layout(file(files[n].first), files[n].second, w, h, 2 + static_cast<int>(n),
+                          static_cast<uint16_t>(1000 * n + 11));
+    expect.insert(expect.end(), v.begin(), v.end());
+  }
+  {
+    TIFF* t = TIFFOpen(file(files[0].first).c_str(), "r");
+    ASSERT_NE(t, nullptr);
+    EXPECT_TRUE(TIFFIsBigTIFF(t));
+    EXPECT_TRUE(TIFFIsTiled(t));
+    TIFFClose(t);
+  }
+  IngestRequest req;
+  req.frames = expand_inputs({(dir_ / "s*.tif").string()});  // natural order: s1, s2, s3, s10
+  ASSERT_EQ(req.frames.size(), 4u);
+  EXPECT_EQ(req.frames.back(), file(files[3].first));
+  req.output = output();
+  IngestSummary s = ingest_stack(req, {});
+  EXPECT_EQ(s.frames, 2u + 3u + 4u + 5u);
+  EXPECT_NEAR(s.pixel_size_nm, 100.0, 1e-3);
+  dsir::h5::File f = dsir::h5::File::open(req.output);
+  EXPECT_EQ(f.dtype("/frames"), dsir::h5::DType::u16);  // 8- and 16-bit sources fit uint16
+  ASSERT_EQ(f.shape("/frames"), (dsir::h5::Dims{14, h, w}));
+  for (uint64_t k = 0; k < expect.size(); ++k)
+    EXPECT_EQ(f.read_rows<uint16_t>("/frames", k, 1), expect[k]) << "frame " << k;
+}
+
+TEST_F(IngestTest, FrameOfDifferentSizeInsideOneFile) {
+  const std::string path = file("mixed.tif");
+  write_layout(path, {"w", COMPRESSION_NONE, PREDICTOR_NONE, 0, 16}, 12, 10, 1, 0);
+  {
+    // Append a second directory of another size.
+    TIFF* tif = TIFFOpen(path.c_str(), "a");
+    ASSERT_NE(tif, nullptr);
+    std::vector<uint16_t> v(8 * 10, 5);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 8u);
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 10u);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 16);
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 10u);
+    ASSERT_GE(TIFFWriteEncodedStrip(tif, 0, v.data(), tmsize_t(v.size() * 2)), 0);
+    ASSERT_TRUE(TIFFWriteDirectory(tif));
+    TIFFClose(tif);
+  }
+  IngestRequest req;
+  req.frames = {path};
+  req.output = output();
+  std::cout << "[ info ] " << expect_input_error(req, {path, "frame 1", "8x10", "12x10"}) << "\n";
+}
+
+TEST_F(IngestTest, SignedAndDoubleSamplesAreRejected) {
+  for (auto [bits, format, name] :
+       {std::tuple<uint16_t, uint16_t, const char*>{16, SAMPLEFORMAT_INT, "signed integer"},
+        {64, SAMPLEFORMAT_IEEEFP, "64-bit float"}}) {
+    const std::string path = file(std::string("bad") + std::to_string(bits) + ".tif");
+    TIFF* tif = TIFFOpen(path.c_str(), "w");
+    ASSERT_NE(tif, nullptr);
+    std::vector<uint8_t> bytes(4 * 4 * bits / 8, 0);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 4u);
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 4u);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits);
+    TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, format);
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 4u);
+    ASSERT_GE(TIFFWriteEncodedStrip(tif, 0, bytes.data(), tmsize_t(bytes.size())), 0);
+    ASSERT_TRUE(TIFFWriteDirectory(tif));
+    TIFFClose(tif);
+    IngestRequest req;
+    req.frames = {path};
+    req.pixel_size_nm = 100;
+    req.output = output();
+    expect_input_error(req, {path, name, "not supported"});
+  }
+}
+
+TEST_F(IngestTest, MoreFilesThanMayBeOpenAtOnce) {
+  // One file per frame (the SMLM challenge's layout); the stack must not hold them all open.
+  const int n = 120;
+  for (int k = 1; k <= n; ++k)
+    write_u16("frame_" + std::to_string(k) + ".tif", 6, 5, 1, static_cast<uint16_t>(k));
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit low = old;
+  low.rlim_cur = 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  IngestRequest req;
+  req.frames = expand_inputs({(dir_ / "frame_*.tif").string()});
+  req.output = output();
+  IngestSummary s;
+  std::string error;
+  try {
+    s = ingest_stack(req, {});
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_NOFILE, &old);
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(s.frames, static_cast<uint64_t>(n));
+  dsir::h5::File f = dsir::h5::File::open(req.output);
+  for (int k : {1, 2, 10, 99, 120})  // frame_2 after frame_1, frame_10 after frame_9
+    EXPECT_EQ(f.read_rows<uint16_t>("/frames", static_cast<uint64_t>(k - 1), 1),
+              u16_frame(6, 5, 0, static_cast<uint16_t>(k)))
+        << "frame_" << k << ".tif";
+}
+
+TEST_F(IngestTest, ArchiveWritesOneFilePerInput) {
+  write_u16("a1.tif", 8, 6, 3, 100);
+  write_u16("a2.tif", 8, 6, 1, 200);
+  write_u16("a10.tif", 5, 4, 2, 300, /*px=*/160);  // an archive's files need not agree
+  auto files = expand_inputs({(dir_ / "a*.tif").string()});
+  auto jobs = archive_requests(files, out_dir_.string(), 0, R"({"base_level": 100})");
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].output, (out_dir_ / "a1.h5").string());
+  EXPECT_EQ(jobs[1].output, (out_dir_ / "a2.h5").string());
+  EXPECT_EQ(jobs[2].output, (out_dir_ / "a10.h5").string());
+  // Three "ranks" take files r, r + 3, ...: here one each, in any order.
+  for (int rank : {2, 0, 1}) {
+    IngestSummary s = ingest_stack(jobs[static_cast<size_t>(rank)], {});
+    EXPECT_EQ(s.frames, rank == 0 ? 3u : rank == 1 ? 1u : 2u);
+  }
+  dsir::h5::File a10 = dsir::h5::File::open((out_dir_ / "a10.h5").string());
+  EXPECT_EQ(a10.shape("/frames"), (dsir::h5::Dims{2, 4, 5}));
+  EXPECT_NEAR(a10.attr_double("/", "pixel_size_nm"), 160.0, 1e-3);
+  EXPECT_EQ(a10.attr_string("/", "source_files"), file("a10.tif"));
+  EXPECT_EQ(a10.attr_string("/", "camera"), R"({"base_level": 100})");
+  EXPECT_EQ(a10.read_rows<uint16_t>("/frames", 1, 1), u16_frame(5, 4, 1, 300));
+  dsir::h5::File a1 = dsir::h5::File::open((out_dir_ / "a1.h5").string());
+  EXPECT_EQ(a1.read_rows<uint16_t>("/frames", 2, 1), u16_frame(8, 6, 2, 100));
+
+  // Two inputs with one stem would overwrite each other's output.
+  fs::create_directories(dir_ / "sub");
+  write_u16("sub/a1.tif", 4, 4, 1, 0);
+  try {
+    archive_requests({file("a1.tif"), file("sub/a1.tif")}, out_dir_.string(), 0, "");
+    ADD_FAILURE() << "no ConfigError";
+  } catch (const dsir::ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(file("sub/a1.tif")), std::string::npos) << msg;
+    EXPECT_NE(msg.find("a1.h5"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(IngestTest, SmlmChallengeCsvIngestsWithItsEmitters) {
+  const std::string csv = tif_path("smlm2013-tubulins-frame20", "tubulins1_00020.csv");
+  if (!fs::exists(csv)) GTEST_SKIP() << "real data absent";
+  // A 20-frame, 256 x 256 stack of 150 nm pixels (the challenge's field) holds frame 20.
+  IngestRequest req;
+  req.frames = {write_u16("stack20.tif", 256, 256, 20, 0, 150)};
+  req.locs = csv;
+  req.output = output();
+  IngestSummary s = ingest_stack(req, {});
+  EXPECT_EQ(s.emitters, 49u);
+  EXPECT_EQ(s.emitters_outside, 0u);
+  dsir::h5::File f = dsir::h5::File::open(req.output);
+  dsir::h5::Table t = f.read_table("/emitters");
+  ASSERT_EQ(t.rows(), 49u);
+  for (double fr : t["frame"].values) EXPECT_EQ(fr, 19.0);
+  EXPECT_NEAR(t["x_nm"].values[0], 25713.33, 1e-9);
+  EXPECT_NEAR(t["y_nm"].values[0], 26788.90, 1e-9);
+  EXPECT_NEAR(t["photons"].values[0], 1655.48, 1e-9);
+  EXPECT_TRUE(std::isnan(t["sigma_nm"].values[0]));  // the challenge gives no sigma
+}
+
+TEST_F(IngestCsvTest, DsirCsvFormat) {
+  auto req = request("frame,x,y\n1,150.5,250.25\n2,1999,0\n2,10,20\n");
+  IngestSummary s = ingest_stack(req, {});
+  EXPECT_EQ(s.emitters, 3u);
+  EXPECT_EQ(s.emitters_outside, 0u);
+  dsir::h5::File f = dsir::h5::File::open(req.output);
+  dsir::h5::Table t = f.read_table("/emitters");
+  EXPECT_EQ(t["frame"].values, (std::vector<double>{0, 1, 1}));
+  EXPECT_EQ(t["x_nm"].values, (std::vector<double>{150.5, 1999, 10}));
+  EXPECT_EQ(t["y_nm"].values, (std::vector<double>{250.25, 0, 20}));
+}
+
+TEST_F(IngestCsvTest, MissingColumnInDsirFormat) {
+  auto req = request("x,y\n1,2\n");
+  expect_input_error(req, {req.locs + ":1", "frame"});
 }
 
 }  // namespace

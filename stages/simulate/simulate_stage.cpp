@@ -1,5 +1,6 @@
 // Stage `simulate`: training frames (uniform emitters, DSIR's recipe) and an optional test
-// acquisition (emitters blinking along filaments) as ThunderSTORM-style TIFF + ground-truth CSV.
+// acquisition (emitters blinking along filaments) as ThunderSTORM-style TIFF + ground-truth CSV,
+// or straight to raw.h5 (simulate.format: h5).
 #include <cstring>
 #include <filesystem>
 
@@ -8,6 +9,8 @@
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
+#include "stages/ingest/ingest.h"
+#include "stages/ingest/raw_file.h"
 #include "stages/simulate/simulator.h"
 
 namespace dsir {
@@ -16,10 +19,16 @@ namespace {
 const ConfigSection section(
     "simulate", "Simulated data: a training set and an optional test acquisition.",
     {
-        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}/sim).", -1e300, 1e300, {}, "--output"},
+        {"output", KeyType::String, "''",
+         "Output folder ('' = {run.dir}/sim for tiff, {run.dir}/data for h5).", -1e300, 1e300, {},
+         "--output"},
+        {"format", KeyType::Choice, "tiff",
+         "tiff: train.tif/.csv and acquisition.tif/.csv (ThunderSTORM's files, for ingest); h5: "
+         "train.h5 and acquisition.h5 in the raw.h5 layout (ingest is then not needed).",
+         -1e300, 1e300, {"tiff", "h5"}},
         {"chunk_frames", KeyType::Int, "64", "Frames per work unit handed to a rank.", 1, 1e6},
-        {"train.frames", KeyType::Int, "3500", "Training frames (DSIR: 3500 train + 1500 validation).", 0, 1e9,
-         {}, "--frames"},
+        {"train.frames", KeyType::Int, "3500", "Training frames (DSIR: 3500 train + 1500 validation).", 0,
+         1e9, {}, "--frames"},
         {"train.width", KeyType::Int, "26", "Training frame width (pixels).", 4, 65535},
         {"train.height", KeyType::Int, "26", "Training frame height (pixels).", 4, 65535},
         {"train.density", KeyType::Float, "2.0", "Mean emitters per frame per µm².", 0, 1e4},
@@ -30,6 +39,10 @@ const ConfigSection section(
         {"acquisition.structure", KeyType::Choice, "filaments", "Where emitters sit.", -1e300, 1e300,
          {"filaments", "uniform"}},
         {"acquisition.filaments", KeyType::Int, "6", "Number of filaments.", 1, 10000},
+        {"acquisition.mask", KeyType::String, "''",
+         "Density mask: a grayscale TIFF stretched over the field whose values (divided by their "
+         "maximum) weight the emitter density ('' = none).",
+         -1e300, 1e300},
     });
 
 sim::Camera camera_from(const Config& c) {
@@ -49,13 +62,68 @@ sim::EmitterRanges ranges_from(const Config& c) {
   const auto& photons = c.get_doubles("psf.photons");
   if (fwhm[0] > fwhm[1]) throw ConfigError("psf.fwhm_nm: expected [min, max] with min <= max");
   if (photons[0] > photons[1]) throw ConfigError("psf.photons: expected [min, max] with min <= max");
-  return {fwhm[0], fwhm[1], photons[0], photons[1]};
+  sim::EmitterRanges r;
+  r.fwhm_min_nm = fwhm[0];
+  r.fwhm_max_nm = fwhm[1];
+  r.photons_min = photons[0];
+  r.photons_max = photons[1];
+  r.psf = c.get_string("psf.model") == "sampled" ? sim::PsfModel::Sampled : sim::PsfModel::Integrated;
+  return r;
 }
 
-// Simulates `frames` frames of `field` into <stem>.tif and <stem>.csv. Ranks compute chunks of
-// frames; rank 0 writes them in frame order, so the files do not depend on the number of ranks.
+// Where one simulated set goes: a TIFF + ThunderSTORM CSV, or a raw.h5. Rank 0 only.
+class SetWriter {
+ public:
+  SetWriter(Context& ctx, const std::string& stem, const sim::FieldSpec& field, int64_t frames,
+            const sim::Camera& cam) {
+    if (ctx.config.get_string("simulate.format") == "h5") {
+      RawFileInfo info;
+      info.frames = static_cast<uint64_t>(frames);
+      info.width = static_cast<uint32_t>(field.width);
+      info.height = static_cast<uint32_t>(field.height);
+      info.pixel_size_nm = cam.pixel_size_nm;
+      info.camera_json = camera_json(ctx.config);
+      info.source_files = "dsir simulate (run.seed " + std::to_string(ctx.config.get_int("run.seed")) + ")";
+      raw_ = std::make_unique<RawFileWriter>(stem + ".h5", info, ctx.provenance());
+      source_ = info.source_files;
+      width_nm_ = field.width * cam.pixel_size_nm;
+      height_nm_ = field.height * cam.pixel_size_nm;
+    } else {
+      tif_ = std::make_unique<tiff::Writer>(stem + ".tif", field.width, field.height, tiff::WriteFormat::U16,
+                                            cam.pixel_size_nm, static_cast<uint64_t>(frames));
+      csv_ = stem + ".csv";
+    }
+  }
+  void frame(const uint16_t* pixels) {
+    if (raw_)
+      raw_->write_frame(pixels);
+    else
+      tif_->write_frame(pixels);
+  }
+  // Commits the frames and writes the ground truth.
+  void finish(const std::vector<Emitter>& truth) {
+    if (raw_) {
+      raw_->set_emitters(truth, source_, count_outside(truth, width_nm_, height_nm_));
+      raw_->commit();
+    } else {
+      tif_->commit();
+      write_thunderstorm_csv(csv_, truth);
+    }
+  }
+
+ private:
+  std::unique_ptr<tiff::Writer> tif_;
+  std::unique_ptr<RawFileWriter> raw_;
+  std::string csv_, source_;
+  double width_nm_ = 0, height_nm_ = 0;
+};
+
+// Simulates `frames` frames of `field` into <stem>.tif and <stem>.csv (or <stem>.h5). Ranks compute
+// chunks of frames; rank 0 writes them in frame order, so the files do not depend on the number
+// of ranks.
 void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& field, int64_t frames,
-                  const sim::Camera& cam, const sim::EmitterRanges& ranges, uint64_t seed) {
+                  const sim::Camera& cam, const sim::EmitterRanges& ranges, uint64_t seed,
+                  const sim::DensityMask* mask = nullptr) {
   std::unique_ptr<sim::Filaments> filaments;
   if (field.structure == sim::Structure::Filaments)
     filaments = std::make_unique<sim::Filaments>(field, cam.pixel_size_nm, seed);
@@ -63,11 +131,9 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
   const uint64_t n_chunks = (static_cast<uint64_t>(frames) + chunk - 1) / chunk;
   const size_t frame_px = static_cast<size_t>(field.width) * static_cast<size_t>(field.height);
 
-  std::unique_ptr<tiff::Writer> tif;
+  std::unique_ptr<SetWriter> out;
   std::vector<Emitter> truth;
-  if (ctx.mpi.is_root())
-    tif = std::make_unique<tiff::Writer>(stem + ".tif", field.width, field.height, tiff::WriteFormat::U16,
-                                         cam.pixel_size_nm, static_cast<uint64_t>(frames));
+  if (ctx.mpi.is_root()) out = std::make_unique<SetWriter>(ctx, stem, field, frames, cam);
   Progress progress("simulate " + std::filesystem::path(stem).filename().string(),
                     static_cast<uint64_t>(frames));
 
@@ -78,7 +144,7 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
     std::vector<uint16_t> pixels;
     std::vector<Emitter> emitters;
     for (int64_t f = first; f < last; ++f) {
-      sim::Frame fr = sim::simulate_frame(field, cam, ranges, filaments.get(), seed, f);
+      sim::Frame fr = sim::simulate_frame(field, cam, ranges, filaments.get(), seed, f, mask);
       pixels.insert(pixels.end(), fr.pixels.begin(), fr.pixels.end());
       emitters.insert(emitters.end(), fr.emitters.begin(), fr.emitters.end());
     }
@@ -98,7 +164,7 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
     const size_t px_bytes = nf * frame_px * 2;
     std::vector<uint16_t> pixels(nf * frame_px);
     std::memcpy(pixels.data(), bytes.data() + 8, px_bytes);
-    for (uint64_t f = 0; f < nf; ++f) tif->write_frame(pixels.data() + f * frame_px);
+    for (uint64_t f = 0; f < nf; ++f) out->frame(pixels.data() + f * frame_px);
     std::memcpy(&ne, bytes.data() + 8 + px_bytes, 8);
     size_t old = truth.size();
     truth.resize(old + ne);
@@ -108,10 +174,10 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
   ordered_chunks_to_root(ctx.mpi, n_chunks, produce, consume);
   progress.finish();
   if (ctx.mpi.is_root()) {
-    tif->commit();
-    write_thunderstorm_csv(stem + ".csv", truth);
-    log::print("simulate: {}.tif: {} frames {}x{}, {} emitters ({:.2f} per frame)", stem, frames,
-               field.width, field.height, truth.size(),
+    out->finish(truth);
+    log::print("simulate: {}.{}: {} frames {}x{}, {} emitters ({:.2f} per frame)", stem,
+               ctx.config.get_string("simulate.format") == "h5" ? "h5" : "tif", frames, field.width,
+               field.height, truth.size(),
                frames ? static_cast<double>(truth.size()) / static_cast<double>(frames) : 0.0);
   }
   ctx.mpi.barrier();
@@ -119,10 +185,20 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
 
 void run(Context& ctx) {
   const Config& c = ctx.config;
-  const std::string out = ctx.path("simulate.output", "sim");
+  const bool h5 = c.get_string("simulate.format") == "h5";
+  const std::string out = ctx.path("simulate.output", h5 ? "data" : "sim");
   const sim::Camera cam = camera_from(c);
   const sim::EmitterRanges ranges = ranges_from(c);
   const uint64_t seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  const int64_t acq_frames = c.get_int("simulate.acquisition.frames");
+  // The mask first: a bad one must fail before anything is written.
+  std::unique_ptr<sim::DensityMask> mask;
+  if (const std::string& m = c.get_string("simulate.acquisition.mask"); !m.empty() && acq_frames > 0) {
+    require_file(m, "simulate.acquisition.mask");
+    mask = std::make_unique<sim::DensityMask>(sim::DensityMask::from_tiff(m));
+    log::print("simulate: density mask {} ({}x{}, mean weight {:.3f})", m, mask->width(), mask->height(),
+               mask->mean_weight());
+  }
 
   sim::FieldSpec train;
   train.width = static_cast<int>(c.get_int("simulate.train.width"));
@@ -132,7 +208,6 @@ void run(Context& ctx) {
   const int64_t train_frames = c.get_int("simulate.train.frames");
   if (train_frames > 0) simulate_set(ctx, out + "/train", train, train_frames, cam, ranges, seed);
 
-  const int64_t acq_frames = c.get_int("simulate.acquisition.frames");
   if (acq_frames > 0) {
     sim::FieldSpec acq;
     acq.width = static_cast<int>(c.get_int("simulate.acquisition.width"));
@@ -142,13 +217,12 @@ void run(Context& ctx) {
                                                                                    : sim::Structure::Uniform;
     acq.filaments = static_cast<int>(c.get_int("simulate.acquisition.filaments"));
     // A different stream than the training set's, still a function of run.seed alone.
-    simulate_set(ctx, out + "/acquisition", acq, acq_frames, cam, ranges, seed ^ 0x5eedacc0ull);
+    simulate_set(ctx, out + "/acquisition", acq, acq_frames, cam, ranges, seed ^ 0x5eedacc0ull, mask.get());
   }
 }
 
-const CommandRegistrar registrar({"simulate", 10,
-                                  "Simulate training frames and a test acquisition (TIFF + ThunderSTORM CSV).",
-                                  run});
+const CommandRegistrar registrar(
+    {"simulate", 10, "Simulate training frames and a test acquisition (TIFF + ThunderSTORM CSV).", run});
 
 }  // namespace
 }  // namespace dsir

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "pipeline/errors.h"
+#include "pipeline/tiff.h"
 
 namespace dsir::sim {
 namespace {
@@ -80,7 +81,7 @@ std::pair<double, double> Filaments::sample(std::mt19937_64& rng) const {
 }
 
 std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height,
-                                    double px) {
+                                    double px, PsfModel psf) {
   std::vector<double> img(static_cast<size_t>(width) * static_cast<size_t>(height), 0.0);
   std::vector<double> gx, gy;
   for (const auto& e : emitters) {
@@ -92,20 +93,73 @@ std::vector<double> render_expected(const std::vector<Emitter>& emitters, int wi
     const int r0 = std::max(0, static_cast<int>(std::floor(cy)) - radius);
     const int r1 = std::min(height - 1, static_cast<int>(std::floor(cy)) + radius);
     if (c0 > c1 || r0 > r1) continue;
-    // Integrated Gaussian: the PSF's mass inside each pixel, separable in x and y.
-    const double k = 1.0 / (std::sqrt(2.0) * s);
+    // Both models are separable in x and y: one factor per column and one per row.
     gx.assign(static_cast<size_t>(c1 - c0 + 1), 0.0);
     gy.assign(static_cast<size_t>(r1 - r0 + 1), 0.0);
-    for (int c = c0; c <= c1; ++c)
-      gx[static_cast<size_t>(c - c0)] = 0.5 * (std::erf((c + 1 - cx) * k) - std::erf((c - cx) * k));
-    for (int r = r0; r <= r1; ++r)
-      gy[static_cast<size_t>(r - r0)] = 0.5 * (std::erf((r + 1 - cy) * k) - std::erf((r - cy) * k));
+    if (psf == PsfModel::Integrated) {
+      // The PSF's mass inside each pixel.
+      const double k = 1.0 / (std::sqrt(2.0) * s);
+      for (int c = c0; c <= c1; ++c)
+        gx[static_cast<size_t>(c - c0)] = 0.5 * (std::erf((c + 1 - cx) * k) - std::erf((c - cx) * k));
+      for (int r = r0; r <= r1; ++r)
+        gy[static_cast<size_t>(r - r0)] = 0.5 * (std::erf((r + 1 - cy) * k) - std::erf((r - cy) * k));
+    } else {
+      // The density at the pixel centre (pixel area 1).
+      const double norm = 1.0 / (std::sqrt(2.0 * M_PI) * s), k = 1.0 / (2.0 * s * s);
+      for (int c = c0; c <= c1; ++c)
+        gx[static_cast<size_t>(c - c0)] = norm * std::exp(-(c + 0.5 - cx) * (c + 0.5 - cx) * k);
+      for (int r = r0; r <= r1; ++r)
+        gy[static_cast<size_t>(r - r0)] = norm * std::exp(-(r + 0.5 - cy) * (r + 0.5 - cy) * k);
+    }
     for (int r = r0; r <= r1; ++r)
       for (int c = c0; c <= c1; ++c)
         img[static_cast<size_t>(r) * static_cast<size_t>(width) + static_cast<size_t>(c)] +=
             e.photons * gx[static_cast<size_t>(c - c0)] * gy[static_cast<size_t>(r - r0)];
   }
   return img;
+}
+
+DensityMask::DensityMask(std::vector<double> weights, int width, int height, std::string source)
+    : weights_(std::move(weights)), width_(width), height_(height) {
+  if (width <= 0 || height <= 0 ||
+      weights_.size() != static_cast<size_t>(width) * static_cast<size_t>(height))
+    throw InputError(source + ": density mask of " + std::to_string(weights_.size()) + " values is not " +
+                     std::to_string(width) + "x" + std::to_string(height));
+  double max = 0;
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    const double v = weights_[i];
+    if (!std::isfinite(v) || v < 0)
+      throw InputError(source + ": density mask pixel (row " +
+                       std::to_string(i / static_cast<size_t>(width)) + ", column " +
+                       std::to_string(i % static_cast<size_t>(width)) + ") is " + std::to_string(v) +
+                       "; weights must be finite and >= 0");
+    max = std::max(max, v);
+  }
+  if (!(max > 0)) throw InputError(source + ": density mask is zero everywhere (no emitter could appear)");
+  double sum = 0;
+  for (double& v : weights_) {
+    v /= max;
+    sum += v;
+  }
+  mean_ = sum / static_cast<double>(weights_.size());
+}
+
+DensityMask DensityMask::from_tiff(const std::string& path) {
+  tiff::Reader reader(path);
+  const auto& info = reader.info();
+  if (info.frames != 1)
+    throw InputError(path + ": a density mask is one image, but the TIFF has " + std::to_string(info.frames) +
+                     " frames");
+  std::vector<float> pixels(static_cast<size_t>(info.width) * info.height);
+  reader.read_frame(0, pixels.data());
+  return DensityMask(std::vector<double>(pixels.begin(), pixels.end()), static_cast<int>(info.width),
+                     static_cast<int>(info.height), path);
+}
+
+double DensityMask::weight_at(double fx, double fy) const {
+  const int c = std::clamp(static_cast<int>(fx * width_), 0, width_ - 1);
+  const int r = std::clamp(static_cast<int>(fy * height_), 0, height_ - 1);
+  return weights_[static_cast<size_t>(r) * static_cast<size_t>(width_) + static_cast<size_t>(c)];
 }
 
 std::vector<uint16_t> apply_camera(const std::vector<double>& expected, const Camera& cam,
@@ -134,7 +188,7 @@ double model_variance_adu(double photons, const Camera& cam) {
 }
 
 Frame simulate_frame(const FieldSpec& field, const Camera& cam, const EmitterRanges& ranges,
-                     const Filaments* filaments, uint64_t seed, int64_t frame) {
+                     const Filaments* filaments, uint64_t seed, int64_t frame, const DensityMask* mask) {
   std::mt19937_64 rng = frame_rng(seed, frame);
   const double w_nm = field.width * cam.pixel_size_nm, h_nm = field.height * cam.pixel_size_nm;
   const double mean = field.density_per_um2 * (w_nm / 1000.0) * (h_nm / 1000.0);
@@ -156,14 +210,16 @@ Frame simulate_frame(const FieldSpec& field, const Camera& cam, const EmitterRan
       e.x_nm = uniform(rng, 0, w_nm);
       e.y_nm = uniform(rng, 0, h_nm);
     }
+    // Thinning a Poisson process by the mask's weight leaves a Poisson process with that density.
+    if (mask && uniform(rng, 0, 1) >= mask->weight_at(e.x_nm / w_nm, e.y_nm / h_nm)) continue;
     e.sigma_nm = uniform(rng, ranges.fwhm_min_nm, ranges.fwhm_max_nm) / kFwhmPerSigma;
     e.photons = uniform(rng, ranges.photons_min, ranges.photons_max);
     e.offset = cam.background_photons;
     e.bkgstd = std::sqrt(cam.background_photons);
     f.emitters.push_back(e);
   }
-  f.pixels = apply_camera(render_expected(f.emitters, field.width, field.height, cam.pixel_size_nm),
-                          cam, rng);
+  f.pixels = apply_camera(
+      render_expected(f.emitters, field.width, field.height, cam.pixel_size_nm, ranges.psf), cam, rng);
   return f;
 }
 

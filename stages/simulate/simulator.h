@@ -1,8 +1,10 @@
 #pragma once
-// A ThunderSTORM-style simulator: emitters drawn per frame (uniformly or along filaments),
-// imaged with an integrated symmetric Gaussian PSF, then through a camera model.
+// A ThunderSTORM-style simulator: emitters drawn per frame (uniformly or along filaments,
+// optionally weighted by a density mask), imaged with a symmetric Gaussian PSF, then through a
+// camera model.
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "pipeline/csv.h"
@@ -19,9 +21,17 @@ struct Camera {
   double background_photons = 20;  // per pixel
 };
 
+// How a PSF becomes pixel values. Integrated: the Gaussian's mass inside each pixel (erf
+// differences; the model and the default). Sampled: the Gaussian density at the pixel
+// centre times the pixel area, as ThunderSTORM's generator renders its symmetric Gaussian PSF
+// (SymmetricGaussianPSF.getValue at x + 0.5, y + 0.5); the Deep-STORM demo frames were made so
+// (docs/simulator.md).
+enum class PsfModel { Integrated, Sampled };
+
 struct EmitterRanges {
   double fwhm_min_nm = 200, fwhm_max_nm = 300;
   double photons_min = 80, photons_max = 2050;
+  PsfModel psf = PsfModel::Integrated;
 };
 
 enum class Structure { Uniform, Filaments };
@@ -47,13 +57,39 @@ class Filaments {
   std::vector<std::pair<size_t, size_t>> segment_;  // (curve, point index) for each segment
 };
 
+// Relative emitter density over the field, from an image (ThunderSTORM's "density mask"): the
+// image is stretched over the field, its values divided by their maximum, and an emitter at a
+// position is kept with the weight there. The mean count per frame is density x area x mean
+// weight, as in ThunderSTORM (a Poisson count per mask pixel with mean density x area x weight).
+class DensityMask {
+ public:
+  // `weights` row-major height x width, finite and >= 0 with a positive maximum; `source` names
+  // it in errors.
+  DensityMask(std::vector<double> weights, int width, int height, std::string source);
+  // The first frame of a grayscale TIFF (8/16/32-bit unsigned or float). InputError naming the
+  // file when it is unreadable, has several frames, negative or non-finite values, or is all 0.
+  static DensityMask from_tiff(const std::string& path);
+
+  // Weight in [0, 1] at a position given as fractions of the field's width and height.
+  double weight_at(double fx, double fy) const;
+  double mean_weight() const { return mean_; }
+  int width() const { return width_; }
+  int height() const { return height_; }
+
+ private:
+  std::vector<double> weights_;
+  int width_, height_;
+  double mean_ = 0;
+};
+
 // The random stream of one frame: depends on (seed, frame) only, so any rank computes any frame.
 std::mt19937_64 frame_rng(uint64_t seed, int64_t frame);
 
 // Expected photons per pixel from the emitters alone (no background), height x width row-major.
-// Pixel (r, c) covers [c, c+1) x [r, r+1) in pixel units; emitters use their sigma_nm and photons.
+// Pixel (r, c) covers [c, c+1) x [r, r+1) in pixel units; emitters use their sigma_nm and photons,
+// evaluated to at least 5 sigma around each emitter.
 std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height,
-                                    double pixel_size_nm);
+                                    double pixel_size_nm, PsfModel psf = PsfModel::Integrated);
 
 // Expected photons -> ADU: (+background) -> QE -> Poisson -> EM gain (Gamma) -> read noise ->
 // /e_per_adu -> +base level -> round and clamp to uint16.
@@ -68,7 +104,10 @@ struct Frame {
   std::vector<Emitter> emitters;
 };
 
+// One frame: a Poisson number of emitters with mean density x area (thinned by `mask` when given),
+// positions uniform or on `filaments`, FWHM and photons uniform in `ranges`, then the camera.
 Frame simulate_frame(const FieldSpec& field, const Camera& cam, const EmitterRanges& ranges,
-                     const Filaments* filaments, uint64_t seed, int64_t frame);
+                     const Filaments* filaments, uint64_t seed, int64_t frame,
+                     const DensityMask* mask = nullptr);
 
 }  // namespace dsir::sim

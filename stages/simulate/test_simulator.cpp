@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
@@ -133,7 +136,8 @@ TEST(RenderExpected, MaximumAtPixelOfEmitterXAlongColumns) {
       const size_t argmax =
           static_cast<size_t>(std::max_element(img.begin(), img.end()) - img.begin());
       EXPECT_EQ(static_cast<int>(argmax) / w, r) << "row for (r,c)=(" << r << "," << c << ") frac " << frac;
-      EXPECT_EQ(static_cast<int>(argmax) % w, c) << "column for (r,c)=(" << r << "," << c << ") frac " << frac;
+      EXPECT_EQ(static_cast<int>(argmax) % w, c)
+          << "column for (r,c)=(" << r << "," << c << ") frac " << frac;
     }
   }
 }
@@ -167,6 +171,37 @@ TEST(RenderExpected, LinearInEmittersAndClippedAtEdges) {
   EXPECT_NEAR(sum(corner), 250.0, 1e-6 * 1000);
   auto outside = render_expected({emitter(-5000, 1600, 120, 1000)}, w, h, px);
   EXPECT_EQ(sum(outside), 0.0);
+}
+
+// The sampled model: ThunderSTORM's generator's point samples of the Gaussian density.
+TEST(RenderExpected, SampledModelIsTheDensityAtPixelCentres) {
+  const int w = 32, h = 24;
+  const double px = 100;
+  const Emitter e = emitter(1537.2, 1175.9, 108.0, 1800.0);
+  auto img = render_expected({e}, w, h, px, PsfModel::Sampled);
+  const double s = e.sigma_nm / px, cx = e.x_nm / px, cy = e.y_nm / px;
+  double max_err = 0;
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      const double dx = c + 0.5 - cx, dy = r + 0.5 - cy;
+      const double want = e.photons / (2 * M_PI * s * s) * std::exp(-(dx * dx + dy * dy) / (2 * s * s));
+      const double got = img[static_cast<size_t>(r * w + c)];
+      if (std::hypot(dx, dy) < 5 * s) max_err = std::max(max_err, std::abs(got - want));
+    }
+  EXPECT_LT(max_err, 1e-9);
+  // A sampled Gaussian of sigma >= 1 pixel sums to its photons (Poisson summation: error
+  // ~exp(-2 pi^2 sigma^2)), and its peak is higher than the integrated one's by about the
+  // pixel's own variance, 1/12 px^2.
+  EXPECT_NEAR(sum(img), e.photons, 1e-6 * e.photons);
+  auto integrated = render_expected({e}, w, h, px, PsfModel::Integrated);
+  const size_t peak = static_cast<size_t>(static_cast<int>(cy) * w + static_cast<int>(cx));
+  EXPECT_GT(img[peak], integrated[peak]);
+  // Integrating over the pixel is a convolution with a box of variance 1/12: the integrated PSF
+  // of sigma' = sqrt(sigma^2 - 1/12) is within a fraction of a percent of the sampled one.
+  Emitter narrower = e;
+  narrower.sigma_nm = px * std::sqrt(s * s - 1.0 / 12.0);
+  auto matched = render_expected({narrower}, w, h, px, PsfModel::Integrated);
+  EXPECT_NEAR(matched[peak], img[peak], 0.005 * img[peak]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,11 +343,13 @@ TEST(SimulateFrame, EmitterCountIsPoissonWithDensityTimesArea) {
   field.density_per_um2 = 2.0;
   Camera cam;  // 100 nm pixels
   EmitterRanges ranges;
-  const double area_um2 = (field.width * cam.pixel_size_nm / 1000) * (field.height * cam.pixel_size_nm / 1000);
+  const double area_um2 =
+      (field.width * cam.pixel_size_nm / 1000) * (field.height * cam.pixel_size_nm / 1000);
   const double mean = field.density_per_um2 * area_um2;
   std::vector<double> counts;
   for (int64_t f = 0; f < 3000; ++f)
-    counts.push_back(static_cast<double>(simulate_frame(field, cam, ranges, nullptr, 2024, f).emitters.size()));
+    counts.push_back(
+        static_cast<double>(simulate_frame(field, cam, ranges, nullptr, 2024, f).emitters.size()));
   Moments m = moments(counts);
   EXPECT_NEAR(m.mean, mean, 5 * m.se_mean);
   EXPECT_NEAR(m.var, mean, 5 * m.se_var);  // Poisson: variance = mean
@@ -475,7 +512,8 @@ TEST(Filaments, EmittersLieAlongTheCurves) {
     Frame fr = simulate_frame(field, cam, ranges, &fil, 31, f);
     for (const Emitter& e : fr.emitters) {
       ++n;
-      EXPECT_LE(distance_to_curves(curves, e.x_nm, e.y_nm), 50.0) << "frame " << f << " at " << e.x_nm << "," << e.y_nm;
+      EXPECT_LE(distance_to_curves(curves, e.x_nm, e.y_nm), 50.0)
+          << "frame " << f << " at " << e.x_nm << "," << e.y_nm;
       EXPECT_GE(e.x_nm, 0);
       EXPECT_LT(e.x_nm, w_nm);
       EXPECT_GE(e.y_nm, 0);
@@ -506,6 +544,147 @@ TEST(Filaments, NoFilamentsIsAnError) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Density mask
+
+class DensityMaskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("dsir_mask_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+            "_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write_mask(const std::string& name, uint32_t w, uint32_t h, const std::vector<uint16_t>& v,
+                         int frames = 1) {
+    const std::string path = (dir_ / name).string();
+    dsir::tiff::Writer wr(path, w, h, dsir::tiff::WriteFormat::U16, 100, static_cast<uint64_t>(frames));
+    for (int k = 0; k < frames; ++k) wr.write_frame(v.data());
+    wr.commit();
+    return path;
+  }
+  fs::path dir_;
+};
+
+TEST_F(DensityMaskTest, ReadsTiffNormalisesByMaximumAndStretchesOverTheField) {
+  // 4 x 2 mask: row 0 = 0, 100, 200, 400; row 1 = 400 everywhere.
+  const std::string path = write_mask("mask.tif", 4, 2, {0, 100, 200, 400, 400, 400, 400, 400});
+  DensityMask m = DensityMask::from_tiff(path);
+  EXPECT_EQ(m.width(), 4);
+  EXPECT_EQ(m.height(), 2);
+  EXPECT_DOUBLE_EQ(m.mean_weight(), (0 + 0.25 + 0.5 + 1 + 4) / 8.0);
+  EXPECT_EQ(m.weight_at(0.1, 0.2), 0.0);   // column 0, row 0
+  EXPECT_EQ(m.weight_at(0.3, 0.49), 0.25);  // column 1, row 0
+  EXPECT_EQ(m.weight_at(0.6, 0.0), 0.5);
+  EXPECT_EQ(m.weight_at(0.99, 0.0), 1.0);
+  EXPECT_EQ(m.weight_at(0.0, 0.5), 1.0);    // row 1
+  EXPECT_EQ(m.weight_at(1.0, 1.0), 1.0);    // the far edge stays inside
+}
+
+TEST_F(DensityMaskTest, BadMasksAreInputErrorsNamingTheFile) {
+  auto expect_error = [](const std::string& path, const std::string& part) {
+    try {
+      DensityMask::from_tiff(path);
+      ADD_FAILURE() << "no InputError for " << path;
+    } catch (const dsir::InputError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(path), std::string::npos) << msg;
+      EXPECT_NE(msg.find(part), std::string::npos) << msg;
+    }
+  };
+  expect_error(write_mask("zero.tif", 3, 3, std::vector<uint16_t>(9, 0)), "zero everywhere");
+  expect_error(write_mask("stack.tif", 3, 3, std::vector<uint16_t>(9, 5), 2), "2 frames");
+  expect_error((dir_ / "absent.tif").string(), "absent.tif");
+  EXPECT_THROW(DensityMask({1.0, -0.5}, 2, 1, "weights"), dsir::InputError);
+  EXPECT_THROW(DensityMask({1.0, NAN}, 2, 1, "weights"), dsir::InputError);
+  EXPECT_THROW(DensityMask({1.0, 1.0, 1.0}, 2, 1, "weights"), dsir::InputError);
+}
+
+TEST_F(DensityMaskTest, EmittersFollowTheMaskWeights) {
+  // A 2 x 2 mask of weights 0, 1/3, 2/3, 1 over a 40 x 40 pixel field: each quadrant's count is
+  // Poisson with mean density x quadrant area x weight; the empty quadrant gets none.
+  DensityMask mask({0, 1, 2, 3}, 2, 2, "quadrants");
+  FieldSpec field;
+  field.width = 40;
+  field.height = 40;
+  field.density_per_um2 = 1.5;
+  Camera cam;
+  EmitterRanges ranges;
+  const double quadrant_um2 = 2.0 * 2.0;  // the field is 4 x 4 µm
+  std::vector<double> counts[4];
+  std::vector<double> totals;
+  const int frames = 400;
+  for (int64_t f = 0; f < frames; ++f) {
+    Frame fr = simulate_frame(field, cam, ranges, nullptr, 99, f, &mask);
+    double q[4] = {0, 0, 0, 0};
+    for (const Emitter& e : fr.emitters) {
+      const int c = e.x_nm < 2000 ? 0 : 1, r = e.y_nm < 2000 ? 0 : 1;
+      q[r * 2 + c] += 1;
+    }
+    for (int k = 0; k < 4; ++k) counts[k].push_back(q[k]);
+    totals.push_back(static_cast<double>(fr.emitters.size()));
+  }
+  for (int k = 0; k < 4; ++k) {
+    const double want = field.density_per_um2 * quadrant_um2 * k / 3.0;
+    Moments m = moments(counts[k]);
+    if (k == 0) {
+      EXPECT_EQ(m.mean, 0.0) << "an emitter where the mask is 0";
+      continue;
+    }
+    EXPECT_NEAR(m.mean, want, 5 * std::sqrt(want / frames)) << "quadrant " << k;
+    EXPECT_NEAR(m.var, want, 5 * m.se_var) << "quadrant " << k;  // thinned Poisson is Poisson
+  }
+  Moments t = moments(totals);
+  const double want_total = field.density_per_um2 * 16.0 * mask.mean_weight();
+  EXPECT_NEAR(t.mean, want_total, 5 * std::sqrt(want_total / frames));
+}
+
+TEST_F(DensityMaskTest, FilamentsAreThinnedByTheMaskToo) {
+  // Left half only: filament emitters appear only where the mask is nonzero.
+  DensityMask mask({1, 0}, 2, 1, "left half");
+  FieldSpec field;
+  field.width = 48;
+  field.height = 48;
+  field.structure = Structure::Filaments;
+  field.filaments = 8;
+  field.density_per_um2 = 2.0;
+  Camera cam;
+  EmitterRanges ranges;
+  Filaments fil(field, cam.pixel_size_nm, 5);
+  size_t n = 0;
+  for (int64_t f = 0; f < 50; ++f)
+    for (const Emitter& e : simulate_frame(field, cam, ranges, &fil, 5, f, &mask).emitters) {
+      ++n;
+      EXPECT_LT(e.x_nm, 2400.0);
+    }
+  EXPECT_GT(n, 500u);
+}
+
+TEST(SimulateFrame, PsfModelChangesPixelsNotEmitters) {
+  FieldSpec field;
+  Camera cam;
+  EmitterRanges integrated, sampled;
+  sampled.psf = PsfModel::Sampled;
+  Frame a = simulate_frame(field, cam, integrated, nullptr, 12, 4);
+  Frame b = simulate_frame(field, cam, sampled, nullptr, 12, 4);
+  ASSERT_EQ(a.emitters.size(), b.emitters.size());
+  ASSERT_FALSE(a.emitters.empty());
+  for (size_t i = 0; i < a.emitters.size(); ++i) EXPECT_EQ(a.emitters[i].x_nm, b.emitters[i].x_nm);
+  EXPECT_NE(a.pixels, b.pixels);
+  // Each frame's pixels follow its own model's expectation.
+  auto expected =
+      render_expected(b.emitters, field.width, field.height, cam.pixel_size_nm, PsfModel::Sampled);
+  double chi2 = 0;
+  for (size_t i = 0; i < b.pixels.size(); ++i) {
+    const double mu = cam.base_level + (expected[i] + cam.background_photons) / cam.e_per_adu;
+    chi2 += (b.pixels[i] - mu) * (b.pixels[i] - mu) /
+            model_variance_adu(expected[i] + cam.background_photons, cam);
+  }
+  const double n = static_cast<double>(b.pixels.size());
+  EXPECT_NEAR(chi2 / n, 1.0, 5 * std::sqrt(2.0 / n));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ThunderSTORM's demo data: the real TIFF against our rendering of its ground truth.
 
 TEST(ThunderStormDemo, RenderedExpectationCorrelatesWithRealFrames) {
@@ -531,7 +710,8 @@ TEST(ThunderStormDemo, RenderedExpectationCorrelatesWithRealFrames) {
     ASSERT_FALSE(std::isnan(e.photons));
     per_frame[static_cast<size_t>(e.frame)].push_back(e);
   }
-  const double offset = truth.emitters.front().offset;  // background photons per pixel
+  // ThunderSTORM writes sqrt(background photons) as bkgstd (its `offset` is the base level).
+  const double background = truth.emitters.front().bkgstd * truth.emitters.front().bkgstd;
 
   std::vector<double> xs, ys;  // expected photons, TIFF values
   std::vector<float> frame(static_cast<size_t>(w * h));
@@ -565,14 +745,54 @@ TEST(ThunderStormDemo, RenderedExpectationCorrelatesWithRealFrames) {
   for (size_t i = 0; i < xs.size(); ++i) {
     const double r = ys[i] - (a * xs[i] + c);
     res2 += r * r;
-    poisson += a * a * (xs[i] + (std::isnan(offset) ? 0.0 : offset));
+    poisson += a * a * (xs[i] + background);
   }
   const double ratio = res2 / poisson;
   std::cout << "[ info ] demo1 fit TIFF = a*expected + c: a = " << a << " ADU/photon, c = " << c
             << " ADU, Pearson r = " << pearson << ", residual var / Poisson var = " << ratio
-            << " (background " << offset << " photons)\n";
+            << " (background " << background << " photons)\n";
   EXPECT_GT(pearson, 0.98);
   EXPECT_GT(a, 0);
+  EXPECT_NEAR(ratio, 2.0, 0.2);  // EM excess noise (../shared/FINDINGS.md, fact 3)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DSIR preset (configs/dsir-preset.yaml): DSIR's seed set, value by value. test_cli.sh also
+// validates it against the whole schema and simulates with it.
+
+TEST(DsirPreset, IsDsirsSeedSet) {
+  const YAML::Node y = YAML::LoadFile(std::string(DSIR_SOURCE_DIR) + "/configs/dsir-preset.yaml");
+  EXPECT_EQ(y["simulate"]["train"]["width"].as<int>(), 26);
+  EXPECT_EQ(y["simulate"]["train"]["height"].as<int>(), 26);
+  EXPECT_EQ(y["camera"]["pixel_size_nm"].as<double>(), 100);
+  EXPECT_EQ(y["psf"]["fwhm_nm"].as<std::vector<double>>(), (std::vector<double>{200, 300}));
+  EXPECT_EQ(y["psf"]["photons"].as<std::vector<double>>(), (std::vector<double>{80, 2050}));
+  EXPECT_EQ(y["simulate"]["train"]["density"].as<double>(), 2.0);
+  EXPECT_EQ(y["camera"]["background_photons"].as<double>(), 20);
+  EXPECT_EQ(y["camera"]["base_level"].as<double>(), 100);
+  EXPECT_EQ(y["camera"]["e_per_adu"].as<double>(), 1.0);
+  EXPECT_EQ(y["camera"]["em_gain"].as<double>(), 0);
+  // 3500 train + 1500 validation: the last 30 % of 5000 frames are held out.
+  const int frames = y["simulate"]["train"]["frames"].as<int>();
+  const double validation = y["train"]["validation_fraction"].as<double>();
+  EXPECT_EQ(frames, 5000);
+  EXPECT_EQ(static_cast<int>(std::lround(frames * validation)), 1500);
+  EXPECT_EQ(frames - static_cast<int>(std::lround(frames * validation)), 3500);
+
+  // Its frames: about density x area = 2.0 x 2.6 x 2.6 = 13.52 emitters, Poisson.
+  FieldSpec field;
+  field.width = y["simulate"]["train"]["width"].as<int>();
+  field.height = y["simulate"]["train"]["height"].as<int>();
+  field.density_per_um2 = y["simulate"]["train"]["density"].as<double>();
+  Camera cam;
+  cam.pixel_size_nm = y["camera"]["pixel_size_nm"].as<double>();
+  EmitterRanges ranges;
+  std::vector<double> counts;
+  for (int64_t f = 0; f < 2000; ++f)
+    counts.push_back(static_cast<double>(simulate_frame(field, cam, ranges, nullptr, 42, f).emitters.size()));
+  Moments m = moments(counts);
+  EXPECT_NEAR(m.mean, 13.52, 5 * std::sqrt(13.52 / 2000));
+  EXPECT_NEAR(m.var, 13.52, 5 * m.se_var);
 }
 
 }  // namespace

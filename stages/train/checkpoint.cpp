@@ -75,6 +75,10 @@ void save_checkpoint(const std::string& path, EmitterNetImpl& model, Adam* optim
   f.set_attr("/", "epoch", static_cast<double>(meta.epoch));
   f.set_attr("/", "step", static_cast<double>(meta.step));
   f.set_attr("/", "val_loss", meta.val_loss);
+  f.set_attr("/", "step_in_epoch", static_cast<double>(meta.step_in_epoch));
+  f.set_attr("/", "epoch_loss_sum", meta.epoch_loss_sum);
+  f.set_attr("/", "best_val_loss", meta.best_val_loss);
+  f.set_attr("/", "epochs_since_best", static_cast<double>(meta.epochs_since_best));
   f.set_attr("/", "model_checksum", model_checksum(model));
   f.commit();
 }
@@ -102,6 +106,12 @@ std::shared_ptr<EmitterNetImpl> load_model(const std::string& path, ModelMeta* m
   m.epoch = static_cast<int64_t>(f.attr_double("/", "epoch"));
   m.step = static_cast<int64_t>(f.attr_double("/", "step"));
   m.val_loss = f.attr_double("/", "val_loss");
+  // Absent in imported models.
+  if (f.has_attr("/", "step_in_epoch")) m.step_in_epoch = static_cast<int64_t>(f.attr_double("/", "step_in_epoch"));
+  if (f.has_attr("/", "epoch_loss_sum")) m.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
+  if (f.has_attr("/", "best_val_loss")) m.best_val_loss = f.attr_double("/", "best_val_loss");
+  if (f.has_attr("/", "epochs_since_best"))
+    m.epochs_since_best = static_cast<int64_t>(f.attr_double("/", "epochs_since_best"));
   auto model = make_model(m.arch);
   load_state(f, "/state", *model);
   model->set_bn_mode(parse_bn_mode(m.bn_mode));

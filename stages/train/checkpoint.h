@@ -19,7 +19,11 @@ struct ModelMeta {
   int factor = 8;
   double raw_pixel_size_nm = 100;   // camera pixel size the model was trained for
   std::string normalize = "per-frame";
-  int64_t epoch = 0, step = 0;
+  int64_t epoch = 0, step = 0;     // complete epochs; optimizer steps
+  int64_t step_in_epoch = 0;        // steps into the next epoch (a checkpoint taken on a signal)
+  double epoch_loss_sum = 0;        // that partial epoch's training-loss sum
+  double best_val_loss = 0;         // best validation loss so far (checkpoints)
+  int64_t epochs_since_best = 0;    // reduce-on-plateau bookkeeping (checkpoints)
   double val_loss = 0;
 };
 

@@ -22,7 +22,10 @@ struct PlainNetImpl : dsir::EmitterNetImpl {
   torch::nn::Conv2d c1{nullptr}, c2{nullptr};
 };
 
-TEST(Distributed, SplitBatchStepsEqualFullBatchStepsAndRanksAgree) {
+// Bucket sizes: one bucket for everything, and one parameter per bucket (many overlapped calls).
+class Distributed : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(Distributed, SplitBatchStepsEqualFullBatchStepsAndRanksAgree) {
   auto& mpi = dsir::MpiContext::get();
   ASSERT_EQ(mpi.size(), 2) << "run under mpirun -np 2";
   const int64_t batch = 8, steps = 5;
@@ -39,15 +42,18 @@ TEST(Distributed, SplitBatchStepsEqualFullBatchStepsAndRanksAgree) {
   dsir::AdamOptions o;
   o.lr = 1e-2;
   dsir::Adam adam_ddp(ddp.parameters(), o), adam_single(single.parameters(), o);
+  dsir::GradientReducer reducer(mpi, ddp.parameters(), GetParam());
+  EXPECT_EQ(reducer.bucket_count(), GetParam() == 1 ? 4u : 1u);
   dsir::BlurredMseLoss loss(5, 3.0);
   torch::manual_seed(7);  // the same data on both ranks
   for (int64_t s = 0; s < steps; ++s) {
     torch::Tensor x = at::randn({batch, 1, 16, 16}), y = at::randn({batch, 1, 16, 16}).relu();
     const dsir::Range mine = dsir::block_range(batch, mpi.rank(), mpi.size());
     adam_ddp.zero_grad();
+    reducer.begin_step();
     torch::Tensor part = loss(ddp.forward(x.slice(0, mine.begin, mine.end)), y.slice(0, mine.begin, mine.end));
     (part * (double(mine.size()) / batch)).backward();
-    dsir::allreduce_gradients(mpi, ddp);
+    reducer.finish_step();
     adam_ddp.step();
 
     adam_single.zero_grad();
@@ -64,6 +70,30 @@ TEST(Distributed, SplitBatchStepsEqualFullBatchStepsAndRanksAgree) {
     mpi.broadcast(root_sum, 0);
     EXPECT_EQ(mine_sum, root_sum) << "rank " << mpi.rank() << " diverged at step " << s;
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(BucketBytes, Distributed, ::testing::Values(size_t(1), size_t(1) << 20));
+
+// A final batch smaller than the number of ranks leaves rank 1 without data: it must still take
+// part in every collective (zeros) and end with the same parameters as rank 0.
+TEST(DistributedUneven, RankWithoutDataStaysInStep) {
+  auto& mpi = dsir::MpiContext::get();
+  torch::manual_seed(1);
+  PlainNetImpl net;
+  dsir::broadcast_parameters_and_buffers(mpi, net);
+  dsir::Adam adam(net.parameters(), {});
+  dsir::GradientReducer reducer(mpi, net.parameters(), 64);
+  dsir::BlurredMseLoss loss(5, 3.0);
+  torch::manual_seed(2);
+  torch::Tensor x = at::randn({1, 1, 8, 8}), y = at::randn({1, 1, 8, 8});
+  adam.zero_grad();
+  reducer.begin_step();
+  if (mpi.rank() == 0) loss(net.forward(x), y).backward();
+  reducer.finish_step();
+  adam.step();
+  std::string mine = dsir::model_checksum(net), root = mine;
+  mpi.broadcast(root, 0);
+  EXPECT_EQ(mine, root);
 }
 
 }  // namespace

@@ -63,6 +63,24 @@ TEST(DsirNet, HasDsirsParameterNamesAndShapes) {
   EXPECT_THROW(dsir::make_model("nope"), dsir::ConfigError);
 }
 
+TEST(DeepStormNet, ShapesChannelsAndNoBiases) {
+  auto model = dsir::make_model("deepstorm");
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : model->named_parameters()) {
+    shapes[p.key()] = p.value().sizes().vec();
+    if (p.key().rfind("conv", 0) == 0 || p.key().rfind("head", 0) == 0)
+      EXPECT_EQ(p.key().find("bias"), std::string::npos) << p.key();
+  }
+  EXPECT_EQ(shapes.at("conv1.weight"), (std::vector<int64_t>{32, 1, 3, 3}));
+  EXPECT_EQ(shapes.at("conv4.weight"), (std::vector<int64_t>{512, 128, 3, 3}));
+  EXPECT_EQ(shapes.at("conv5.weight"), (std::vector<int64_t>{128, 512, 3, 3}));
+  EXPECT_EQ(shapes.at("conv7.weight"), (std::vector<int64_t>{32, 64, 3, 3}));
+  EXPECT_EQ(shapes.at("head.weight"), (std::vector<int64_t>{1, 32, 1, 1}));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(model->forward(at::randn({2, 1, 64, 48})).sizes(), (std::vector<int64_t>{2, 1, 64, 48}));
+}
+
 TEST(Loss, KernelIsDsirsUnnormalisedGaussian) {
   torch::Tensor k = dsir::gaussian_kernel(5, 3.0);
   auto a = k.accessor<float, 4>();

@@ -1,17 +1,19 @@
 // Stage `train`: data-parallel training over MPI ranks. Each global batch is split across the
-// ranks; gradients are averaged with MPI_Allreduce; rank 0 writes checkpoints, metrics.jsonl,
-// previews and the loss curve.
-#include <ATen/Context.h>
-#include <ATen/ops/from_blob.h>
-#include <ATen/ops/stack.h>
+// ranks; gradients are summed by bucketed MPI_Iallreduce during backward; rank 0 writes
+// checkpoints, metrics.jsonl, previews and the loss curve. SIGUSR1/SIGTERM checkpoint at the next
+// step boundary and exit with kExitRequeue (75); train.resume continues bit-identically.
+#include <ATen/ops/abs.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
@@ -25,6 +27,7 @@
 #include "stages/train/loss.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/torch_setup.h"
+#include "stages/train/upscaled_set.h"
 
 namespace fs = std::filesystem;
 
@@ -32,26 +35,36 @@ namespace dsir {
 namespace {
 
 const ConfigSection section(
-    "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks.",
+    "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks, checkpoints.",
     {
         {"input", KeyType::String, "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).", -1e300, 1e300,
          {}, "--input"},
         {"output", KeyType::String, "''", "Output folder ('' = {run.dir}/train).", -1e300, 1e300, {}, "--output"},
-        {"model", KeyType::String, "dsir", "Network architecture (registered model name).", -1e300, 1e300, {},
-         "--model"},
+        {"model", KeyType::String, "dsir", "Network architecture (registered model name: dsir, deepstorm).",
+         -1e300, 1e300, {}, "--model"},
         {"epochs", KeyType::Int, "100", "Passes over the training frames.", 1, 1e6, {}, "--epochs"},
         {"batch_size", KeyType::Int, "32", "Global batch size (split across ranks).", 1, 1e6},
         {"lr", KeyType::Float, "1e-4", "Adam learning rate.", 0, 10},
         {"betas", KeyType::FloatList, "[0.9, 0.999]", "Adam betas.", 0, 1, {}, "", 2},
         {"weight_decay", KeyType::Float, "1e-5", "Adam L2 weight decay.", 0, 1},
+        {"plateau.patience", KeyType::Int, "0",
+         "Reduce-on-plateau: epochs without validation improvement before lr *= factor (0: off).", 0, 1e6},
+        {"plateau.factor", KeyType::Float, "0.1", "Reduce-on-plateau multiplier.", 1e-6, 1},
+        {"plateau.min_lr", KeyType::Float, "1e-7", "Reduce-on-plateau floor.", 0, 10},
         {"loss.kernel_size", KeyType::Int, "5", "Width W of the loss's Gaussian kernel (pixels, odd).", 1, 99},
         {"loss.fwhm", KeyType::Float, "3", "FWHM F of the loss's Gaussian kernel (pixels).", 0.01, 100},
+        {"loss.l1_weight", KeyType::Float, "0",
+         "Weight of an L1 penalty on the prediction (Deep-STORM's loss; 0: DSIR's).", 0, 1e6},
         {"label_scale", KeyType::Float, "1",
          "Labels are multiplied by this (DSIR: 1; 100 trains much faster, see docs).", 1e-6, 1e6},
         {"validation_fraction", KeyType::Float, "0.3", "Fraction of frames held out (the last ones).", 0, 0.9},
         {"bn_inference", KeyType::Choice, "per-frame",
-         "BatchNorm statistics at validation and inference (per-frame: as DSIR; running: eval()).",
-         -1e300, 1e300, {"running", "per-frame"}},
+         "BatchNorm statistics at validation and inference (per-frame: as DSIR; running: eval()).", -1e300,
+         1e300, {"running", "per-frame"}},
+        {"bucket_mb", KeyType::Float, "4", "Gradient bucket size for the overlapped all-reduce (MiB).", 1e-6,
+         4096},
+        {"device", KeyType::Choice, "auto", "auto: this rank's GPU (local rank) when CUDA is available.", -1e300,
+         1e300, {"auto", "cpu", "cuda"}},
         {"keep_checkpoints", KeyType::Int, "3", "Epoch checkpoints kept (the best is kept as model.h5).", 1,
          1e6},
         {"resume", KeyType::Bool, "false", "Continue from the newest checkpoint in the output folder.", -1e300,
@@ -60,43 +73,26 @@ const ConfigSection section(
 
 const ProvenanceItem libtorch_version("libtorch_version", TORCH_VERSION);
 
-// Frames of upscaled.h5 read on demand (memory: one batch).
-class UpscaledSet {
+// A stop request from Slurm (--signal=B:USR1@N) or the scheduler (SIGTERM), acted on at the next
+// step boundary.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+class StopSignals {
  public:
-  explicit UpscaledSet(const std::string& path) : file_(h5::File::open(path)) {
-    for (const char* d : {"/inputs", "/labels"})
-      if (!file_.has(d)) throw InputError(path + ": missing dataset " + std::string(d) + " (not an upscaled.h5?)");
-    h5::Dims d = file_.shape("/inputs");
-    if (d.size() != 3 || file_.shape("/labels") != d)
-      throw InputError(path + ": /inputs and /labels must both be frames x height x width");
-    frames = d[0];
-    height = static_cast<int64_t>(d[1]);
-    width = static_cast<int64_t>(d[2]);
-    for (const char* a : {"factor", "raw_pixel_size_nm"})
-      if (!file_.has_attr("/", a)) throw InputError(path + ": missing attribute " + std::string(a));
-    factor = static_cast<int>(file_.attr_double("/", "factor"));
-    raw_pixel_size_nm = file_.attr_double("/", "raw_pixel_size_nm");
-    normalize = file_.attr_string("/", "normalize");
+  StopSignals() {
+    g_stop_signal = 0;
+    old_usr1_ = std::signal(SIGUSR1, on_stop_signal);
+    old_term_ = std::signal(SIGTERM, on_stop_signal);
   }
-  // (n, 1, H, W) inputs and labels for the given frame indices.
-  std::pair<torch::Tensor, torch::Tensor> batch(const std::vector<uint64_t>& idx, double label_scale) const {
-    std::vector<torch::Tensor> xs, ys;
-    for (uint64_t i : idx) {
-      auto x = file_.read_rows<float>("/inputs", i, 1);
-      auto y = file_.read_rows<float>("/labels", i, 1);
-      xs.push_back(at::from_blob(x.data(), {1, height, width}, torch::kFloat).clone());
-      ys.push_back(at::from_blob(y.data(), {1, height, width}, torch::kFloat).clone() * label_scale);
-    }
-    return {at::stack(xs), at::stack(ys)};
+  ~StopSignals() {
+    std::signal(SIGUSR1, old_usr1_);
+    std::signal(SIGTERM, old_term_);
   }
-  uint64_t frames = 0;
-  int64_t height = 0, width = 0;
-  int factor = 8;
-  double raw_pixel_size_nm = 0;
-  std::string normalize;
 
  private:
-  h5::File file_;
+  void (*old_usr1_)(int);
+  void (*old_term_)(int);
 };
 
 // The sampler: a permutation of the training frames that depends on (seed, epoch) only.
@@ -113,6 +109,12 @@ std::vector<float> to_vector(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
+std::string checkpoint_name(const std::string& dir, int64_t epoch) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "/checkpoint-epoch-%04lld.h5", static_cast<long long>(epoch));
+  return dir + buf;
+}
+
 int64_t newest_checkpoint_epoch(const std::string& dir) {
   int64_t best = -1;
   if (!fs::exists(dir)) return best;
@@ -124,178 +126,260 @@ int64_t newest_checkpoint_epoch(const std::string& dir) {
   return best;
 }
 
-std::string checkpoint_name(const std::string& dir, int64_t epoch) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "/checkpoint-epoch-%04lld.h5", static_cast<long long>(epoch));
-  return dir + buf;
+torch::Device pick_device(const Context& ctx) {
+  const std::string want = ctx.config.get_string("train.device");
+  const bool cuda = torch::cuda::is_available();
+  if (want == "cuda" && !cuda) throw ConfigError("train.device: cuda requested but no CUDA device is available");
+  if (want == "cpu" || !cuda) return torch::kCPU;
+  const int n = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.mpi.local_rank() % n));
 }
 
-void run(Context& ctx) {
-  const Config& c = ctx.config;
-  const std::string input = ctx.input_path("train.input", "data/train-upscaled.h5");
-  const std::string out_dir = ctx.path("train.output", "train");
-  setup_torch_threads(ctx.threads());
+class Trainer {
+ public:
+  explicit Trainer(Context& ctx)
+      : ctx_(ctx),
+        c_(ctx.config),
+        out_dir_(ctx.path("train.output", "train")),
+        data_(ctx.input_path("train.input", "data/train-upscaled.h5")),
+        device_(pick_device(ctx)),
+        loss_fn_(static_cast<int>(c_.get_int("train.loss.kernel_size")), c_.get_double("train.loss.fwhm")) {
+    n_val_ = static_cast<uint64_t>(std::llround(static_cast<double>(data_.frames) * c_.get_double("train.validation_fraction")));
+    n_train_ = data_.frames - n_val_;
+    if (n_train_ == 0) throw ConfigError("train.validation_fraction: leaves no training frames");
+    if (c_.get_int("train.loss.kernel_size") % 2 == 0) throw ConfigError("train.loss.kernel_size must be odd");
+    batch_ = static_cast<uint64_t>(c_.get_int("train.batch_size"));
+    seed_ = static_cast<uint64_t>(c_.get_int("run.seed"));
+    label_scale_ = c_.get_double("train.label_scale");
+    l1_weight_ = c_.get_double("train.loss.l1_weight");
 
-  UpscaledSet data(input);
-  const uint64_t n_val = static_cast<uint64_t>(std::llround(data.frames * c.get_double("train.validation_fraction")));
-  const uint64_t n_train = data.frames - n_val;
-  const uint64_t batch = static_cast<uint64_t>(c.get_int("train.batch_size"));
-  if (n_train == 0) throw ConfigError("train.validation_fraction: leaves no training frames in " + input);
-  const double label_scale = c.get_double("train.label_scale");
-  const int kernel = static_cast<int>(c.get_int("train.loss.kernel_size"));
-  if (kernel % 2 == 0) throw ConfigError("train.loss.kernel_size must be odd, got " + std::to_string(kernel));
-  const BlurredMseLoss loss_fn(kernel, c.get_double("train.loss.fwhm"));
-  const uint64_t seed = static_cast<uint64_t>(c.get_int("run.seed"));
+    torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
+    model_ = make_model(c_.get_string("train.model"));
+    model_->to(device_);
+    AdamOptions ao;
+    ao.lr = c_.get_double("train.lr");
+    ao.beta1 = c_.get_doubles("train.betas")[0];
+    ao.beta2 = c_.get_doubles("train.betas")[1];
+    ao.weight_decay = c_.get_double("train.weight_decay");
+    adam_ = std::make_unique<Adam>(model_->parameters(), ao);
 
-  torch::manual_seed(seed);  // same initial weights on every rank, then broadcast to be sure
-  auto model = make_model(c.get_string("train.model"));
-  AdamOptions ao;
-  ao.lr = c.get_double("train.lr");
-  ao.beta1 = c.get_doubles("train.betas")[0];
-  ao.beta2 = c.get_doubles("train.betas")[1];
-  ao.weight_decay = c.get_double("train.weight_decay");
-  Adam adam(model->parameters(), ao);
-
-  ModelMeta meta;
-  meta.arch = c.get_string("train.model");
-  meta.bn_mode = c.get_string("train.bn_inference");
-  meta.label_scale = label_scale;
-  meta.factor = data.factor;
-  meta.raw_pixel_size_nm = data.raw_pixel_size_nm;
-  meta.normalize = data.normalize;
-
-  int64_t start_epoch = 0;
-  std::vector<std::string> metrics_lines;
-  std::vector<double> curve_epoch, curve_train, curve_val;
-  double best_val = std::numeric_limits<double>::infinity();
-  if (c.get_bool("train.resume")) {
-    const int64_t last = newest_checkpoint_epoch(out_dir);
-    if (last >= 0) {
-      const std::string ck = checkpoint_name(out_dir, last);
-      h5::File f = h5::File::open(ck);
-      load_state(f, "/state", *model);
-      load_optimizer(ck, *model, adam);
-      start_epoch = last;
-      if (fs::exists(out_dir + "/model.h5")) best_val = h5::File::open(out_dir + "/model.h5").attr_double("/", "val_loss");
-      std::stringstream ss(fs::exists(out_dir + "/metrics.jsonl") ? read_text_file(out_dir + "/metrics.jsonl") : "");
-      for (std::string line; std::getline(ss, line);) {
-        auto j = nlohmann::json::parse(line);
-        if (j["epoch"].get<int64_t>() > last) break;
-        metrics_lines.push_back(line);
-        curve_epoch.push_back(j["epoch"].get<double>());
-        curve_train.push_back(j["train_loss"].get<double>());
-        curve_val.push_back(j["val_loss"].is_null() ? std::nan("") : j["val_loss"].get<double>());
-      }
-      log::print("train: resuming from {} (epoch {})", ck, last);
-    } else {
-      log::print("train: nothing to resume in {}; starting afresh", out_dir);
-    }
+    meta_.arch = c_.get_string("train.model");
+    meta_.bn_mode = c_.get_string("train.bn_inference");
+    meta_.label_scale = label_scale_;
+    meta_.factor = data_.factor;
+    meta_.raw_pixel_size_nm = data_.raw_pixel_size_nm;
+    meta_.normalize = data_.normalize;
+    meta_.best_val_loss = std::numeric_limits<double>::infinity();
   }
-  broadcast_parameters_and_buffers(ctx.mpi, *model);
 
-  const int64_t epochs = c.get_int("train.epochs");
-  const uint64_t steps_per_epoch = (n_train + batch - 1) / batch;
-  log::print("train: {} training + {} validation frames of {}x{}, global batch {} over {} rank(s), {} steps/epoch",
-             n_train, n_val, data.height, data.width, batch, ctx.mpi.size(), steps_per_epoch);
+  void run() {
+    if (c_.get_bool("train.resume")) resume();
+    broadcast_parameters_and_buffers(ctx_.mpi, *model_);
+    GradientReducer reducer(ctx_.mpi, model_->parameters(),
+                            static_cast<size_t>(c_.get_double("train.bucket_mb") * 1024 * 1024));
+    const int64_t epochs = c_.get_int("train.epochs");
+    const uint64_t steps = (n_train_ + batch_ - 1) / batch_;
+    log::print("train: {} training + {} validation frames of {}x{} on {}, global batch {} over {} rank(s), "
+               "{} steps/epoch, {} gradient bucket(s)",
+               n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
+               reducer.bucket_count());
+    StopSignals signals;
+    for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double train_loss = train_epoch(epoch, steps, reducer) / static_cast<double>(n_train_);
+      Preview preview;
+      const double val_loss = validate(preview);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      log::print("train: epoch {}/{}: train loss {:.6g}, validation loss {:.6g}, lr {:.3g}, {:.1f} frames/s",
+                 epoch + 1, epochs, train_loss, val_loss, adam_->options().lr, n_train_ / seconds);
+      end_epoch(epoch, train_loss, val_loss, seconds, preview);
+    }
+    if (ctx_.mpi.is_root() && !fs::exists(out_dir_ + "/model.h5"))
+      throw Error("train: no model written to " + out_dir_ + "/model.h5");
+  }
 
-  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<uint64_t> order = epoch_order(n_train, seed, epoch);
-    double loss_sum = 0;
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), n_train);
-    model->train();
-    for (uint64_t s = 0; s < steps_per_epoch; ++s) {
-      const uint64_t b0 = s * batch, b1 = std::min(n_train, b0 + batch);
-      const Range mine = block_range(b1 - b0, ctx.mpi.rank(), ctx.mpi.size());
-      std::vector<uint64_t> idx(order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.begin),
-                                order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
-      adam.zero_grad();
+ private:
+  struct Preview {
+    torch::Tensor input, label, prediction;
+  };
+
+  // Restores weights, buffers, optimizer, epoch and position within it, curves, best loss.
+  void resume() {
+    const int64_t last = newest_checkpoint_epoch(out_dir_);
+    if (last < 0) {
+      log::print("train: nothing to resume in {}; starting afresh", out_dir_);
+      return;
+    }
+    const std::string ck = checkpoint_name(out_dir_, last);
+    ModelMeta m;
+    load_model(ck, &m);  // metadata (and a check that the file is a readable model)
+    if (m.arch != meta_.arch) throw ConfigError("train.model: '" + meta_.arch + "' but " + ck + " holds '" + m.arch + "'");
+    load_state(h5::File::open(ck), "/state", *model_);
+    load_optimizer(ck, *model_, *adam_);
+    adam_->options().lr = h5::File::open(ck).attr_double("/optimizer", "lr");
+    meta_.epoch = m.epoch;
+    meta_.step_in_epoch = m.step_in_epoch;
+    meta_.epoch_loss_sum = m.epoch_loss_sum;
+    meta_.best_val_loss = m.best_val_loss;
+    meta_.epochs_since_best = m.epochs_since_best;
+    const std::string jsonl = out_dir_ + "/metrics.jsonl";
+    std::stringstream ss(fs::exists(jsonl) ? read_text_file(jsonl) : "");
+    for (std::string line; std::getline(ss, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["epoch"].get<int64_t>() > m.epoch) break;
+      metrics_lines_.push_back(line);
+      curve_epoch_.push_back(j["epoch"].get<double>());
+      curve_train_.push_back(j["train_loss"].get<double>());
+      curve_val_.push_back(j["val_loss"].is_null() ? std::nan("") : j["val_loss"].get<double>());
+    }
+    log::print("train: resuming from {} (epoch {}, step {} of the next)", ck, m.epoch, m.step_in_epoch);
+  }
+
+  // Returns the sum over the epoch's frames of the training loss.
+  double train_epoch(int64_t epoch, uint64_t steps, GradientReducer& reducer) {
+    const std::vector<uint64_t> order = epoch_order(n_train_, seed_, epoch);
+    const uint64_t first_step = static_cast<uint64_t>(meta_.step_in_epoch);
+    double loss_sum = meta_.epoch_loss_sum;
+    meta_.step_in_epoch = 0;
+    meta_.epoch_loss_sum = 0;
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, c_.get_int("train.epochs")), n_train_);
+    model_->train();
+    for (uint64_t s = first_step; s < steps; ++s) {
+      const uint64_t b0 = s * batch_, b1 = std::min(n_train_, b0 + batch_);
+      const Range mine = block_range(b1 - b0, ctx_.mpi.rank(), ctx_.mpi.size());
+      const std::vector<uint64_t> idx(order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.begin),
+                                      order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
+      adam_->zero_grad();
+      reducer.begin_step();
       double local_loss = 0;
       if (!idx.empty()) {
-        auto [x, y] = data.batch(idx, label_scale);
-        // This rank's share of the global mean: the allreduced sum of gradients is the mean.
-        torch::Tensor loss = loss_fn(model->forward(x), y) * (static_cast<double>(idx.size()) / (b1 - b0));
+        auto [x, y] = data_.batch(idx, label_scale_);
+        torch::Tensor pred = model_->forward(x.to(device_));
+        torch::Tensor loss = loss_fn_(pred, y.to(device_));
+        if (l1_weight_ > 0) loss = loss + l1_weight_ * at::abs(pred).mean();
+        // This rank's share of the global mean: the summed gradients are the global mean's.
+        loss = loss * (static_cast<double>(idx.size()) / static_cast<double>(b1 - b0));
         loss.backward();
         local_loss = loss.item<double>();
       }
-      allreduce_gradients(ctx.mpi, *model);
-      adam.step();
-      broadcast_buffers(ctx.mpi, *model);
-      double step_loss = local_loss;
-      ctx.mpi.allreduce_sum(&step_loss, 1);
-      loss_sum += step_loss * static_cast<double>(b1 - b0);
+      reducer.finish_step();
+      adam_->step();
+      broadcast_buffers(ctx_.mpi, *model_);
+      // Agree on the step's loss and on whether a stop signal arrived (on any rank).
+      double agreed[2] = {local_loss, static_cast<double>(g_stop_signal)};
+      ctx_.mpi.allreduce_sum(agreed, 2);
+      loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
+      if (agreed[1] > 0 && s + 1 < steps) stop(epoch, s + 1, loss_sum);
     }
     progress.finish();
-    const double train_loss = loss_sum / static_cast<double>(n_train);
+    return loss_sum;
+  }
 
-    // Validation with the inference BatchNorm mode, frames split across ranks.
-    double val_loss = std::nan("");
-    torch::Tensor preview_x, preview_y, preview_p;
-    {
-      torch::NoGradGuard no_grad;
-      model->eval();
-      model->set_bn_mode(parse_bn_mode(meta.bn_mode));
-      double sums[2] = {0, 0};  // loss x frames, frames
-      const Range mine = block_range(n_val, ctx.mpi.rank(), ctx.mpi.size());
-      for (uint64_t f = mine.begin; f < mine.end; f += batch) {
-        std::vector<uint64_t> idx;
-        for (uint64_t i = f; i < std::min(mine.end, f + batch); ++i) idx.push_back(n_train + i);
-        auto [x, y] = data.batch(idx, label_scale);
-        torch::Tensor p = model->forward(x);
-        sums[0] += loss_fn(p, y).item<double>() * static_cast<double>(idx.size());
-        sums[1] += static_cast<double>(idx.size());
-        if (!preview_x.defined()) {
-          preview_x = x[0][0];
-          preview_y = y[0][0];
-          preview_p = p[0][0];
-        }
-      }
-      ctx.mpi.allreduce_sum(sums, 2);
-      if (sums[1] > 0) val_loss = sums[0] / sums[1];
+  [[noreturn]] void stop(int64_t epoch, uint64_t next_step, double loss_sum) {
+    meta_.epoch = epoch;
+    meta_.step_in_epoch = static_cast<int64_t>(next_step);
+    meta_.epoch_loss_sum = loss_sum;
+    meta_.step = adam_->steps();
+    const std::string ck = checkpoint_name(out_dir_, epoch);
+    if (ctx_.mpi.is_root()) save(ck, true);
+    ctx_.mpi.barrier();
+    throw Interrupted(fmt::format("train: stopped by a signal at epoch {}, step {}; state saved in {}; "
+                                  "continue with train.resume=true (exit code {})",
+                                  epoch + 1, next_step, ck, kExitRequeue));
+  }
+
+  // Validation loss with the inference BatchNorm mode, frames split across ranks.
+  double validate(Preview& preview) {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    model_->set_bn_mode(parse_bn_mode(meta_.bn_mode));
+    double sums[2] = {0, 0};  // loss x frames, frames
+    const Range mine = block_range(n_val_, ctx_.mpi.rank(), ctx_.mpi.size());
+    for (uint64_t f = mine.begin; f < mine.end; f += batch_) {
+      std::vector<uint64_t> idx;
+      for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
+      auto [x, y] = data_.batch(idx, label_scale_);
+      torch::Tensor p = model_->forward(x.to(device_));
+      sums[0] += loss_fn_(p, y.to(device_)).item<double>() * static_cast<double>(idx.size());
+      sums[1] += static_cast<double>(idx.size());
+      if (!preview.input.defined()) preview = {x[0][0], y[0][0], p[0][0]};
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t steps = adam.steps();
-    log::print("train: epoch {}/{}: train loss {:.6g}, validation loss {:.6g}, {:.1f} frames/s", epoch + 1,
-               epochs, train_loss, val_loss, n_train / seconds);
+    ctx_.mpi.allreduce_sum(sums, 2);
+    return sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  }
 
-    if (ctx.mpi.is_root()) {
-      meta.epoch = epoch + 1;
-      meta.step = steps;
-      meta.val_loss = std::isnan(val_loss) ? train_loss : val_loss;
-      fs::create_directories(out_dir);
-      save_checkpoint(checkpoint_name(out_dir, epoch + 1), *model, &adam, meta, ctx.provenance());
-      const int64_t keep = c.get_int("train.keep_checkpoints");
-      if (epoch + 1 - keep >= 1) fs::remove(checkpoint_name(out_dir, epoch + 1 - keep));
-      if (meta.val_loss <= best_val) {
-        best_val = meta.val_loss;
-        save_checkpoint(out_dir + "/model.h5", *model, nullptr, meta, ctx.provenance());
-      }
-      nlohmann::json j{{"epoch", epoch + 1},          {"step", steps},
-                       {"train_loss", train_loss},    {"lr", adam.options().lr},
-                       {"frames_per_s", n_train / seconds}, {"seconds", seconds}};
-      j["val_loss"] = std::isnan(val_loss) ? nlohmann::json() : nlohmann::json(val_loss);
-      metrics_lines.push_back(j.dump());
-      std::string text;
-      for (const auto& l : metrics_lines) text += l + "\n";
-      write_text_file(out_dir + "/metrics.jsonl", text);
-      curve_epoch.push_back(static_cast<double>(epoch + 1));
-      curve_train.push_back(train_loss);
-      curve_val.push_back(val_loss);
-      picture::save_line_plot(out_dir + "/loss.png", "DSIR training loss", "epoch", "loss (log10)",
-                              {{"train", curve_epoch, curve_train}, {"validation", curve_epoch, curve_val}}, true);
-      if (preview_x.defined()) {
-        const int h = static_cast<int>(preview_x.size(0)), w = static_cast<int>(preview_x.size(1));
-        picture::save_panels_png(fmt::format("{}/previews/epoch-{:04d}.png", out_dir, epoch + 1),
-                                 {{"input", to_vector(preview_x), w, h},
-                                  {"label (blurred)", to_vector(loss_fn.blur(preview_y.unsqueeze(0).unsqueeze(0))), w, h},
-                                  {"prediction", to_vector(preview_p), w, h}});
-      }
+  void end_epoch(int64_t epoch, double train_loss, double val_loss, double seconds, const Preview& preview) {
+    const double score = std::isnan(val_loss) ? train_loss : val_loss;
+    const bool best = score <= meta_.best_val_loss;
+    if (best) {
+      meta_.best_val_loss = score;
+      meta_.epochs_since_best = 0;
+    } else {
+      ++meta_.epochs_since_best;
+    }
+    const int64_t patience = c_.get_int("train.plateau.patience");
+    if (patience > 0 && meta_.epochs_since_best >= patience) {
+      const double lr = std::max(c_.get_double("train.plateau.min_lr"), adam_->options().lr * c_.get_double("train.plateau.factor"));
+      if (lr < adam_->options().lr) log::print("train: validation loss has not improved for {} epochs; lr -> {:.3g}", patience, lr);
+      adam_->options().lr = lr;
+      meta_.epochs_since_best = 0;
+    }
+    meta_.epoch = epoch + 1;
+    meta_.step = adam_->steps();
+    meta_.val_loss = score;
+    if (!ctx_.mpi.is_root()) return;
+    fs::create_directories(out_dir_);
+    save(checkpoint_name(out_dir_, epoch + 1), true);
+    const int64_t stale = epoch + 1 - c_.get_int("train.keep_checkpoints");
+    if (stale >= 1) fs::remove(checkpoint_name(out_dir_, stale));
+    if (best) save(out_dir_ + "/model.h5", false);
+
+    nlohmann::json j{{"epoch", epoch + 1},          {"step", adam_->steps()}, {"train_loss", train_loss},
+                     {"lr", adam_->options().lr},  {"frames_per_s", static_cast<double>(n_train_) / seconds},
+                     {"seconds", seconds}};
+    j["val_loss"] = std::isnan(val_loss) ? nlohmann::json() : nlohmann::json(val_loss);
+    metrics_lines_.push_back(j.dump());
+    std::string text;
+    for (const auto& l : metrics_lines_) text += l + "\n";
+    write_text_file(out_dir_ + "/metrics.jsonl", text);
+    curve_epoch_.push_back(static_cast<double>(epoch + 1));
+    curve_train_.push_back(train_loss);
+    curve_val_.push_back(val_loss);
+    picture::save_line_plot(out_dir_ + "/loss.png", "training loss", "epoch", "loss (log10)",
+                            {{"train", curve_epoch_, curve_train_}, {"validation", curve_epoch_, curve_val_}}, true);
+    if (preview.input.defined()) {
+      const int h = static_cast<int>(preview.input.size(0)), w = static_cast<int>(preview.input.size(1));
+      picture::save_panels_png(
+          fmt::format("{}/previews/epoch-{:04d}.png", out_dir_, epoch + 1),
+          {{"input", to_vector(preview.input), w, h},
+           {"label (blurred)", to_vector(loss_fn_.blur(preview.label.unsqueeze(0).unsqueeze(0))), w, h},
+           {"prediction", to_vector(preview.prediction), w, h}});
     }
   }
-  ctx.mpi.barrier();
-  if (ctx.mpi.is_root() && !fs::exists(out_dir + "/model.h5"))
-    throw Error("train: no model written to " + out_dir + "/model.h5");
+
+  void save(const std::string& path, bool with_optimizer) {
+    save_checkpoint(path, *model_, with_optimizer ? adam_.get() : nullptr, meta_, ctx_.provenance());
+  }
+
+  Context& ctx_;
+  const Config& c_;
+  std::string out_dir_;
+  UpscaledSet data_;
+  torch::Device device_;
+  BlurredMseLoss loss_fn_;
+  std::shared_ptr<EmitterNetImpl> model_;
+  std::unique_ptr<Adam> adam_;
+  ModelMeta meta_;
+  uint64_t n_train_ = 0, n_val_ = 0, batch_ = 0, seed_ = 0;
+  double label_scale_ = 1, l1_weight_ = 0;
+  std::vector<std::string> metrics_lines_;
+  std::vector<double> curve_epoch_, curve_train_, curve_val_;
+};
+
+void run(Context& ctx) {
+  setup_torch_threads(ctx.threads());
+  Trainer(ctx).run();
 }
 
 const CommandRegistrar registrar({"train", 40, "Train the network on upscaled.h5 (MPI data-parallel).", run});

@@ -2,6 +2,8 @@
 
 #include <torch/nn/init.h>
 
+#include "stages/train/models/model_registry.h"
+
 namespace dsir {
 
 namespace nn = torch::nn;
@@ -43,6 +45,10 @@ torch::Tensor DsirNetImpl::forward(torch::Tensor x) {
   x = torch::relu(normalize(bn1, convt2(x)));
   x = torch::relu(normalize(bn2, convt3(x)));
   return torch::relu(normalize(bn4, conv4(x)));
+}
+
+namespace {
+const ModelRegistrar registrar("dsir", [] { return std::make_shared<DsirNetImpl>(); });
 }
 
 }  // namespace dsir

@@ -3,7 +3,6 @@
 #include <map>
 
 #include "pipeline/errors.h"
-#include "stages/train/models/dsir_net.h"
 
 namespace dsir {
 namespace {
@@ -11,9 +10,6 @@ std::map<std::string, ModelFactory>& factories() {
   static std::map<std::string, ModelFactory> f;
   return f;
 }
-// Registered here rather than in dsir_net.cpp: this file is always linked (make_model lives
-// here), so the registration cannot be dropped by the static-library linker.
-const ModelRegistrar dsir_model("dsir", [] { return std::make_shared<DsirNetImpl>(); });
 }  // namespace
 
 ModelRegistrar::ModelRegistrar(const std::string& name, ModelFactory factory) {

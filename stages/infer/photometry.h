@@ -1,0 +1,43 @@
+#pragma once
+// Photometry of localizations on the raw camera frame: the network gives positions and a
+// confidence, not photons. At each position a symmetric Gaussian PSF (integrated over pixels)
+// plus a flat background is fitted by least squares, centre fixed, as the columns ThunderSTORM
+// and picasso expect (intensity, sigma, background).
+#include <string>
+#include <vector>
+
+#include "pipeline/csv.h"
+
+namespace dsir {
+
+// ADU -> photons as the simulator and picasso model the camera:
+// photons = (ADU - base_level) * e_per_adu / max(1, em_gain) / quantum_efficiency.
+struct CameraCalibration {
+  double base_level = 0, e_per_adu = 1, em_gain = 0, quantum_efficiency = 1;
+  bool known = false;  // false: no calibration in the file, "photons" are ADU above zero
+  double to_photons(double adu) const;
+  bool em() const { return em_gain >= 1; }
+  // From raw.h5's `camera` attribute (JSON of the camera.* keys); `where` names it in errors.
+  static CameraCalibration from_json(const std::string& json, const std::string& where);
+};
+
+struct SpotFit {
+  bool ok = false;            // false when the window is too small or the fit is degenerate
+  double photons = 0;         // total photons of the PSF
+  double sigma_px = 0;        // PSF sigma, camera pixels
+  double background = 0;      // photons per pixel
+  double background_std = 0;  // RMS residual away from the spot, photons per pixel
+};
+
+// Fits photons * PSF(sigma) + background to the (2 radius + 1)^2 window of `photons_frame`
+// (height x width, photons) around (u, v) in camera pixels (pixel k spans [k, k+1)); the window
+// is clipped at the frame's edges. sigma is searched in [0.3, 3] pixels.
+SpotFit fit_spot(const float* photons_frame, int height, int width, double u, double v, int radius = 3);
+
+// Fills photons, sigma_nm, offset (background) and bkgstd of `locs` (localizations of this one
+// frame, positions in nm) from the raw frame in ADU. Fits that fail leave NaN.
+void measure_photometry(const float* raw_adu, int height, int width, double raw_pixel_size_nm,
+                        const CameraCalibration& camera, std::vector<Emitter>::iterator begin,
+                        std::vector<Emitter>::iterator end);
+
+}  // namespace dsir

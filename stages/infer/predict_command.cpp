@@ -1,0 +1,77 @@
+// `dsir predict`: a model's raw output for every frame of a raw.h5, the simplest way to look at
+// what a model does (and to compare with DSIR's PyTorch output). Rank 0 alone; memory: a batch.
+#include <cmath>
+
+#include "pipeline/context.h"
+#include "pipeline/errors.h"
+#include "pipeline/log.h"
+#include "pipeline/registry.h"
+#include "stages/infer/predictor.h"
+#include "stages/train/torch_setup.h"
+#include "stages/upscale/raw_stack.h"
+
+namespace dsir {
+namespace {
+
+const ConfigSection section(
+    "predict", "A model's raw output for every frame (N x fH x fW), without summing or localizing.",
+    {
+        {"checkpoint", KeyType::String, "''", "Model file.", -1e300, 1e300, {}, "--checkpoint"},
+        {"input", KeyType::String, "''", "raw.h5 to run the model on.", -1e300, 1e300, {}, "--input"},
+        {"output", KeyType::String, "''", "HDF5 file to write (/predictions).", -1e300, 1e300, {}, "--output"},
+        {"bn", KeyType::Choice, "checkpoint", "BatchNorm statistics: as stored with the model, running, per-frame.",
+         -1e300, 1e300, {"checkpoint", "running", "per-frame"}, "--bn"},
+        {"batch_size", KeyType::Int, "8", "Frames per network call.", 1, 4096},
+    });
+
+void run(Context& ctx) {
+  const Config& c = ctx.config;
+  const std::string checkpoint = c.get_string("predict.checkpoint");
+  const std::string input = c.get_string("predict.input");
+  const std::string output = c.get_string("predict.output");
+  require_file(checkpoint, "predict.checkpoint");
+  require_file(input, "predict.input");
+  if (output.empty()) throw ConfigError("predict.output: no output file given (--output)");
+  if (!ctx.mpi.is_root()) return;
+  setup_torch_threads(ctx.threads());
+
+  PredictorOptions opt;
+  opt.bn = c.get_string("predict.bn");
+  opt.batch_size = static_cast<int>(c.get_int("predict.batch_size"));
+  Predictor predictor(checkpoint, opt);
+  RawStack raw(input);
+  const int f = predictor.meta().factor;
+  const uint64_t oh = static_cast<uint64_t>(raw.height()) * f, ow = static_cast<uint64_t>(raw.width()) * f;
+  double gmean = 0, gstd = 1;
+  if (predictor.meta().normalize == "global") std::tie(gmean, gstd) = raw.mean_std();
+
+  h5::File out = h5::File::create(output, ctx.provenance());
+  out.create_dataset("/predictions", h5::DType::f32, {raw.frames(), oh, ow}, {1, oh, ow}, 4);
+  Progress progress("predict", raw.frames());
+  const uint64_t batch = static_cast<uint64_t>(opt.batch_size);
+  const FramePlan plan = predictor.plan(raw.height(), raw.width());
+  std::vector<float> maps;
+  for (uint64_t first = 0; first < raw.frames(); first += batch) {
+    const uint64_t n = std::min(batch, raw.frames() - first);
+    const std::vector<float> frames = raw.read(first, n);
+    maps.resize(n * oh * ow);
+    predictor.predict(frames.data(), static_cast<int64_t>(n), raw.height(), raw.width(), plan, maps.data(), gmean,
+                      gstd);
+    out.write_rows("/predictions", first, n, maps.data());
+    progress.add(n);
+  }
+  progress.finish();
+  out.set_attr("/predictions", "pixel_size_nm", raw.pixel_size_nm() / f);
+  out.set_attr("/", "checkpoint", checkpoint);
+  out.set_attr("/", "bn_mode", to_string(predictor.bn_mode()));
+  out.set_attr("/", "label_scale", predictor.meta().label_scale);
+  out.commit();
+  log::print("predict: {} frames of {} -> {} (/predictions {}x{}x{}, BatchNorm {})", raw.frames(), input, output,
+             raw.frames(), oh, ow, to_string(predictor.bn_mode()));
+}
+
+const CommandRegistrar registrar({"predict", -1, "A model's raw output for every frame of a raw.h5 (/predictions).",
+                                  run});
+
+}  // namespace
+}  // namespace dsir

@@ -1,0 +1,44 @@
+#pragma once
+// The raw.h5 layout (docs/data-format.md) written frame by frame, atomically: shared by `ingest`
+// and by `simulate` when it writes raw.h5 directly (simulate.format: h5).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pipeline/csv.h"
+#include "pipeline/h5store.h"
+
+namespace dsir {
+
+struct RawFileInfo {
+  uint64_t frames = 0;
+  uint32_t width = 0, height = 0;
+  bool float32 = false;  // /frames as float32 (sources over 16 bits or float), else uint16
+  double pixel_size_nm = 0;
+  std::string camera_json;   // the `camera` attribute
+  std::string source_files;  // newline-separated
+};
+
+class RawFileWriter {
+ public:
+  RawFileWriter(const std::string& path, const RawFileInfo& info, const h5::Attributes& provenance);
+  // Frames in order, info.frames of them: uint16 for a uint16 file, float for a float32 one.
+  void write_frame(const uint16_t* pixels);
+  void write_frame(const float* pixels);
+  // The ground-truth table and its attributes (optional).
+  void set_emitters(const std::vector<Emitter>& emitters, const std::string& source_file,
+                    uint64_t outside_field_of_view);
+  // Error unless every frame was written; renames the file to its final name.
+  void commit();
+  uint64_t frames_written() const { return written_; }
+
+ private:
+  h5::File file_;
+  RawFileInfo info_;
+  uint64_t written_ = 0;
+};
+
+// Emitters outside [0, width) x [0, height) nm: kept as truth, counted and reported.
+uint64_t count_outside(const std::vector<Emitter>& emitters, double width_nm, double height_nm);
+
+}  // namespace dsir

@@ -1,0 +1,44 @@
+#include "stages/train/models/deepstorm_net.h"
+
+#include "stages/train/models/model_registry.h"
+
+namespace dsir {
+
+namespace nn = torch::nn;
+
+DeepStormNetImpl::DeepStormNetImpl() {
+  const int channels[][2] = {{1, 32}, {32, 64}, {64, 128}, {128, 512}, {512, 128}, {128, 64}, {64, 32}};
+  for (int i = 0; i < 7; ++i) {
+    const auto [in, out] = channels[i];
+    convs_.push_back(register_module("conv" + std::to_string(i + 1),
+                                     nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false))));
+    norms_.push_back(register_module("bn" + std::to_string(i + 1), nn::BatchNorm2d(out)));
+  }
+  head_ = register_module("head", nn::Conv2d(nn::Conv2dOptions(32, 1, 1).bias(false)));
+  pool_ = register_module("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+  up_ = register_module("up", nn::Upsample(nn::UpsampleOptions().scale_factor(std::vector<double>{2, 2})
+                                                .mode(torch::kNearest)));
+}
+
+torch::Tensor DeepStormNetImpl::block(int i, const torch::Tensor& x) {
+  return torch::relu(normalize(norms_[static_cast<size_t>(i)], convs_[static_cast<size_t>(i)](x)));
+}
+
+torch::Tensor DeepStormNetImpl::forward(torch::Tensor x) {
+  // Encoder.
+  x = pool_(block(0, x));
+  x = pool_(block(1, x));
+  x = pool_(block(2, x));
+  x = block(3, x);
+  // Decoder.
+  x = block(4, up_(x));
+  x = block(5, up_(x));
+  x = block(6, up_(x));
+  return head_(x);
+}
+
+namespace {
+const ModelRegistrar registrar("deepstorm", [] { return std::make_shared<DeepStormNetImpl>(); });
+}
+
+}  // namespace dsir

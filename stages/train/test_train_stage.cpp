@@ -1,0 +1,176 @@
+// The train stage run in-process through its registration, as `dsir train` runs it: resuming
+// after any epoch, or after a stop signal mid-epoch, ends bit-identical to an uninterrupted run.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "pipeline/atomic_file.h"
+#include "pipeline/context.h"
+#include "pipeline/errors.h"
+#include "pipeline/h5store.h"
+#include "pipeline/registry.h"
+#include "stages/train/checkpoint.h"
+#include <ATen/ops/from_blob.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class TrainStage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/dsir-train-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // 40 frames of 32x32 "upscaled" inputs with a few emitters each.
+    std::mt19937 rng(3);
+    std::normal_distribution<float> noise;
+    std::vector<float> in(40 * 32 * 32), lab(40 * 32 * 32, 0.0f);
+    for (auto& v : in) v = noise(rng);
+    for (int f = 0; f < 40; ++f)
+      for (int k = 0; k < 3; ++k) lab[f * 1024 + (rng() % 1024)] = 1.0f;
+    auto h = dsir::h5::File::create(dir_ + "/up.h5", {});
+    h.write("/inputs", in, {40, 32, 32});
+    h.write("/labels", lab, {40, 32, 32});
+    h.set_attr("/", "factor", 8.0);
+    h.set_attr("/", "raw_pixel_size_nm", 100.0);
+    h.set_attr("/", "normalize", std::string("per-frame"));
+    h.commit();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void train(const std::string& out, int epochs, bool resume, std::vector<std::string> extra = {}) {
+    std::vector<std::string> overrides{
+        "train.input=" + dir_ + "/up.h5", "train.output=" + dir_ + "/" + out, "train.epochs=" + std::to_string(epochs),
+        "train.batch_size=4", "train.lr=1e-3", "train.label_scale=100", "train.validation_fraction=0.2",
+        "run.threads=1", "train.resume=" + std::string(resume ? "true" : "false"), "run.seed=9"};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    dsir::Config cfg = dsir::Config::load("", overrides);
+    dsir::Context ctx{cfg, dsir::MpiContext::get()};
+    dsir::find_command("train")->run(ctx);
+  }
+
+  std::string checksum(const std::string& file) {
+    return dsir::h5::File::open(dir_ + "/" + file).attr_string("/", "model_checksum");
+  }
+
+  std::string dir_;
+};
+
+TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
+  train("a", 3, false);
+  train("b", 1, false);
+  train("b", 3, true);
+  EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
+  EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
+  // Older checkpoints beyond keep_checkpoints (3) are not kept; metrics.jsonl has one line per epoch.
+  const std::string metrics = dsir::read_text_file(dir_ + "/b/metrics.jsonl");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 3);
+  EXPECT_TRUE(fs::exists(dir_ + "/b/loss.png"));
+  EXPECT_TRUE(fs::exists(dir_ + "/b/previews/epoch-0003.png"));
+}
+
+TEST_F(TrainStage, StopSignalCheckpointsMidEpochAndResumeIsBitIdentical) {
+  train("a", 8, false);
+  // The signal arrives while training runs; the stage finishes its step, saves and stops.
+  std::thread sender([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::raise(SIGUSR1);
+  });
+  bool interrupted = false;
+  try {
+    train("b", 8, false);
+  } catch (const dsir::Interrupted& e) {
+    interrupted = true;
+    EXPECT_NE(std::string(e.what()).find("train.resume=true"), std::string::npos) << e.what();
+  }
+  sender.join();
+  ASSERT_TRUE(interrupted) << "training finished before the signal; make the test data larger";
+  EXPECT_FALSE(fs::exists(dir_ + "/b/checkpoint-epoch-0008.h5"));
+  train("b", 8, true);
+  EXPECT_EQ(checksum("a/checkpoint-epoch-0008.h5"), checksum("b/checkpoint-epoch-0008.h5"));
+}
+
+// Reduce-on-plateau: the logged learning rates follow from the logged validation losses.
+TEST_F(TrainStage, PlateauReducesTheLearningRateExactlyWhenValidationStalls) {
+  train("p", 8, false, {"train.lr=0.05", "train.plateau.patience=1", "train.plateau.factor=0.5"});
+  std::stringstream ss(dsir::read_text_file(dir_ + "/p/metrics.jsonl"));
+  double best = 1e300, lr = 0.05;
+  int reductions = 0, lines = 0;
+  for (std::string line; std::getline(ss, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    const double val = j["val_loss"].get<double>();
+    if (val <= best) {
+      best = val;
+    } else {
+      lr *= 0.5;  // patience 1: one epoch without improvement
+      ++reductions;
+    }
+    EXPECT_DOUBLE_EQ(j["lr"].get<double>(), lr) << "epoch " << j["epoch"];
+  }
+  EXPECT_EQ(lines, 8);
+  std::cout << "[ info ] " << reductions << " learning-rate reductions in 8 epochs\n";
+}
+
+TEST_F(TrainStage, BadInputsAreNamed) {
+  auto run_with = [](const std::vector<std::string>& overrides) {
+    dsir::Config cfg = dsir::Config::load("", overrides);
+    dsir::Context ctx{cfg, dsir::MpiContext::get()};
+    dsir::find_command("train")->run(ctx);
+  };
+  EXPECT_THROW(run_with({"train.input=" + dir_ + "/missing.h5"}), dsir::ConfigError);
+  try {
+    dsir::Config cfg = dsir::Config::load("", {"train.input=" + dir_ + "/up.h5", "train.loss.kernel_size=4"});
+    dsir::Context ctx{cfg, dsir::MpiContext::get()};
+    dsir::find_command("train")->run(ctx);
+    FAIL();
+  } catch (const dsir::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.loss.kernel_size"), std::string::npos);
+  }
+}
+
+// DSIR's reference state dict imported through the command gives a model whose output matches
+// DSIR's PyTorch output (per-frame BatchNorm, recorded in the model file).
+TEST_F(TrainStage, ImportWeightsReproducesDsir) {
+  const std::string ref = std::string(DSIR_SOURCE_DIR) + "/../shared/reference/dsir/reference_26px.h5";
+  if (!fs::exists(ref)) GTEST_SKIP() << "no " << ref;
+  dsir::Config cfg = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/state_dict",
+                                             "import-weights.output=" + dir_ + "/dsir.h5"});
+  dsir::Context ctx{cfg, dsir::MpiContext::get()};
+  dsir::find_command("import-weights")->run(ctx);
+  dsir::ModelMeta meta;
+  auto model = dsir::load_model(dir_ + "/dsir.h5", &meta);
+  EXPECT_EQ(meta.bn_mode, "per-frame");
+  EXPECT_EQ(meta.arch, "dsir");
+  auto f = dsir::h5::File::open(ref);
+  auto input = f.read<float>("/upscaled");
+  const auto expected = f.read<float>("/output_per_frame_bn");
+  model->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor y = model->forward(at::from_blob(input.data(), {1, 1, 208, 208}, torch::kFloat)).contiguous();
+  double worst = 0;
+  for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(double(y.data_ptr<float>()[i]) - expected[i]));
+  EXPECT_LT(worst, 1e-4);
+  // A missing group is named.
+  dsir::Config bad = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/nope",
+                                             "import-weights.output=" + dir_ + "/x.h5"});
+  dsir::Context bctx{bad, dsir::MpiContext::get()};
+  try {
+    dsir::find_command("import-weights")->run(bctx);
+    FAIL();
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nope"), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(dir_ + "/x.h5"));
+}
+
+}  // namespace

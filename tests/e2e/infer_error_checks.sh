@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Error paths of sharded inference and reduction, on the fixture's model and acquisition and the
+# shards infer_kill_resume.sh left in INFER_WORK/ref/infer: missing checkpoint, a glob matching
+# nothing, tiles with per-frame BatchNorm, pixel-size mismatch, a failing rank, an unreadable
+# shard, shards of different runs. Exit codes, messages naming file/key/rank, nothing half-written.
+# usage: infer_error_checks.sh DSIR FIXTURE_DIR INFER_WORK
+set -uo pipefail
+dsir=$1 fixture=$2 infer_work=$3
+source "$(dirname "$0")/mpi_env.sh"
+work=$infer_work/errors
+rm -rf "$work" && mkdir -p "$work"
+model=$fixture/train/model.h5
+acq=$infer_work/archive/cellA.h5
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+check() {  # check NAME EXPECTED_CODE PATTERN -- command...
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  local out code
+  out=$(timeout 120 "$@" 2>&1)
+  code=$?
+  if { [[ $want == nonzero && $code -ne 0 && $code -ne 124 ]] || [[ $code == "$want" ]]; } &&
+    grep -qE -- "$pattern" <<<"$out"; then
+    ok "$name"
+  else
+    bad "$name (exit $code, wanted $want and /$pattern/)"
+    echo "$out" | tail -5
+  fi
+}
+
+check "missing checkpoint names the key and file" 2 "infer.checkpoint: file '$work/absent.h5' does not exist" -- \
+  "$dsir" infer --checkpoint "$work/absent.h5" --input "$acq" --output "$work/x"
+check "a glob matching nothing" 2 "infer.input: '$infer_work/archive/\*.tif' matches no file" -- \
+  "$dsir" infer --checkpoint "$model" --input "$infer_work/archive/*.tif" --output "$work/x"
+check "tiles refused with per-frame BatchNorm" 2 "tiles need running BatchNorm" -- \
+  "$dsir" infer infer.tile_size=16 --checkpoint "$model" --input "$acq" --output "$work/x" --bn per-frame
+"$dsir" ingest --frames "$fixture/sim/acquisition.tif" --pixel-size 50 --output "$work/px50.h5" >/dev/null 2>&1
+check "pixel-size mismatch, rank-tagged under MPI" nonzero "ERROR on rank 0 of 2: .*px50.h5: pixel size 50 nm, but the model .* 100 nm" -- \
+  "${MPIRUN[@]}" 2 "$dsir" infer --checkpoint "$model" --input "$work/px50.h5" --output "$work/x"
+# Rank 1 cannot write its shard (a folder stands in the way): the job aborts, naming rank 1.
+mkdir -p "$work/blocked/cellA/shard-00001.h5/x"
+check "a failing rank aborts all, rank-tagged" nonzero "ERROR on rank 1 of 2: .*shard-00001.h5" -- \
+  "${MPIRUN[@]}" 2 "$dsir" infer infer.schedule=static infer.shard_frames=40 --checkpoint "$model" \
+  --input "$acq" --output "$work/blocked"
+mkdir -p "$work/corrupt" && cp -r "$infer_work/ref/infer/cellA" "$work/corrupt/"
+head -c 2000 /dev/urandom >"$work/corrupt/cellA/shard-00003.h5"
+check "unreadable shard names the file" 1 "corrupt/cellA/shard-00003.h5: not a readable HDF5 file" -- \
+  "$dsir" reduce --input "$work/corrupt" --output "$work/corrupt-out"
+[[ -e $work/corrupt-out/reconstruction.h5 ]] && bad "reduce left outputs after an error" || ok "reduce wrote nothing after the error"
+"$dsir" infer run.threads=1 infer.threshold=0.5 --checkpoint "$model" --input "$acq" \
+  --output "$work/other" >/dev/null 2>&1
+mkdir -p "$work/mixed" && cp -r "$infer_work/ref/infer/cellA" "$work/mixed/" && cp "$work/other/cellA/shard-00000.h5" "$work/mixed/cellA/"
+check "shards of different runs are refused" 1 "shard-00001.h5: settings_hash is .* the folder mixes shards of different runs" -- \
+  "$dsir" reduce --input "$work/mixed" --output "$work/mixed-out"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
