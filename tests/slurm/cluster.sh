@@ -50,6 +50,17 @@ cluster_require_root() {
   return 77
 }
 
+# The common start of a Slurm test script: traps that always tear the cluster down (a timeout
+# included), the root check (else skip: exit 77), and a fresh work folder; sets `work` to its
+# absolute path.
+cluster_test_begin() {
+  trap cluster_down EXIT
+  trap 'exit 124' TERM INT
+  cluster_require_root || exit 77
+  rm -rf "$1" && mkdir -p "$1"
+  work=$(realpath "$1")
+}
+
 cluster_up() {
   local cmd
   for cmd in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo; do

@@ -12,11 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 source "$here/cluster.sh"
 source "$root/tests/e2e/mpi_env.sh"
-trap cluster_down EXIT
-trap 'exit 124' TERM INT  # a timeout still tears the cluster down
-cluster_require_root || exit 77
-rm -rf "$work" && mkdir -p "$work"
-work=$(realpath "$work")
+cluster_test_begin "$work"  # traps, root check, fresh absolute $work
 cluster_up "$work/cluster" || exit 1
 export DSIR=$dsir
 cd "$work" || exit 1
