@@ -6,28 +6,7 @@ set -uo pipefail
 dsir=$1 work=$2
 source "$(dirname "$0")/mpi_env.sh"
 rm -rf "$work" && mkdir -p "$work"
-pass=0 fail=0
-check() {  # check NAME EXPECTED_CODE PATTERN -- command...
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out code
-  out=$(timeout 120 "$@" 2>&1)
-  code=$?
-  local code_ok=0
-  if [[ $want == nonzero ]]; then
-    [[ $code -ne 0 && $code -ne 124 ]] && code_ok=1
-  else
-    [[ $code -eq $want ]] && code_ok=1
-  fi
-  if [[ $code_ok -eq 1 ]] && grep -qE -- "$pattern" <<<"$out"; then
-    pass=$((pass + 1))
-    echo "ok: $name"
-  else
-    fail=$((fail + 1))
-    echo "FAILED: $name (exit $code, wanted $want and /$pattern/)"
-    echo "$out" | tail -5
-  fi
-}
+source "$(dirname "$0")/checks.sh"
 
 cat >"$work/typo.yaml" <<'Y'
 train:
@@ -52,9 +31,9 @@ mkdir -p "$work/r/sim"
 head -c 300 "$work/r/sim/acquisition.tif" >"$work/r/sim/acquisition.tmp" && mv "$work/r/sim/acquisition.tmp" "$work/r/sim/acquisition.tif"
 check "rank-local error aborts all ranks with a rank tag" nonzero "ERROR on rank 1 of 2: .*acquisition.tif" -- "${MPIRUN[@]}" 2 "$dsir" ingest run.dir="$work/r"
 if [[ -e "$work/r/data/acquisition.h5" ]] || ls -A "$work/r/data" 2>/dev/null | grep -q '\.tmp'; then
-  fail=$((fail + 1)); echo "FAILED: a half-written output was left behind"
+  bad "a half-written output was left behind"
 else
-  pass=$((pass + 1)); echo "ok: nothing half-written left behind"
+  ok "nothing half-written left behind"
 fi
 
 echo "$pass passed, $fail failed"

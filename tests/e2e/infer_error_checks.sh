@@ -11,23 +11,7 @@ work=$infer_work/errors
 rm -rf "$work" && mkdir -p "$work"
 model=$fixture/train/model.h5
 acq=$infer_work/archive/cellA.h5
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-check() {  # check NAME EXPECTED_CODE PATTERN -- command...
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out code
-  out=$(timeout 120 "$@" 2>&1)
-  code=$?
-  if { [[ $want == nonzero && $code -ne 0 && $code -ne 124 ]] || [[ $code == "$want" ]]; } &&
-    grep -qE -- "$pattern" <<<"$out"; then
-    ok "$name"
-  else
-    bad "$name (exit $code, wanted $want and /$pattern/)"
-    echo "$out" | tail -5
-  fi
-}
+source "$(dirname "$0")/checks.sh"
 
 check "missing checkpoint names the key and file" 2 "infer.checkpoint: file '$work/absent.h5' does not exist" -- \
   "$dsir" infer --checkpoint "$work/absent.h5" --input "$acq" --output "$work/x"

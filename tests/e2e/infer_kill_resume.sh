@@ -16,23 +16,7 @@ model=$fixture/train/model.h5
 for a in cellA cellB; do ln -s "$fixture/data/acquisition.h5" "$work/archive/$a.h5"; done
 frames_per_acq=80 shard_frames=2
 total_shards=$((2 * frames_per_acq / shard_frames))
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-check() {  # check NAME EXPECTED_CODE PATTERN -- command...
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out code
-  out=$(timeout 120 "$@" 2>&1)
-  code=$?
-  if { [[ $want == nonzero && $code -ne 0 && $code -ne 124 ]] || [[ $code == "$want" ]]; } &&
-    grep -qE -- "$pattern" <<<"$out"; then
-    ok "$name"
-  else
-    bad "$name (exit $code, wanted $want and /$pattern/)"
-    echo "$out" | tail -5
-  fi
-}
+source "$(dirname "$0")/checks.sh"
 infer() {  # infer NP OUT [key=value ...]: the archive, many small shards, one thread per rank
   local np=$1 out=$2
   shift 2

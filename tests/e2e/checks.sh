@@ -1,0 +1,18 @@
+# Sourced by the script tests: counted checks and the closing "N passed, N failed" line.
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+check() {  # check NAME EXPECTED_CODE PATTERN -- command...: exit code (or "nonzero", not a timeout) and output
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  local out code
+  out=$(timeout 120 "$@" 2>&1)
+  code=$?
+  if { [[ $want == nonzero && $code -ne 0 && $code -ne 124 ]] || [[ $code == "$want" ]]; } &&
+    grep -qE -- "$pattern" <<<"$out"; then
+    ok "$name"
+  else
+    bad "$name (exit $code, wanted $want and /$pattern/)"
+    echo "$out" | tail -5
+  fi
+}
