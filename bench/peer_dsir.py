@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """DSIR's own method in PyTorch (Debian python3-torch, one thread): the per-frame inference loop
 (skimage resize order 1 + z-score + model, as DSIR's load_model.py) and a training step (batch 32
-of 208x208, DSIR's Gaussian-blurred MSE, Adam). Prints JSON with frames/s for bench/run.sh."""
+of 208x208, DSIR's Gaussian-blurred MSE, Adam). Prints JSON with frames/s for bench/run.sh.
+usage: peer_dsir.py REFERENCE.h5 [cpu|cuda]  (cuda: the network and training on the GPU, as DSIR
+runs; the preprocessing stays on one CPU thread, as in DSIR)."""
 import json
 import math
 import sys
@@ -62,6 +64,14 @@ def upscale_fps(size, frames=200):
     return frames / (time.perf_counter() - t0)
 
 
+DEVICE = torch.device(sys.argv[2] if len(sys.argv) > 2 else "cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def infer_fps(model, size, frames=20):
     rng = np.random.default_rng(1)
     stack = rng.poisson(120, (frames, size, size)).astype(np.uint16)
@@ -71,27 +81,29 @@ def infer_fps(model, size, frames=20):
         for img in stack:
             up = transform.resize(img, (size * 8, size * 8))
             up = (up - up.mean()) / up.std()
-            out = model(torch.from_numpy(up[None, None].astype(np.float32)))
-            total += out[0, 0].numpy()
+            out = model(torch.from_numpy(up[None, None].astype(np.float32)).to(DEVICE))
+            total += out[0, 0].cpu().numpy()
     return frames / (time.perf_counter() - t0)
 
 
 def train_fps(steps=3):
     torch.manual_seed(0)
-    model = ConvAutoencoder()
+    model = ConvAutoencoder().to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5)
-    k = gaussian_kernel()
-    x = torch.randn(32, 1, 208, 208)
-    y = (torch.randn(32, 1, 208, 208) > 2.5).float()
+    k = gaussian_kernel().to(DEVICE)
+    x = torch.randn(32, 1, 208, 208).to(DEVICE)
+    y = (torch.randn(32, 1, 208, 208) > 2.5).float().to(DEVICE)
     def step():
         opt.zero_grad()
         loss = F.mse_loss(F.conv2d(model(x), k, padding=2), F.conv2d(y, k, padding=2))
         loss.backward()
         opt.step()
     step()  # warm-up
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return steps * 32 / (time.perf_counter() - t0)
 
 
@@ -101,6 +113,14 @@ def main():
     with h5py.File(ref, "r") as f:
         state = {k: torch.from_numpy(f["state_dict"][k][()]) for k in f["state_dict"]}
     model.load_state_dict(state, strict=False)  # DSIR never calls eval(): per-frame BatchNorm
+    model.to(DEVICE)
+    if DEVICE.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False  # as dsir runs (IEEE float32)
+        infer_fps(model, 64, 5)  # warm-up: cuDNN handles, kernels
+        print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
+                          "infer_fps_64": infer_fps(model, 64, 400),
+                          "train_fps_208_batch32": train_fps(20)}))
+        return
     print(json.dumps({
         "torch": torch.__version__,
         "upscale_fps_26": upscale_fps(26, 400),

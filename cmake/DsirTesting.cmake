@@ -8,6 +8,9 @@ set(DSIR_MPI_ENV
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1)
 
+# The read-only shared material (reference files, demo data) that tests compare against.
+set(DSIR_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH "Shared reference data (tests skip what is missing)")
+
 # dsir_add_test(<name> SOURCES <srcs...> LIBS <targets...> LABELS <labels...>)
 # Every test binary uses tests/gtest_main.cpp, which sets up MPI (singleton when run alone).
 function(dsir_add_test name)
@@ -15,7 +18,8 @@ function(dsir_add_test name)
   add_executable(${name} ${ARG_SOURCES} ${CMAKE_SOURCE_DIR}/tests/gtest_main.cpp)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} dsir_core GTest::gtest)
   target_compile_definitions(${name} PRIVATE
-    DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}")
+    DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}"
+    DSIR_SHARED_DIR="${DSIR_SHARED_DIR}")
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "${DSIR_MPI_ENV}")
 endfunction()
@@ -26,7 +30,8 @@ function(dsir_add_mpi_test name)
   add_executable(${name} ${ARG_SOURCES} ${CMAKE_SOURCE_DIR}/tests/gtest_main.cpp)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} dsir_core GTest::gtest)
   target_compile_definitions(${name} PRIVATE
-    DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}")
+    DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}"
+    DSIR_SHARED_DIR="${DSIR_SHARED_DIR}")
   add_test(NAME ${name}_np${ARG_NP}
     COMMAND ${DSIR_MPIEXEC} ${DSIR_MPIEXEC_FLAGS} -np ${ARG_NP} $<TARGET_FILE:${name}>)
   set_tests_properties(${name}_np${ARG_NP} PROPERTIES LABELS mpi TIMEOUT 600 RUN_SERIAL TRUE

@@ -1,6 +1,9 @@
 #include "pipeline/mpi_context.h"
 
 #include <mpi.h>
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h>  // Open MPI: MPIX_CUDA_AWARE_SUPPORT
+#endif
 
 #include <cstdlib>
 #include <limits>
@@ -17,6 +20,18 @@ int env_int(const char* name, int fallback) {
 }
 }  // namespace
 
+bool MpiContext::cuda_aware() const {
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  return MPIX_Query_cuda_support() == 1;
+#else
+  return false;
+#endif
+}
+
+struct MpiContext::Aside {
+  MPI_Comm comm = MPI_COMM_NULL;
+};
+
 MpiContext::MpiContext(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
@@ -28,6 +43,8 @@ MpiContext::MpiContext(int* argc, char*** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   // Which GPU a rank takes on a node: Open MPI and Slurm both say.
   local_rank_ = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", 0));
+  aside_ = std::make_unique<Aside>();
+  MPI_Comm_dup(MPI_COMM_WORLD, &aside_->comm);
   g_context = this;
 }
 
@@ -35,7 +52,10 @@ MpiContext::~MpiContext() {
   g_context = nullptr;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (!finalized) {
+    MPI_Comm_free(&aside_->comm);
+    MPI_Finalize();
+  }
 }
 
 MpiContext& MpiContext::get() {
@@ -60,6 +80,11 @@ void in_pieces(T* data, size_t n, F&& f) {
 }
 }  // namespace
 
+void MpiContext::allreduce_sum_aside(double* data, size_t n) const {
+  in_pieces(data, n, [this](double* p, int k) {
+    MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_DOUBLE, MPI_SUM, aside_->comm);
+  });
+}
 void MpiContext::allreduce_sum(float* data, size_t n) const {
   in_pieces(data, n, [](float* p, int k) {
     MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);

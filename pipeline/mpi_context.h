@@ -39,6 +39,10 @@ class MpiContext {
   void wait(Request& r) const;
   bool test(Request& r) const;
   void broadcast(std::string& s, int root = 0) const;
+  // A sum on a communicator of its own: for collectives issued inside backward (SyncBatchNorm)
+  // while gradient all-reduces are in flight on the world communicator, so the two sequences
+  // never have to interleave identically.
+  void allreduce_sum_aside(double* data, size_t n) const;
   // Point-to-point of byte buffers (used to stream chunks to the writer rank).
   void send_bytes(const std::string& bytes, int dest, int tag) const;
   std::string recv_bytes(int source, int tag) const;
@@ -47,11 +51,16 @@ class MpiContext {
   std::vector<std::string> gather_to_root(const std::string& text) const;
 
   std::string library_version() const;
+  // The library reads and writes GPU memory itself (Open MPI built with CUDA support, asked at
+  // run time); otherwise GPU buffers go through host copies.
+  bool cuda_aware() const;
 
  private:
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;
+  struct Aside;
+  std::unique_ptr<Aside> aside_;
 };
 
 // [begin, end) of n items for this rank: contiguous blocks, the first n % size ranks get one more.

@@ -27,9 +27,9 @@ using dsir::write_thunderstorm_csv;
 namespace {
 
 const std::string kDemoCsv =
-    std::string(DSIR_SOURCE_DIR) + "/../shared/data/deepstorm-demo1/positions_demo1.csv";
+    std::string(DSIR_SHARED_DIR) + "/data/deepstorm-demo1/positions_demo1.csv";
 const std::string kSmlmCsv =
-    std::string(DSIR_SOURCE_DIR) + "/../shared/data/smlm2013-tubulins-frame20/tubulins1_00020.csv";
+    std::string(DSIR_SHARED_DIR) + "/data/smlm2013-tubulins-frame20/tubulins1_00020.csv";
 const std::string kThunderstormHeader =
     "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\","
     "\"offset [photon]\",\"bkgstd [photon]\"";

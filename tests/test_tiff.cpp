@@ -506,7 +506,7 @@ TEST_F(TiffTest, MissingOrNonTiffFileThrowsNamingTheFile) {
 }
 
 TEST(TiffRealData, DeepStormDemoStack) {
-  const std::string path = DSIR_SOURCE_DIR "/../shared/data/deepstorm-demo1/ArtificialDataset_demo1.tif";
+  const std::string path = DSIR_SHARED_DIR "/data/deepstorm-demo1/ArtificialDataset_demo1.tif";
   if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
   Reader r(path);
   EXPECT_EQ(r.info().frames, 20u);
@@ -532,7 +532,7 @@ TEST(TiffRealData, DeepStormDemoStack) {
 
 TEST(TiffRealData, SmlmChallengeTubulinsFrame) {
   const std::string path =
-      DSIR_SOURCE_DIR "/../shared/data/smlm2013-tubulins-frame20/tubulins1_00020.tif";
+      DSIR_SHARED_DIR "/data/smlm2013-tubulins-frame20/tubulins1_00020.tif";
   if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
   Reader r(path);
   EXPECT_EQ(r.info().frames, 1u);

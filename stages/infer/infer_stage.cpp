@@ -77,6 +77,10 @@ const ConfigSection section(
          "does).",
          0, 65535},
         {"tile_overlap", KeyType::Int, "8", "Context around each tile core, raw pixels per side.", 0, 4096},
+        {"device", KeyType::Choice, "auto",
+         "Where the network runs: auto (this rank's GPU by local rank when CUDA is available), cpu, cuda. "
+         "memory_mb then budgets GPU memory.",
+         -1e300, 1e300, {"auto", "cpu", "cuda"}},
         {"threshold", KeyType::Float, "0.3", "Minimum emitter mass of a localization (emitters).", 0, 1e6},
     });
 
@@ -250,6 +254,8 @@ void run(Context& ctx) {
   popt.memory_mb = c.get_double("infer.memory_mb");
   popt.tile_size = static_cast<int>(c.get_int("infer.tile_size"));
   popt.tile_overlap = static_cast<int>(c.get_int("infer.tile_overlap"));
+  popt.device = c.get_string("infer.device");
+  popt.local_rank = ctx.mpi.local_rank();
   Predictor predictor(checkpoint, popt);
 
   // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan.

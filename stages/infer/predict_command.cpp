@@ -22,6 +22,8 @@ const ConfigSection section(
         {"bn", KeyType::Choice, "checkpoint", "BatchNorm statistics: as stored with the model, running, per-frame.",
          -1e300, 1e300, {"checkpoint", "running", "per-frame"}, "--bn"},
         {"batch_size", KeyType::Int, "8", "Frames per network call.", 1, 4096},
+        {"device", KeyType::Choice, "auto", "Where the network runs: auto (a GPU when available), cpu, cuda.",
+         -1e300, 1e300, {"auto", "cpu", "cuda"}, "--device"},
     });
 
 void run(Context& ctx) {
@@ -38,6 +40,9 @@ void run(Context& ctx) {
   PredictorOptions opt;
   opt.bn = c.get_string("predict.bn");
   opt.batch_size = static_cast<int>(c.get_int("predict.batch_size"));
+  opt.device = c.get_string("predict.device");
+  opt.local_rank = ctx.mpi.local_rank();
+  opt.device_key = "predict.device";
   Predictor predictor(checkpoint, opt);
   RawStack raw(input);
   const int f = predictor.meta().factor;

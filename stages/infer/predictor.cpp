@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "pipeline/errors.h"
+#include "stages/train/torch_setup.h"
 #include "stages/upscale/upscale.h"
 
 namespace dsir {
@@ -21,17 +22,25 @@ std::string FramePlan::describe() const {
 
 Predictor::Predictor(const std::string& checkpoint, const PredictorOptions& options) : options_(options) {
   model_ = load_model(checkpoint, &meta_);
-  if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
-  model_->eval();
-  checksum_ = model_checksum(*model_);
+  place_model();
 }
 
 Predictor::Predictor(std::shared_ptr<EmitterNetImpl> model, const ModelMeta& meta,
                      const PredictorOptions& options)
     : model_(std::move(model)), meta_(meta), options_(options) {
+  place_model();
+}
+
+void Predictor::place_model() {
   if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
   model_->eval();
   checksum_ = model_checksum(*model_);
+  model_->to(choose_device(options_.device, options_.local_rank, options_.device_key));
+}
+
+std::string Predictor::device() const {
+  const auto params = model_->parameters();
+  return params.empty() ? "cpu" : params.front().device().str();
 }
 
 BnMode Predictor::bn_mode() const { return model_->bn_mode(); }
@@ -93,14 +102,18 @@ FramePlan Predictor::plan(int height, int width) const {
     return p;
   }
   const double by_budget = std::floor((budget - px * kFrameBytesPerPixel) / (px * kBytesPerPixel));
-  const double by_cache = std::floor(kCallPixels / px);
+  // The cache limit is a CPU's; a GPU wants calls as large as the budget allows.
+  const double by_cache = device() == "cpu" ? std::floor(kCallPixels / px) : by_budget;
   p.frames_per_call = static_cast<int>(
       std::clamp<double>(std::min(by_budget, by_cache), 1.0, static_cast<double>(options_.batch_size)));
   return p;
 }
 
 void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
-  torch::Tensor y = model_->forward(at::from_blob(in, {n, 1, h, w}, torch::kFloat)).contiguous();
+  torch::Tensor x = at::from_blob(in, {n, 1, h, w}, torch::kFloat);
+  const auto params = model_->parameters();
+  if (!params.empty() && params.front().is_cuda()) x = x.to(params.front().device());
+  torch::Tensor y = model_->forward(x).to(torch::kCPU).contiguous();
   if (y.dim() != 4 || y.size(0) != n || y.size(1) != 1 || y.size(2) != h || y.size(3) != w)
     throw Error(
         fmt::format("model '{}' maps a {}x{} input to {}: upscaled frames must be multiples of {} pixels",

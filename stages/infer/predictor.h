@@ -16,6 +16,9 @@ struct PredictorOptions {
   double memory_mb = 768;         // budget for frames: network calls and frame-sized buffers
   int tile_size = 0;              // raw pixels of a tile's core; 0: whole frames when they fit the budget
   int tile_overlap = 8;           // raw pixels of context around a tile's core, per side
+  std::string device = "cpu";     // "cpu", "cuda" or "auto" (choose_device, torch_setup.h)
+  int local_rank = 0;             // picks the GPU among the node's
+  std::string device_key = "infer.device";  // the config key that errors name
 };
 
 // How frames of one size go through the network.
@@ -54,6 +57,7 @@ class Predictor {
   const std::string& checksum() const { return checksum_; }
   BnMode bn_mode() const;
   const PredictorOptions& options() const { return options_; }
+  std::string device() const;  // where the network runs: "cpu", "cuda:0", ...
 
   // Batching and tiling for raw frames of height x width under the options. ConfigError naming
   // the key when they cannot be honoured (tiles with per-frame BatchNorm, a budget too small).
@@ -67,6 +71,7 @@ class Predictor {
 
  private:
   void forward(float* in, int64_t n, int64_t h, int64_t w, float* out);
+  void place_model();
   std::shared_ptr<EmitterNetImpl> model_;
   ModelMeta meta_;
   std::string checksum_;

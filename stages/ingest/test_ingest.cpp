@@ -33,7 +33,7 @@ using dsir::ingest_stack;
 
 namespace {
 
-const fs::path kData = fs::path(DSIR_SOURCE_DIR) / ".." / "shared" / "data";
+const fs::path kData = fs::path(DSIR_SHARED_DIR) / "data";
 
 class IngestTest : public ::testing::Test {
  protected:

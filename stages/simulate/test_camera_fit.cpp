@@ -138,7 +138,7 @@ struct Demo {
 };
 
 bool load_demo(Demo& d) {
-  const fs::path dir = fs::path(DSIR_SOURCE_DIR) / ".." / "shared" / "data" / "deepstorm-demo1";
+  const fs::path dir = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1";
   const fs::path csv = dir / "positions_demo1.csv", tif = dir / "ArtificialDataset_demo1.tif";
   if (!fs::exists(csv) || !fs::exists(tif)) return false;
   auto truth = dsir::read_localizations_csv(csv.string());

@@ -688,7 +688,7 @@ TEST(SimulateFrame, PsfModelChangesPixelsNotEmitters) {
 // ThunderSTORM's demo data: the real TIFF against our rendering of its ground truth.
 
 TEST(ThunderStormDemo, RenderedExpectationCorrelatesWithRealFrames) {
-  const fs::path dir = fs::path(DSIR_SOURCE_DIR) / ".." / "shared" / "data" / "deepstorm-demo1";
+  const fs::path dir = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1";
   const fs::path csv = dir / "positions_demo1.csv", tif = dir / "ArtificialDataset_demo1.tif";
   if (!fs::exists(csv) || !fs::exists(tif)) GTEST_SKIP() << "real data absent: " << dir;
 

@@ -2,6 +2,7 @@
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/optim/adam.h>
 
 #include <cmath>
@@ -12,11 +13,15 @@
 #include "stages/train/adam.h"
 #include "stages/train/checkpoint.h"
 #include "stages/train/loss.h"
+#include "stages/train/distributed.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/models/sync_batch_norm.h"
+#include "stages/train/torch_setup.h"
+#include "pipeline/mpi_context.h"
 
 namespace {
 
-const std::string kReference = std::string(DSIR_SOURCE_DIR) + "/../shared/reference/dsir/reference_26px.h5";
+const std::string kReference = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
 
 double max_abs_diff(const torch::Tensor& a, const std::vector<float>& b) {
   torch::Tensor c = a.contiguous();
@@ -131,6 +136,73 @@ TEST(Checkpoint, RoundTripKeepsWeightsAndMetadata) {
   EXPECT_EQ(back.epoch, 7);
   EXPECT_EQ(loaded->bn_mode(), dsir::BnMode::PerFrame);
   std::filesystem::remove_all(dir);
+}
+
+double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / (b.abs().max().item<double>() + 1e-12);
+}
+
+// On one rank the synchronised BatchNorm is torch's BatchNorm2d: output, the three gradients and
+// the running statistics (an independent implementation: ATen's batch_norm and its backward).
+TEST(SyncBatchNorm, OneRankEqualsTorchBatchNorm) {
+  torch::manual_seed(3);
+  torch::nn::BatchNorm2d ours(5), torchs(5);
+  {
+    torch::NoGradGuard g;
+    ours->weight.normal_();
+    ours->bias.normal_();
+    torchs->weight.copy_(ours->weight);
+    torchs->bias.copy_(ours->bias);
+  }
+  for (int step = 0; step < 3; ++step) {
+    torch::Tensor x = (at::randn({4, 5, 6, 7}) * 3 + 1.5).requires_grad_();
+    torch::Tensor x2 = x.detach().clone().requires_grad_();
+    torch::Tensor upstream = at::randn({4, 5, 6, 7});
+    torch::Tensor y = dsir::sync_batch_norm(ours, x, dsir::MpiContext::get());
+    torch::Tensor y2 = torchs->forward(x2);
+    EXPECT_LT(max_rel_diff(y, y2), 1e-5) << "step " << step;
+    (y * upstream).sum().backward();
+    (y2 * upstream).sum().backward();
+    EXPECT_LT(max_rel_diff(x.grad(), x2.grad()), 1e-5);
+    EXPECT_LT(max_rel_diff(ours->weight.grad(), torchs->weight.grad()), 1e-5);
+    EXPECT_LT(max_rel_diff(ours->bias.grad(), torchs->bias.grad()), 1e-5);
+    EXPECT_LT(max_rel_diff(ours->running_mean, torchs->running_mean), 1e-6);
+    EXPECT_LT(max_rel_diff(ours->running_var, torchs->running_var), 1e-6);
+    EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), torchs->num_batches_tracked.item<int64_t>());
+  }
+}
+
+TEST(Device, CudaWithoutGpuIsAConfigErrorNamingTheKey) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present";
+  try {
+    dsir::choose_device("cuda", 0, "infer.device");
+    FAIL() << "no error";
+  } catch (const dsir::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("infer.device"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(dsir::choose_device("auto", 0, "infer.device").is_cpu());
+}
+
+// With one rank the all-reduce path still runs (same code as a job's) and changes nothing.
+TEST(GradientReducer, OneRankKeepsGradients) {
+  torch::manual_seed(4);
+  auto net = dsir::make_model("dsir");
+  net->train();
+  torch::Tensor x = at::randn({2, 1, 32, 32});
+  net->forward(x).square().mean().backward();
+  std::vector<torch::Tensor> plain;
+  for (auto& p : net->parameters()) {
+    plain.push_back(p.grad().clone());
+    p.mutable_grad().zero_();
+  }
+  dsir::GradientReducer reducer(dsir::MpiContext::get(), net->parameters(), 256);
+  EXPECT_EQ(reducer.transport(), "mpi-host");
+  EXPECT_GT(reducer.bucket_count(), 3u);
+  reducer.begin_step();
+  net->forward(x).square().mean().backward();
+  reducer.finish_step();
+  auto params = net->parameters();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(params[i].grad().equal(plain[i])) << "parameter " << i;
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ TEST_F(TrainStage, BadInputsAreNamed) {
 // DSIR's reference state dict imported through the command gives a model whose output matches
 // DSIR's PyTorch output (per-frame BatchNorm, recorded in the model file).
 TEST_F(TrainStage, ImportWeightsReproducesDsir) {
-  const std::string ref = std::string(DSIR_SOURCE_DIR) + "/../shared/reference/dsir/reference_26px.h5";
+  const std::string ref = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
   if (!fs::exists(ref)) GTEST_SKIP() << "no " << ref;
   dsir::Config cfg = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/state_dict",
                                              "import-weights.output=" + dir_ + "/dsir.h5"});

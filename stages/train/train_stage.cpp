@@ -3,9 +3,9 @@
 // checkpoints, metrics.jsonl, previews and the loss curve. SIGUSR1/SIGTERM checkpoint at the next
 // step boundary and exit with kExitRequeue (75); train.resume continues bit-identically.
 #include <ATen/ops/abs.h>
+#include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/grad_mode.h>
-#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <chrono>
@@ -63,6 +63,13 @@ const ConfigSection section(
          1e300, {"running", "per-frame"}},
         {"bucket_mb", KeyType::Float, "4", "Gradient bucket size for the overlapped all-reduce (MiB).", 1e-6,
          4096},
+        {"allreduce", KeyType::Choice, "auto",
+         "Gradient all-reduce: mpi (GPU buffers staged through pinned host memory unless MPI is "
+         "CUDA-aware), nccl (CUDA builds with NCCL), auto (nccl when built and each rank has its own GPU).",
+         -1e300, 1e300, {"auto", "mpi", "nccl"}},
+        {"sync_batchnorm", KeyType::Bool, "false",
+         "BatchNorm statistics over the global batch (all ranks), as PyTorch's SyncBatchNorm; false: "
+         "each rank's share, buffers then broadcast from rank 0 (DDP's default).", -1e300, 1e300},
         {"device", KeyType::Choice, "auto", "auto: this rank's GPU (local rank) when CUDA is available.", -1e300,
          1e300, {"auto", "cpu", "cuda"}},
         {"keep_checkpoints", KeyType::Int, "3", "Epoch checkpoints kept (the best is kept as model.h5).", 1,
@@ -126,15 +133,6 @@ int64_t newest_checkpoint_epoch(const std::string& dir) {
   return best;
 }
 
-torch::Device pick_device(const Context& ctx) {
-  const std::string want = ctx.config.get_string("train.device");
-  const bool cuda = torch::cuda::is_available();
-  if (want == "cuda" && !cuda) throw ConfigError("train.device: cuda requested but no CUDA device is available");
-  if (want == "cpu" || !cuda) return torch::kCPU;
-  const int n = static_cast<int>(torch::cuda::device_count());
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.mpi.local_rank() % n));
-}
-
 class Trainer {
  public:
   explicit Trainer(Context& ctx)
@@ -142,7 +140,7 @@ class Trainer {
         c_(ctx.config),
         out_dir_(ctx.path("train.output", "train")),
         data_(ctx.input_path("train.input", "data/train-upscaled.h5")),
-        device_(pick_device(ctx)),
+        device_(choose_device(ctx.config.get_string("train.device"), ctx.mpi.local_rank(), "train.device")),
         loss_fn_(static_cast<int>(c_.get_int("train.loss.kernel_size")), c_.get_double("train.loss.fwhm")) {
     n_val_ = static_cast<uint64_t>(std::llround(static_cast<double>(data_.frames) * c_.get_double("train.validation_fraction")));
     n_train_ = data_.frames - n_val_;
@@ -156,6 +154,8 @@ class Trainer {
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
     model_ = make_model(c_.get_string("train.model"));
     model_->to(device_);
+    sync_bn_ = c_.get_bool("train.sync_batchnorm");
+    if (sync_bn_) model_->set_sync_batchnorm(&ctx_.mpi);
     AdamOptions ao;
     ao.lr = c_.get_double("train.lr");
     ao.beta1 = c_.get_doubles("train.betas")[0];
@@ -176,13 +176,14 @@ class Trainer {
     if (c_.get_bool("train.resume")) resume();
     broadcast_parameters_and_buffers(ctx_.mpi, *model_);
     GradientReducer reducer(ctx_.mpi, model_->parameters(),
-                            static_cast<size_t>(c_.get_double("train.bucket_mb") * 1024 * 1024));
+                            static_cast<size_t>(c_.get_double("train.bucket_mb") * 1024 * 1024),
+                            c_.get_string("train.allreduce"));
     const int64_t epochs = c_.get_int("train.epochs");
     const uint64_t steps = (n_train_ + batch_ - 1) / batch_;
     log::print("train: {} training + {} validation frames of {}x{} on {}, global batch {} over {} rank(s), "
-               "{} steps/epoch, {} gradient bucket(s)",
+               "{} steps/epoch, {} gradient bucket(s) over {}{}",
                n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
-               reducer.bucket_count());
+               reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
     StopSignals signals;
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -252,7 +253,13 @@ class Trainer {
       adam_->zero_grad();
       reducer.begin_step();
       double local_loss = 0;
-      if (!idx.empty()) {
+      if (idx.empty() && sync_bn_) {
+        // No frames here this step, but synchronised BatchNorm needs every rank in its
+        // collectives: an empty batch through forward and backward contributes zeros.
+        torch::Tensor none = at::zeros({0, 1, static_cast<int64_t>(data_.height), static_cast<int64_t>(data_.width)},
+                                        torch::TensorOptions().device(device_));
+        model_->forward(none).sum().backward();
+      } else if (!idx.empty()) {
         auto [x, y] = data_.batch(idx, label_scale_);
         torch::Tensor pred = model_->forward(x.to(device_));
         torch::Tensor loss = loss_fn_(pred, y.to(device_));
@@ -373,6 +380,7 @@ class Trainer {
   ModelMeta meta_;
   uint64_t n_train_ = 0, n_val_ = 0, batch_ = 0, seed_ = 0;
   double label_scale_ = 1, l1_weight_ = 0;
+  bool sync_bn_ = false;
   std::vector<std::string> metrics_lines_;
   std::vector<double> curve_epoch_, curve_train_, curve_val_;
 };

@@ -10,7 +10,7 @@
 
 namespace {
 
-const std::string kReference = std::string(DSIR_SOURCE_DIR) + "/../shared/reference/dsir/reference_26px.h5";
+const std::string kReference = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
 
 // DSIR's preprocessing on its reference frame: skimage resize (order 1, mode 'reflect') + z-score,
 // computed by DSIR's own Python code, must match within 1e-5.

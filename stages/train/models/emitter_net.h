@@ -6,6 +6,8 @@
 
 namespace dsir {
 
+class MpiContext;
+
 // How BatchNorm normalises at inference: with the running statistics collected in training, or
 // with each frame's own statistics (DSIR never calls eval(); its weights need this).
 enum class BnMode { Running, PerFrame };
@@ -17,14 +19,19 @@ class EmitterNetImpl : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   void set_bn_mode(BnMode mode) { bn_mode_ = mode; }
   BnMode bn_mode() const { return bn_mode_; }
+  // Training with BatchNorm statistics over all ranks' frames (SyncBatchNorm); nullptr: each
+  // rank's own frames, as DDP without SyncBatchNorm.
+  void set_sync_batchnorm(const MpiContext* mpi) { sync_bn_ = mpi; }
 
  protected:
-  // Training: batch statistics (and running-statistics updates), as torch.nn.BatchNorm2d.
+  // Training: batch statistics (and running-statistics updates), as torch.nn.BatchNorm2d,
+  // synchronised over the ranks when set_sync_batchnorm was given a context.
   // Inference: running statistics, or per-frame statistics (instance norm with the BN affine).
   torch::Tensor normalize(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
 
  private:
   BnMode bn_mode_ = BnMode::Running;
+  const MpiContext* sync_bn_ = nullptr;
 };
 
 }  // namespace dsir
