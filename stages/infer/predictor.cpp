@@ -35,12 +35,8 @@ void Predictor::place_model() {
   if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
   model_->eval();
   checksum_ = model_checksum(*model_);
-  model_->to(choose_device(options_.device, options_.local_rank, options_.device_key));
-}
-
-std::string Predictor::device() const {
-  const auto params = model_->parameters();
-  return params.empty() ? "cpu" : params.front().device().str();
+  device_ = choose_device(options_.device, options_.local_rank, options_.device_key);
+  model_->to(device_);
 }
 
 BnMode Predictor::bn_mode() const { return model_->bn_mode(); }
@@ -103,7 +99,7 @@ FramePlan Predictor::plan(int height, int width) const {
   }
   const double by_budget = std::floor((budget - px * kFrameBytesPerPixel) / (px * kBytesPerPixel));
   // The cache limit is a CPU's; a GPU wants calls as large as the budget allows.
-  const double by_cache = device() == "cpu" ? std::floor(kCallPixels / px) : by_budget;
+  const double by_cache = device_.is_cpu() ? std::floor(kCallPixels / px) : by_budget;
   p.frames_per_call = static_cast<int>(
       std::clamp<double>(std::min(by_budget, by_cache), 1.0, static_cast<double>(options_.batch_size)));
   return p;
@@ -111,8 +107,7 @@ FramePlan Predictor::plan(int height, int width) const {
 
 void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
   torch::Tensor x = at::from_blob(in, {n, 1, h, w}, torch::kFloat);
-  const auto params = model_->parameters();
-  if (!params.empty() && params.front().is_cuda()) x = x.to(params.front().device());
+  if (device_.is_cuda()) x = x.to(device_);
   torch::Tensor y = model_->forward(x).to(torch::kCPU).contiguous();
   if (y.dim() != 4 || y.size(0) != n || y.size(1) != 1 || y.size(2) != h || y.size(3) != w)
     throw Error(

@@ -2,6 +2,8 @@
 // Raw frames -> emitter maps: DSIR's preprocessing (the upscale stage's function) on the fly,
 // then the network without gradients, in batches of whole frames or, for frames too large for
 // the memory budget, in overlapping tiles whose seams do not show (running BatchNorm only).
+#include <c10/core/Device.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,7 +59,6 @@ class Predictor {
   const std::string& checksum() const { return checksum_; }
   BnMode bn_mode() const;
   const PredictorOptions& options() const { return options_; }
-  std::string device() const;  // where the network runs: "cpu", "cuda:0", ...
 
   // Batching and tiling for raw frames of height x width under the options. ConfigError naming
   // the key when they cannot be honoured (tiles with per-frame BatchNorm, a budget too small).
@@ -76,6 +77,7 @@ class Predictor {
   ModelMeta meta_;
   std::string checksum_;
   PredictorOptions options_;
+  c10::Device device_{c10::kCPU};  // where the network runs
   std::vector<float> up_, tile_in_, tile_out_;  // reused between calls
 };
 

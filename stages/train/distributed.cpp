@@ -137,10 +137,7 @@ torch::Tensor GradientReducer::slot(size_t k) {
 }
 
 void GradientReducer::begin_step() {
-  for (auto& b : buckets_) {
-    b.ready = 0;
-    b.started = false;
-  }
+  for (auto& b : buckets_) b.ready = 0;
   seen_.assign(params_.size(), false);
   next_to_start_ = 0;
 }
@@ -160,7 +157,6 @@ void GradientReducer::start_ready_buckets() {
   while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].ready == buckets_[next_to_start_].params.size()) {
     const size_t i = next_to_start_++;
     transport_->start(i, buckets_[i].flat);
-    buckets_[i].started = true;
   }
 }
 

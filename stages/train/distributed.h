@@ -59,7 +59,6 @@ class GradientReducer {
     int64_t numel = 0;
     torch::Tensor flat;
     size_t ready = 0;
-    bool started = false;
   };
   void on_gradient(size_t param, const torch::Tensor& grad);
   void start_ready_buckets();

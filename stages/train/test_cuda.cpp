@@ -18,6 +18,7 @@
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
 
 namespace {
@@ -33,10 +34,8 @@ class Cuda : public ::testing::Test {
   torch::Device gpu_{torch::kCPU};
 };
 
-double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  torch::Tensor ca = a.detach().to(torch::kCPU), cb = b.detach().to(torch::kCPU);
-  return (ca - cb).abs().max().item<double>() / (cb.abs().max().item<double>() + 1e-12);
-}
+using dsir::test::max_abs_diff;
+using dsir::test::max_rel_diff;
 
 TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {
   if (!std::filesystem::exists(kReference)) GTEST_SKIP() << "no " << kReference;
@@ -55,11 +54,11 @@ TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {
   // Not the CPU's 1e-4: DSIR's weights normalise each frame through channels of tiny variance,
   // which magnifies float rounding; measured on an H200 (LibTorch 2.11, cuDNN, TF32 off):
   // 3.8e-4 (0.2 % of the output's peak, 0.19), 1.1e-3 without cuDNN.
-  EXPECT_LT((y - want).abs().max().item<double>(), 5e-4)
+  EXPECT_LT(max_abs_diff(y, want), 5e-4)
       << "TF32 for cuDNN: " << at::globalContext().allowTF32CuDNN();
   // What cuDNN contributes: the same without it (ATen's own CUDA convolutions).
   at::globalContext().setUserEnabledCuDNN(false);
-  const double without = (model->forward(x).to(torch::kCPU) - want).abs().max().item<double>();
+  const double without = max_abs_diff(model->forward(x), want);
   at::globalContext().setUserEnabledCuDNN(true);
   std::cout << "DSIR parity on the GPU without cuDNN: " << without << "\n";
   EXPECT_GT(want.sum().item<double>(), 0.0);
@@ -99,10 +98,9 @@ TEST_F(Cuda, TrainingStepEqualsCpuStep) {
     EXPECT_LT(std::abs(l_gpu.item<double>() - l_cpu.item<double>()) / l_cpu.item<double>(), 1e-4) << "step " << step;
     if (step == 0) {  // relative to the largest gradient: biases before BatchNorm have none
       auto a = cpu->parameters(), b = gpu->parameters();
-      double gmax = 0;
-      for (auto& t : a) gmax = std::max(gmax, t.grad().abs().max().item<double>());
+      const double gmax = dsir::test::max_gradient(*cpu);
       for (size_t i = 0; i < a.size(); ++i)
-        EXPECT_LT((b[i].grad().cpu() - a[i].grad()).abs().max().item<double>() / gmax, 1e-4) << "gradient " << i;
+        EXPECT_LT(max_abs_diff(b[i].grad(), a[i].grad()) / gmax, 1e-4) << "gradient " << i;
     }
     adam_cpu.step();
     adam_gpu.step();

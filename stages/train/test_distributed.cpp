@@ -15,9 +15,13 @@
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
 
 namespace {
+
+using dsir::test::max_abs_diff;
+using dsir::test::max_rel_diff;
 
 // A network without batch statistics, so a split batch gives exactly the full batch's gradient.
 struct PlainNetImpl : dsir::EmitterNetImpl {
@@ -112,10 +116,9 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
     loss(single->forward(x), y).backward();
     {
       auto a = ddp->parameters(), b = single->parameters();
-      double gmax = 0;
-      for (auto& t : b) gmax = std::max(gmax, t.grad().abs().max().item<double>());
+      const double gmax = dsir::test::max_gradient(*single);
       for (size_t i = 0; i < a.size(); ++i)
-        EXPECT_LT((a[i].grad() - b[i].grad()).abs().max().item<double>() / gmax, 1e-5)
+        EXPECT_LT(max_abs_diff(a[i].grad(), b[i].grad()) / gmax, 1e-5)
             << "step " << s << " gradient of parameter " << i;
     }
     adam ? adam_ddp.step() : sgd_step(*ddp, 1e-4);
@@ -124,15 +127,13 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
 
     auto a = ddp->parameters(), b = single->parameters();
     for (size_t i = 0; i < a.size(); ++i) {
-      const double scale = b[i].abs().max().item<double>() + 1e-12;
-      EXPECT_LT((a[i] - b[i]).abs().max().item<double>() / scale, 1e-5) << "step " << s << " parameter " << i;
+      EXPECT_LT(max_rel_diff(a[i], b[i]), 1e-5) << "step " << s << " parameter " << i;
     }
     if (c.sync_bn) {  // running statistics over the global batch, as the single process's
       auto ab = ddp->named_buffers(), bb = single->named_buffers();
       for (size_t i = 0; i < ab.size(); ++i) {
         if (ab[i].value().scalar_type() != torch::kFloat) continue;
-        const double scale = bb[i].value().abs().max().item<double>() + 1e-12;
-        EXPECT_LT((ab[i].value() - bb[i].value()).abs().max().item<double>() / scale, 1e-5)
+        EXPECT_LT(max_rel_diff(ab[i].value(), bb[i].value()), 1e-5)
             << "step " << s << " buffer " << ab[i].key();
       }
     }
@@ -200,7 +201,7 @@ TEST(DistributedUneven, RankWithoutDataWithSyncBatchNorm) {
   sgd_step(*alone, 0.1);
   auto a = net->parameters(), b = alone->parameters();
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_LT((a[i] - b[i]).abs().max().item<double>() / (b[i].abs().max().item<double>() + 1e-12), 1e-5)
+    EXPECT_LT(max_rel_diff(a[i], b[i]), 1e-5)
         << "parameter " << i;
   std::string mine = dsir::model_checksum(*net), root = mine;
   mpi.broadcast(root, 0);

@@ -16,6 +16,7 @@
 #include "stages/train/distributed.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/sync_batch_norm.h"
+#include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
 #include "pipeline/mpi_context.h"
 
@@ -138,9 +139,7 @@ TEST(Checkpoint, RoundTripKeepsWeightsAndMetadata) {
   std::filesystem::remove_all(dir);
 }
 
-double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / (b.abs().max().item<double>() + 1e-12);
-}
+using dsir::test::max_rel_diff;
 
 // On one rank the synchronised BatchNorm is torch's BatchNorm2d: output, the three gradients and
 // the running statistics (an independent implementation: ATen's batch_norm and its backward).
