@@ -231,7 +231,6 @@ dsir_submit_defaults() {
 }
 
 # dsir_submit_option "$@": consumes one common option; sets DSIR_SHIFT (0: not a common option).
-# shellcheck disable=SC2034  # DSIR_SHIFT is read by the submit scripts
 dsir_submit_option() {
   DSIR_SHIFT=2
   local need=${2-}
@@ -249,6 +248,30 @@ dsir_submit_option() {
     *) DSIR_SHIFT=0; return 0 ;;
   esac
   [[ $# -ge 2 && -n $need ]] || dsir_job_die "option $1 needs a value"
+}
+
+# dsir_submit_parse OWN_OPTIONS "$@": a submit script's command line. -h/--help prints the
+# script's `usage`; --opt=value counts as --opt value; OWN_OPTIONS (a function of the script)
+# consumes the script's own options and sets DSIR_SHIFT (left 0: not one of them), then the
+# common options above are tried; the positional arguments end up in DSIR_ARGS.
+# shellcheck disable=SC2034  # DSIR_ARGS is read by the submit scripts
+dsir_submit_parse() {
+  local own=$1
+  shift
+  DSIR_ARGS=()
+  while [[ $# -gt 0 ]]; do
+    case $1 in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+    case $1 in
+      -h | --help) usage; exit 0 ;;
+      -*)
+        DSIR_SHIFT=0
+        "$own" "$@"
+        [[ $DSIR_SHIFT -gt 0 ]] || dsir_submit_option "$@"
+        [[ $DSIR_SHIFT -gt 0 ]] || { usage >&2; dsir_job_die "unknown option '$1'"; }
+        shift "$DSIR_SHIFT" ;;
+      *) DSIR_ARGS+=("$1"); shift ;;
+    esac
+  done
 }
 
 # Checks the numbers and the config, exports what the jobs need (DSIR, DSIR_JOBS_DIR).

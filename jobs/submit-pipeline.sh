@@ -29,22 +29,16 @@ usage() { sed -n '/^# usage:/,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# 
 dsir_submit_defaults
 data_ntasks=${DSIR_DATA_NTASKS:-1}
 time_data=${DSIR_TIME_DATA:-} time_train=${DSIR_TIME_TRAIN:-} time_infer=${DSIR_TIME_INFER:-}
-args=()
-while [[ $# -gt 0 ]]; do
-  case $1 in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+pipeline_option() {  # this script's own options, for dsir_submit_parse
   case $1 in
-    -h | --help) usage; exit 0 ;;
-    --data-ntasks) data_ntasks=${2:?--data-ntasks needs a value}; shift 2 ;;
-    --time-data) time_data=${2:?--time-data needs a value}; shift 2 ;;
-    --time-train) time_train=${2:?--time-train needs a value}; shift 2 ;;
-    --time-infer) time_infer=${2:?--time-infer needs a value}; shift 2 ;;
-    -*)
-      dsir_submit_option "$@"
-      [[ $DSIR_SHIFT -gt 0 ]] || { usage >&2; dsir_job_die "unknown option '$1'"; }
-      shift "$DSIR_SHIFT" ;;
-    *) args+=("$1"); shift ;;
+    --data-ntasks) data_ntasks=${2:?--data-ntasks needs a value}; DSIR_SHIFT=2 ;;
+    --time-data) time_data=${2:?--time-data needs a value}; DSIR_SHIFT=2 ;;
+    --time-train) time_train=${2:?--time-train needs a value}; DSIR_SHIFT=2 ;;
+    --time-infer) time_infer=${2:?--time-infer needs a value}; DSIR_SHIFT=2 ;;
   esac
-done
+}
+dsir_submit_parse pipeline_option "$@"
+args=("${DSIR_ARGS[@]}")
 [[ ${#args[@]} -ge 1 ]] || { usage >&2; exit 2; }
 [[ -f ${args[0]} ]] || dsir_job_die "config file '${args[0]}' not found"
 args[0]=$(realpath "${args[0]}")

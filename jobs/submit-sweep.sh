@@ -24,19 +24,13 @@ DSIR_JOB_NAME=submit-sweep
 usage() { sed -n '/^# usage:/,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 dsir_submit_defaults
 max_parallel=${DSIR_SWEEP_MAX_PARALLEL:-}
-args=()
-while [[ $# -gt 0 ]]; do
-  case $1 in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac
+sweep_option() {  # this script's own option, for dsir_submit_parse
   case $1 in
-    -h | --help) usage; exit 0 ;;
-    --max-parallel) max_parallel=${2:?--max-parallel needs a value}; shift 2 ;;
-    -*)
-      dsir_submit_option "$@"
-      [[ $DSIR_SHIFT -gt 0 ]] || { usage >&2; dsir_job_die "unknown option '$1'"; }
-      shift "$DSIR_SHIFT" ;;
-    *) args+=("$1"); shift ;;
+    --max-parallel) max_parallel=${2:?--max-parallel needs a value}; DSIR_SHIFT=2 ;;
   esac
-done
+}
+dsir_submit_parse sweep_option "$@"
+args=("${DSIR_ARGS[@]}")
 [[ ${#args[@]} -ge 2 ]] || { usage >&2; exit 2; }
 sweep_yaml=${args[0]} sweep_dir=${args[1]}
 overrides=("${args[@]:2}")
