@@ -6,8 +6,8 @@
 # runs do not clash. Daemons run in the foreground (-D / --foreground), started in the background
 # here and stopped by pid. Sourced by the slurm tests:
 #   source tests/slurm/cluster.sh
-#   trap cluster_down EXIT; trap 'exit 124' TERM INT
-#   cluster_require_root || exit 77
+#   cluster_test_begin "$@"   # DSIR WORK: traps, root check (else exit 77), dsir/work/root, MPIRUN
+#   cluster_test_up           # cluster_up "$work/cluster", export DSIR, cd "$work"
 #   cluster_up LOGDIR         # exports SLURM_CONF; returns once the node is idle (or fails)
 #   cluster_wait JOBID SECS   # waits for a job (and its requeues) to end; prints its state
 #   cluster_down              # cancels jobs, stops slurmd, slurmctld, munged by pid, removes the folder
@@ -50,15 +50,27 @@ cluster_require_root() {
   return 77
 }
 
-# The common start of a Slurm test script: traps that always tear the cluster down (a timeout
-# included), the root check (else skip: exit 77), and a fresh work folder; sets `work` to its
-# absolute path.
+# The common start of a Slurm test script, called with the script's arguments DSIR WORK: traps
+# that always tear the cluster down (a timeout included), the root check (else skip: exit 77), a
+# fresh work folder, and mpirun's settings (MPIRUN); sets `dsir`, `work` (absolute paths) and
+# `root` (the source tree).
 cluster_test_begin() {
   trap cluster_down EXIT
   trap 'exit 124' TERM INT
   cluster_require_root || exit 77
-  rm -rf "$1" && mkdir -p "$1"
-  work=$(realpath "$1")
+  dsir=$(realpath "$1")
+  rm -rf "$2" && mkdir -p "$2"
+  work=$(realpath "$2")
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  # shellcheck source=tests/e2e/mpi_env.sh
+  source "$root/tests/e2e/mpi_env.sh"
+}
+
+# Then: the cluster up (logs in $work/cluster), dsir exported to the job scripts, in $work.
+cluster_test_up() {
+  cluster_up "$work/cluster" || exit 1
+  export DSIR=$dsir
+  cd "$work" || exit 1
 }
 
 cluster_up() {

@@ -6,16 +6,10 @@
 # training fails: the jobs after it must be cancelled, not left pending.
 # usage: slurm_pipeline.sh DSIR WORK
 set -uo pipefail
-dsir=$(realpath "$1")
-work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 source "$here/cluster.sh"
-source "$root/tests/e2e/mpi_env.sh"
-cluster_test_begin "$work"  # traps, root check, fresh absolute $work
-cluster_up "$work/cluster" || exit 1
-export DSIR=$dsir
-cd "$work" || exit 1
+cluster_test_begin "$@"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
+cluster_test_up  # the cluster, DSIR exported, in $work
 
 run=$work/run
 if ! out=$("$root/jobs/submit-pipeline.sh" --ntasks-per-node 2 --gpus-per-task 0 --time 10 \

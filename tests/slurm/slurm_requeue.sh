@@ -6,13 +6,9 @@
 # per-epoch losses must equal, bit for bit, those of the same training run uninterrupted.
 # usage: slurm_requeue.sh DSIR WORK
 set -uo pipefail
-dsir=$(realpath "$1")
-work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 source "$here/cluster.sh"
-source "$root/tests/e2e/mpi_env.sh"
-cluster_test_begin "$work"  # traps, root check, fresh absolute $work
+cluster_test_begin "$@"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
 run=$work/run
 epochs=6
 common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs")
@@ -20,9 +16,7 @@ common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs")
 # Training data, outside Slurm.
 "$dsir" run "${common[@]}" --stages simulate,ingest,upscale >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
 
-cluster_up "$work/cluster" || exit 1
-export DSIR=$dsir
-cd "$work" || exit 1
+cluster_test_up  # the cluster, DSIR exported, in $work
 job=$(sbatch --parsable --ntasks=2 --output="$work/train-%j.out" "$root/jobs/train.sbatch" "${common[@]}") ||
   { t_bad "sbatch train.sbatch"; t_finish; exit 1; }
 log=$work/train-$job.out

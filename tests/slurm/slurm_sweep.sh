@@ -8,16 +8,10 @@
 # it had finished (simulate, ingest, upscale), resume training, and still be in the summary.
 # usage: slurm_sweep.sh DSIR WORK
 set -uo pipefail
-dsir=$(realpath "$1")
-work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 source "$here/cluster.sh"
-source "$root/tests/e2e/mpi_env.sh"
-cluster_test_begin "$work"  # traps, root check, fresh absolute $work
-cluster_up "$work/cluster" || exit 1
-export DSIR=$dsir
-cd "$work" || exit 1
+cluster_test_begin "$@"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
+cluster_test_up  # the cluster, DSIR exported, in $work
 
 sweep=$work/sweep
 if ! out=$("$root/jobs/submit-sweep.sh" --ntasks-per-node 1 --cpus-per-task 1 --gpus-per-task 0 --time 10 \
