@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dsir needs to build, test and run. Idempotent: quiet and quick
 # when everything is present. Keep docker/Dockerfile and docker/dsir.def in step with this list.
+# Every program that the build, the tests (tests/, stages/*/test_*.sh) and `make run` call comes
+# from here: a fresh Debian 12 (debootstrap minbase) has no more than its required packages, and
+# ../shared/tools/fresh-debian-check.sh proves it on a clean clone.
 set -euo pipefail
 
 packages=(
@@ -10,6 +13,7 @@ packages=(
   libhdf5-dev libyaml-cpp-dev libtiff-dev libpng-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
+  hdf5-tools procps                  # h5diff/h5dump and pgrep, called by the tests
   slurmctld slurmd slurm-client munge  # Slurm 22.05 for the slurm tests (a private single-node cluster)
 )
 if [[ ${DSIR_WITH_PEERS:-0} == 1 ]]; then

@@ -16,6 +16,7 @@
 
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 using dsir::CsvFormat;
@@ -127,7 +128,7 @@ void expect_same_emitters(const std::vector<Emitter>& a, const std::vector<Emitt
 // Reading the real files
 
 TEST(CsvRealData, ReadsThunderstormDemoFile) {
-  if (!fs::exists(kDemoCsv)) GTEST_SKIP() << "missing " << kDemoCsv;
+  DSIR_NEED_SHARED_FILE(kDemoCsv);
   const auto file = read_localizations_csv(kDemoCsv);
   EXPECT_EQ(file.format, CsvFormat::ThunderStorm);
   ASSERT_EQ(file.emitters.size(), 4956u);
@@ -152,7 +153,7 @@ TEST(CsvRealData, ReadsThunderstormDemoFile) {
 }
 
 TEST(CsvRealData, ReadsSmlmChallengeFileWithSpacesAfterCommas) {
-  if (!fs::exists(kSmlmCsv)) GTEST_SKIP() << "missing " << kSmlmCsv;
+  DSIR_NEED_SHARED_FILE(kSmlmCsv);
   const auto file = read_localizations_csv(kSmlmCsv);
   EXPECT_EQ(file.format, CsvFormat::SmlmChallenge);
   ASSERT_EQ(file.emitters.size(), 49u);
@@ -442,7 +443,7 @@ TEST_F(CsvTest, WriteIsAtomicAndCreatesParentFolders) {
 }
 
 TEST_F(CsvTest, RealDemoFileSurvivesWriteAndRead) {
-  if (!fs::exists(kDemoCsv)) GTEST_SKIP() << "missing " << kDemoCsv;
+  DSIR_NEED_SHARED_FILE(kDemoCsv);
   const auto in = read_localizations_csv(kDemoCsv).emitters;
   const std::string path = (dir_ / "demo_copy.csv").string();
   write_thunderstorm_csv(path, in);

@@ -12,6 +12,7 @@
 #include "pipeline/registry.h"
 #include "stages/train/checkpoint.h"
 #include "stages/train/models/model_registry.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 
@@ -26,7 +27,7 @@ void run_command(const std::string& name, const std::vector<std::string>& overri
 // The whole check on one device ("cpu" or "cuda"), within `tolerance` of DSIR's output.
 void expect_dsir_parity(const std::string& device, double tolerance) {
   const std::string ref = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
-  if (!fs::exists(ref)) GTEST_SKIP() << "no " << ref;
+  DSIR_NEED_SHARED_FILE(ref);
   const std::string dir = ::testing::TempDir() + "/dsir-predict-" + device + "-" + std::to_string(getpid());
   fs::create_directories(dir);
   auto f = dsir::h5::File::open(ref);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -507,7 +508,7 @@ TEST_F(TiffTest, MissingOrNonTiffFileThrowsNamingTheFile) {
 
 TEST(TiffRealData, DeepStormDemoStack) {
   const std::string path = DSIR_SHARED_DIR "/data/deepstorm-demo1/ArtificialDataset_demo1.tif";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
+  DSIR_NEED_SHARED_FILE(path);
   Reader r(path);
   EXPECT_EQ(r.info().frames, 20u);
   EXPECT_EQ(r.info().width, 64u);
@@ -533,7 +534,7 @@ TEST(TiffRealData, DeepStormDemoStack) {
 TEST(TiffRealData, SmlmChallengeTubulinsFrame) {
   const std::string path =
       DSIR_SHARED_DIR "/data/smlm2013-tubulins-frame20/tubulins1_00020.tif";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
+  DSIR_NEED_SHARED_FILE(path);
   Reader r(path);
   EXPECT_EQ(r.info().frames, 1u);
   EXPECT_EQ(r.info().width, 256u);

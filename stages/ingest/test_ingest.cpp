@@ -22,6 +22,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "pipeline/tiff.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 using dsir::archive_requests;
@@ -107,7 +108,8 @@ std::string tif_path(const char* folder, const char* name) { return (kData / fol
 TEST_F(IngestTest, DeepStormDemoStackAndGroundTruth) {
   const std::string tif = tif_path("deepstorm-demo1", "ArtificialDataset_demo1.tif");
   const std::string csv = tif_path("deepstorm-demo1", "positions_demo1.csv");
-  if (!fs::exists(tif) || !fs::exists(csv)) GTEST_SKIP() << "real data absent";
+  DSIR_NEED_SHARED_FILE(tif);
+  DSIR_NEED_SHARED_FILE(csv);
 
   IngestRequest req;
   req.frames = {tif};
@@ -162,7 +164,8 @@ TEST_F(IngestTest, DeepStormDemoStackAndGroundTruth) {
 TEST_F(IngestTest, SmlmChallengeTubulinsFrame) {
   const std::string tif = tif_path("smlm2013-tubulins-frame20", "tubulins1_00020.tif");
   const std::string csv = tif_path("smlm2013-tubulins-frame20", "tubulins1_00020.csv");
-  if (!fs::exists(tif) || !fs::exists(csv)) GTEST_SKIP() << "real data absent";
+  DSIR_NEED_SHARED_FILE(tif);
+  DSIR_NEED_SHARED_FILE(csv);
 
   dsir::tiff::Reader reader(tif);
   ASSERT_EQ(reader.info().frames, 1u);
@@ -719,7 +722,7 @@ TEST_F(IngestTest, ArchiveWritesOneFilePerInput) {
 
 TEST_F(IngestTest, SmlmChallengeCsvIngestsWithItsEmitters) {
   const std::string csv = tif_path("smlm2013-tubulins-frame20", "tubulins1_00020.csv");
-  if (!fs::exists(csv)) GTEST_SKIP() << "real data absent";
+  DSIR_NEED_SHARED_FILE(csv);
   // A 20-frame, 256 x 256 stack of 150 nm pixels (the challenge's field) holds frame 20.
   IngestRequest req;
   req.frames = {write_u16("stack20.tif", 256, 256, 20, 0, 150)};

@@ -12,6 +12,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
 #include "stages/simulate/camera_fit.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 using dsir::Emitter;
@@ -168,8 +169,11 @@ CameraFit fit_demo(const Demo& d, PsfModel psf, bool background_known) {
 }
 
 TEST(ThunderStormDemo, FittedCameraExplainsTheFrames) {
+  const fs::path dir = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1";
+  DSIR_NEED_SHARED_FILE(dir / "positions_demo1.csv");
+  DSIR_NEED_SHARED_FILE(dir / "ArtificialDataset_demo1.tif");
   Demo d;
-  if (!load_demo(d)) GTEST_SKIP() << "real data absent";
+  ASSERT_TRUE(load_demo(d));
   ASSERT_EQ(d.per_frame.size(), 20u);
   ASSERT_NEAR(d.background, 20.0, 1e-4);  // bkgstd 4.47214 = sqrt(20)
 

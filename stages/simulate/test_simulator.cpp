@@ -20,6 +20,7 @@
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 using dsir::Emitter;
@@ -690,7 +691,8 @@ TEST(SimulateFrame, PsfModelChangesPixelsNotEmitters) {
 TEST(ThunderStormDemo, RenderedExpectationCorrelatesWithRealFrames) {
   const fs::path dir = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1";
   const fs::path csv = dir / "positions_demo1.csv", tif = dir / "ArtificialDataset_demo1.tif";
-  if (!fs::exists(csv) || !fs::exists(tif)) GTEST_SKIP() << "real data absent: " << dir;
+  DSIR_NEED_SHARED_FILE(csv);
+  DSIR_NEED_SHARED_FILE(tif);
 
   auto truth = dsir::read_localizations_csv(csv.string());
   dsir::tiff::Reader reader(tif.string());

@@ -20,6 +20,7 @@
 #include "stages/train/models/model_registry.h"
 #include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
+#include "tests/shared_data.h"
 
 namespace {
 
@@ -38,7 +39,7 @@ using dsir::test::max_abs_diff;
 using dsir::test::max_rel_diff;
 
 TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {
-  if (!std::filesystem::exists(kReference)) GTEST_SKIP() << "no " << kReference;
+  DSIR_NEED_SHARED_FILE(kReference);
   auto f = dsir::h5::File::open(kReference);
   auto model = dsir::make_model("dsir");
   dsir::load_state(f, "/state_dict", *model);

@@ -19,6 +19,7 @@
 #include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
 #include "pipeline/mpi_context.h"
+#include "tests/shared_data.h"
 
 namespace {
 
@@ -34,7 +35,7 @@ double max_abs_diff(const torch::Tensor& a, const std::vector<float>& b) {
 
 // DSIR's pretrained weights, run by PyTorch on DSIR's own preprocessed frame, against our model.
 TEST(DsirNet, ReproducesDsirOutputWithPerFrameBatchNorm) {
-  if (!std::filesystem::exists(kReference)) GTEST_SKIP() << "no " << kReference;
+  DSIR_NEED_SHARED_FILE(kReference);
   auto f = dsir::h5::File::open(kReference);
   auto model = dsir::make_model("dsir");
   dsir::load_state(f, "/state_dict", *model);

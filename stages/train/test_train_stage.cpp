@@ -19,6 +19,7 @@
 #include "stages/train/checkpoint.h"
 #include <ATen/ops/from_blob.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
 
@@ -142,7 +143,7 @@ TEST_F(TrainStage, BadInputsAreNamed) {
 // DSIR's PyTorch output (per-frame BatchNorm, recorded in the model file).
 TEST_F(TrainStage, ImportWeightsReproducesDsir) {
   const std::string ref = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
-  if (!fs::exists(ref)) GTEST_SKIP() << "no " << ref;
+  DSIR_NEED_SHARED_FILE(ref);
   dsir::Config cfg = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/state_dict",
                                              "import-weights.output=" + dir_ + "/dsir.h5"});
   dsir::Context ctx{cfg, dsir::MpiContext::get()};

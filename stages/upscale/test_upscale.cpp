@@ -7,6 +7,7 @@
 
 #include "pipeline/h5store.h"
 #include "stages/upscale/upscale.h"
+#include "tests/shared_data.h"
 
 namespace {
 
@@ -15,7 +16,7 @@ const std::string kReference = std::string(DSIR_SHARED_DIR) + "/reference/dsir/r
 // DSIR's preprocessing on its reference frame: skimage resize (order 1, mode 'reflect') + z-score,
 // computed by DSIR's own Python code, must match within 1e-5.
 TEST(Upscale, MatchesDsirPreprocessingOnReferenceFrame) {
-  if (!std::filesystem::exists(kReference)) GTEST_SKIP() << "no " << kReference;
+  DSIR_NEED_SHARED_FILE(kReference);
   auto f = dsir::h5::File::open(kReference);
   const auto raw16 = f.read<float>("/raw");
   const auto expected = f.read<float>("/upscaled");
