@@ -67,7 +67,7 @@ void expect_dsir_parity(const std::string& device, double tolerance) {
   fs::remove(dir);
 }
 
-TEST(Predict, ReproducesDsirFromTheRawFrame) { expect_dsir_parity("cpu", 1e-4); }
+TEST(Predict, ReproducesDsirFromTheRawFrame) { expect_dsir_parity("cpu", dsir::test::kDsirReferenceTolerance); }
 
 TEST(Predict, ReproducesDsirFromTheRawFrameOnCudaGpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";

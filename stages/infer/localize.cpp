@@ -1,6 +1,8 @@
 #include "stages/infer/localize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace dsir {
 
@@ -9,38 +11,99 @@ std::vector<Emitter> localize(const float* map, int height, int width, double pi
   // Smoothing merges the checkerboard of transposed convolutions into one peak per emitter.
   const float k[3] = {0.27406862f, 0.45186276f, 0.27406862f};  // Gaussian sigma = 1 px, normalised
   const size_t n = static_cast<size_t>(height) * static_cast<size_t>(width);
-  std::vector<float> tmp(n, 0.0f), smooth(n, 0.0f);
+  // Scratch reused between frames (every element is written before it is read).
+  static thread_local std::vector<float> tmp, smooth, window_max;
+  tmp.resize(n);
+  smooth.resize(n);
+  window_max.resize(n);
   auto at = [width](int r, int c) {
     return static_cast<size_t>(r) * static_cast<size_t>(width) + static_cast<size_t>(c);
   };
-  for (int r = 0; r < height; ++r)
-    for (int c = 0; c < width; ++c) {
+  // Separable smoothing, each sum in the same order as k[0], k[1], k[2] (the edges drop terms);
+  // the loops over columns have no branches, so they vectorise.
+  for (int r = 0; r < height; ++r) {
+    const float* m = map + at(r, 0);
+    float* t = tmp.data() + at(r, 0);
+    {
       float s = 0;
-      for (int d = -1; d <= 1; ++d)
-        if (c + d >= 0 && c + d < width) s += k[d + 1] * map[at(r, c + d)];
-      tmp[at(r, c)] = s;
+      s += k[1] * m[0];
+      if (width > 1) s += k[2] * m[1];
+      t[0] = s;
     }
-  for (int r = 0; r < height; ++r)
-    for (int c = 0; c < width; ++c) {
+    for (int c = 1; c + 1 < width; ++c) {
       float s = 0;
-      for (int d = -1; d <= 1; ++d)
-        if (r + d >= 0 && r + d < height) s += k[d + 1] * tmp[at(r + d, c)];
-      smooth[at(r, c)] = s;
+      s += k[0] * m[c - 1];
+      s += k[1] * m[c];
+      s += k[2] * m[c + 1];
+      t[c] = s;
     }
+    if (width > 1) {
+      float s = 0;
+      s += k[0] * m[width - 2];
+      s += k[1] * m[width - 1];
+      t[width - 1] = s;
+    }
+  }
+  for (int r = 0; r < height; ++r) {
+    const float* up = r > 0 ? tmp.data() + at(r - 1, 0) : nullptr;
+    const float* mid = tmp.data() + at(r, 0);
+    const float* down = r + 1 < height ? tmp.data() + at(r + 1, 0) : nullptr;
+    float* out = smooth.data() + at(r, 0);
+    if (up != nullptr && down != nullptr) {
+      for (int c = 0; c < width; ++c) {
+        float s = 0;
+        s += k[0] * up[c];
+        s += k[1] * mid[c];
+        s += k[2] * down[c];
+        out[c] = s;
+      }
+    } else {
+      for (int c = 0; c < width; ++c) {
+        float s = 0;
+        if (up != nullptr) s += k[0] * up[c];
+        s += k[1] * mid[c];
+        if (down != nullptr) s += k[2] * down[c];
+        out[c] = s;
+      }
+    }
+  }
 
-  std::vector<Emitter> out;
+  // The window maximum of the smoothed map (separable): a pixel below it cannot be a peak, so the
+  // exact test with its tie rule below runs only where the pixel equals it.
   const int R = opt.radius;
+  for (int r = 0; r < height; ++r) {
+    const float* v = smooth.data() + at(r, 0);
+    float* t = tmp.data() + at(r, 0);
+    std::copy(v, v + width, t);
+    for (int d = 1; d <= R && d < width; ++d) {
+      for (int c = d; c < width; ++c) t[c] = std::max(t[c], v[c - d]);
+      for (int c = 0; c + d < width; ++c) t[c] = std::max(t[c], v[c + d]);
+    }
+  }
+  for (int r = 0; r < height; ++r) {
+    float* w = window_max.data() + at(r, 0);
+    std::copy(tmp.data() + at(r, 0), tmp.data() + at(r, 0) + width, w);
+    for (int rr = std::max(0, r - R); rr <= std::min(height - 1, r + R); ++rr) {
+      const float* t = tmp.data() + at(rr, 0);
+      for (int c = 0; c < width; ++c) w[c] = std::max(w[c], t[c]);
+    }
+  }
+
+  // Plain pointers from here on: the thread_local vectors would be looked up on every access.
+  const float* sm = smooth.data();
+  const float* peak_bound = window_max.data();
+  std::vector<Emitter> out;
   for (int r = 0; r < height; ++r)
     for (int c = 0; c < width; ++c) {
-      const float v = smooth[at(r, c)];
-      if (v <= 0) continue;
+      const float v = sm[at(r, c)];
+      if (v <= 0 || v < peak_bound[at(r, c)]) continue;
       // Local maximum in the window; ties go to the first pixel in raster order.
       bool is_max = true;
       for (int dr = -R; dr <= R && is_max; ++dr)
         for (int dc = -R; dc <= R; ++dc) {
           const int rr = r + dr, cc = c + dc;
           if ((dr == 0 && dc == 0) || rr < 0 || cc < 0 || rr >= height || cc >= width) continue;
-          const float u = smooth[at(rr, cc)];
+          const float u = sm[at(rr, cc)];
           const bool before = dr < 0 || (dr == 0 && dc < 0);
           if (u > v || (before && u == v)) {
             is_max = false;

@@ -24,6 +24,10 @@ const ConfigSection section(
         {"batch_size", KeyType::Int, "8", "Frames per network call.", 1, 4096},
         {"device", KeyType::Choice, "auto", "Where the network runs: auto (a GPU when available), cpu, cuda.",
          -1e300, 1e300, {"auto", "cpu", "cuda"}, "--device"},
+        {"engine", KeyType::Choice, "auto",
+         "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU has AVX2), "
+         "fused, libtorch.",
+         -1e300, 1e300, {"auto", "fused", "libtorch"}, "--engine"},
     });
 
 void run(Context& ctx) {
@@ -43,6 +47,8 @@ void run(Context& ctx) {
   opt.device = c.get_string("predict.device");
   opt.local_rank = ctx.mpi.local_rank();
   opt.device_key = "predict.device";
+  opt.engine = c.get_string("predict.engine");
+  opt.engine_key = "predict.engine";
   Predictor predictor(checkpoint, opt);
   RawStack raw(input);
   const int f = predictor.meta().factor;

@@ -1,5 +1,6 @@
 #include "stages/infer/predictor.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/ops/from_blob.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "pipeline/errors.h"
+#include "stages/train/models/dsir_net.h"
 #include "stages/train/torch_setup.h"
 #include "stages/upscale/upscale.h"
 
@@ -37,6 +39,24 @@ void Predictor::place_model() {
   checksum_ = model_checksum(*model_);
   device_ = choose_device(options_.device, options_.local_rank, options_.device_key);
   model_->to(device_);
+  kernels_.clear();
+  if (options_.engine == "libtorch") return;
+  if (options_.engine != "auto" && options_.engine != "fused")
+    throw ConfigError(fmt::format("{} = '{}': expected auto, fused or libtorch", options_.engine_key,
+                                  options_.engine));
+  const auto* dsir_net = dynamic_cast<const DsirNetImpl*>(model_.get());
+  const char* why = !device_.is_cpu()                ? "the network runs on a GPU"
+                    : dsir_net == nullptr            ? "it implements DSIR's network only"
+                    : !DsirCpuKernel::supported()    ? "this CPU lacks AVX2/FMA"
+                                                     : nullptr;
+  if (why != nullptr) {
+    if (options_.engine == "fused")
+      throw ConfigError(fmt::format("{} = fused: the fused CPU kernel does not apply ({}); use auto or libtorch",
+                                    options_.engine_key, why));
+    return;
+  }
+  for (int t = 0; t < std::max(1, at::get_num_threads()); ++t)
+    kernels_.push_back(std::make_unique<DsirCpuKernel>(dsir_net->cpu_weights()));
 }
 
 BnMode Predictor::bn_mode() const { return model_->bn_mode(); }
@@ -98,14 +118,25 @@ FramePlan Predictor::plan(int height, int width) const {
     return p;
   }
   const double by_budget = std::floor((budget - px * kFrameBytesPerPixel) / (px * kBytesPerPixel));
-  // The cache limit is a CPU's; a GPU wants calls as large as the budget allows.
-  const double by_cache = device_.is_cpu() ? std::floor(kCallPixels / px) : by_budget;
+  // The cache limit is LibTorch's on a CPU; a GPU wants calls as large as the budget allows, and
+  // the fused kernel takes a call's frames one at a time (one per thread).
+  const double by_cache = device_.is_cpu() && kernels_.empty() ? std::floor(kCallPixels / px) : by_budget;
   p.frames_per_call = static_cast<int>(
       std::clamp<double>(std::min(by_budget, by_cache), 1.0, static_cast<double>(options_.batch_size)));
   return p;
 }
 
 void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
+  if (!kernels_.empty() && h % kAlignment == 0 && w % kAlignment == 0) {
+    const size_t px = static_cast<size_t>(h * w);
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      DsirCpuKernel& kernel = *kernels_.at(static_cast<size_t>(at::get_thread_num()));
+      for (int64_t i = begin; i < end; ++i)
+        kernel.forward(in + static_cast<size_t>(i) * px, static_cast<int>(h), static_cast<int>(w),
+                       out + static_cast<size_t>(i) * px);
+    });
+    return;
+  }
   torch::Tensor x = at::from_blob(in, {n, 1, h, w}, torch::kFloat);
   if (device_.is_cuda()) x = x.to(device_);
   torch::Tensor y = model_->forward(x).to(torch::kCPU).contiguous();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "stages/train/checkpoint.h"
+#include "stages/train/models/dsir_cpu_kernel.h"
 
 namespace dsir {
 
@@ -21,6 +22,10 @@ struct PredictorOptions {
   std::string device = "cpu";     // "cpu", "cuda" or "auto" (choose_device, torch_setup.h)
   int local_rank = 0;             // picks the GPU among the node's
   std::string device_key = "infer.device";  // the config key that errors name
+  // How the network runs on a CPU: "auto" (the fused kernel where it applies: DSIR's net on a CPU
+  // with AVX2 and FMA; else LibTorch), "fused" (that kernel, or a ConfigError), "libtorch".
+  std::string engine = "auto";
+  std::string engine_key = "infer.engine";
 };
 
 // How frames of one size go through the network.
@@ -59,6 +64,9 @@ class Predictor {
   const std::string& checksum() const { return checksum_; }
   BnMode bn_mode() const;
   const PredictorOptions& options() const { return options_; }
+  // What runs the network: "fused-cpu" (DsirCpuKernel) or "libtorch"; part of a shard's settings,
+  // since the two agree only to float rounding.
+  std::string engine() const { return kernels_.empty() ? "libtorch" : "fused-cpu"; }
 
   // Batching and tiling for raw frames of height x width under the options. ConfigError naming
   // the key when they cannot be honoured (tiles with per-frame BatchNorm, a budget too small).
@@ -79,6 +87,7 @@ class Predictor {
   PredictorOptions options_;
   c10::Device device_{c10::kCPU};  // where the network runs
   std::vector<float> up_, tile_in_, tile_out_;  // reused between calls
+  std::vector<std::unique_ptr<DsirCpuKernel>> kernels_;  // the fused path: one per thread, or none
 };
 
 }  // namespace dsir

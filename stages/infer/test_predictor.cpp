@@ -131,9 +131,14 @@ TEST(Predictor, BudgetAndFrameSizeDecideBatchesAndTiles) {
   EXPECT_EQ(Predictor(model, meta(), opts(0, 8, 4096, 8)).plan(16, 16).frames_per_call, 8);
   EXPECT_EQ(Predictor(model, meta(), opts(0, 8, three_and_a_half, 8)).plan(16, 16).frames_per_call, 3);
   EXPECT_EQ(Predictor(model, meta(), opts(0, 8, three_and_a_half, 2)).plan(16, 16).frames_per_call, 2);
-  // Frames of kCallPixels or more go one per call, whatever the budget.
-  EXPECT_EQ(Predictor(model, meta(), opts(0, 8, 4096, 8)).plan(40, 40).frames_per_call, 1);
-  EXPECT_EQ(Predictor(model, meta(), opts(0, 8, 4096, 8)).plan(32, 32).frames_per_call, 2);
+  // Through LibTorch, frames of kCallPixels or more go one per call, whatever the budget; the
+  // fused kernel takes a call's frames one by one, so the budget alone decides.
+  PredictorOptions libtorch = opts(0, 8, 4096, 8);
+  libtorch.engine = "libtorch";
+  EXPECT_EQ(Predictor(model, meta(), libtorch).plan(40, 40).frames_per_call, 1);
+  EXPECT_EQ(Predictor(model, meta(), libtorch).plan(32, 32).frames_per_call, 2);
+  Predictor fused(model, meta(), opts(0, 8, 4096, 8));
+  if (fused.engine() == "fused-cpu") EXPECT_EQ(fused.plan(40, 40).frames_per_call, 8);
 
   // 40 x 40 frames with room for half a frame: the largest tile that fits, and the result still
   // matches the whole frame.
@@ -209,6 +214,38 @@ TEST(Predictor, RejectsTilesOffThePoolingGrid) {
   EXPECT_THROW(Predictor(model, m, opts(3, 2)).plan(40, 40), ConfigError);
   EXPECT_THROW(Predictor(model, m, opts(4, 1)).plan(40, 40), ConfigError);  // overlap 4
   EXPECT_TRUE(Predictor(model, m, opts(4, 2)).plan(40, 40).tiled());
+}
+
+// The fused CPU kernel (engine auto on an AVX2 CPU) and LibTorch give the same maps through the
+// whole predictor (upscale, batches), in both BatchNorm modes; `fused` where it cannot apply is a
+// ConfigError naming the key.
+TEST(Predictor, FusedKernelAgreesWithLibTorch) {
+  auto model = model_with_running_stats();
+  const auto raw = frames(3, 24, 32, 5);
+  const size_t px = 192 * 256;
+  for (auto bn : {"running", "per-frame"}) {
+    PredictorOptions fused = opts(0, 8, 4096, 2), plain = fused;
+    fused.bn = plain.bn = bn;
+    plain.engine = "libtorch";
+    Predictor pf(model, meta(), fused), pl(model, meta(), plain);
+    EXPECT_EQ(pl.engine(), "libtorch");
+    if (!DsirCpuKernel::supported()) GTEST_SKIP() << "no AVX2/FMA: the fused kernel is not used here";
+    ASSERT_EQ(pf.engine(), "fused-cpu");
+    std::vector<float> a(3 * px), b(3 * px);
+    pf.predict(raw.data(), 3, 24, 32, pf.plan(24, 32), a.data());
+    pl.predict(raw.data(), 3, 24, 32, pl.plan(24, 32), b.data());
+    EXPECT_GT(max_abs(b), 0.1) << bn;
+    EXPECT_LE(max_abs_diff(a, b), 1e-4 * std::max(1.0, max_abs(b))) << bn;
+  }
+  PredictorOptions o = opts(0, 8);
+  o.engine = "fused";
+  o.engine_key = "predict.engine";
+  try {
+    Predictor(make_model("deepstorm"), meta(), o);
+    FAIL() << "the fused kernel does not run the deepstorm net";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("predict.engine"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ TEST(DsirNet, ReproducesDsirOutputWithPerFrameBatchNorm) {
   const auto expected = f.read<float>("/output_per_frame_bn");
   torch::Tensor y = model->forward(x);
   ASSERT_EQ(y.sizes(), (std::vector<int64_t>{1, 1, 208, 208}));
-  EXPECT_LT(max_abs_diff(y, expected), 1e-4);
+  EXPECT_LT(max_abs_diff(y, expected), dsir::test::kDsirReferenceTolerance);
   double total = 0;
   for (float v : expected) total += v;
   EXPECT_GT(total, 0.0) << "the reference output must not be trivially zero";

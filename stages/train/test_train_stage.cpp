@@ -160,7 +160,7 @@ TEST_F(TrainStage, ImportWeightsReproducesDsir) {
   torch::Tensor y = model->forward(at::from_blob(input.data(), {1, 1, 208, 208}, torch::kFloat)).contiguous();
   double worst = 0;
   for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(double(y.data_ptr<float>()[i]) - expected[i]));
-  EXPECT_LT(worst, 1e-4);
+  EXPECT_LT(worst, dsir::test::kDsirReferenceTolerance);
   // A missing group is named.
   dsir::Config bad = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/nope",
                                              "import-weights.output=" + dir_ + "/x.h5"});

@@ -48,6 +48,40 @@ torch::Tensor DsirNetImpl::forward(torch::Tensor x) {
 }
 
 namespace {
+
+std::vector<float> to_vector(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+DsirCpuWeights::Conv conv_weights(const torch::nn::Conv2d& c) { return {to_vector(c->weight), to_vector(c->bias)}; }
+DsirCpuWeights::Conv conv_weights(const torch::nn::ConvTranspose2d& c) {
+  return {to_vector(c->weight), to_vector(c->bias)};
+}
+DsirCpuWeights::BatchNorm bn_weights(const torch::nn::BatchNorm2d& b) {
+  return {to_vector(b->weight), to_vector(b->bias), to_vector(b->running_mean), to_vector(b->running_var),
+          b->options.eps()};
+}
+
+}  // namespace
+
+DsirCpuWeights DsirNetImpl::cpu_weights() const {
+  DsirCpuWeights w;
+  w.conv1 = conv_weights(conv1);
+  w.conv2 = conv_weights(conv2);
+  w.conv3 = conv_weights(conv3);
+  w.conv4 = conv_weights(conv4);
+  w.convt1 = conv_weights(convt1);
+  w.convt2 = conv_weights(convt2);
+  w.convt3 = conv_weights(convt3);
+  w.bn1 = bn_weights(bn1);
+  w.bn2 = bn_weights(bn2);
+  w.bn4 = bn_weights(bn4);
+  w.per_frame_bn = bn_mode() == BnMode::PerFrame;
+  return w;
+}
+
+namespace {
 const ModelRegistrar registrar("dsir", [] { return std::make_shared<DsirNetImpl>(); });
 }
 

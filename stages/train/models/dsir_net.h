@@ -4,6 +4,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
 
+#include "stages/train/models/dsir_cpu_kernel.h"
 #include "stages/train/models/emitter_net.h"
 
 namespace dsir {
@@ -12,6 +13,9 @@ class DsirNetImpl : public EmitterNetImpl {
  public:
   DsirNetImpl();
   torch::Tensor forward(torch::Tensor x) override;
+  // The parameters and BatchNorm buffers as plain arrays, for DsirCpuKernel (inference on a CPU),
+  // with the current BatchNorm mode.
+  DsirCpuWeights cpu_weights() const;
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, conv4{nullptr};
