@@ -17,7 +17,7 @@ packages=(
   libhdf5-dev libyaml-cpp-dev libtiff-dev libpng-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
-  hdf5-tools procps
+  hdf5-tools procps libopenblas0-openmp
   curl unzip ca-certificates       # to fetch LibTorch
 )
 export DEBIAN_FRONTEND=noninteractive

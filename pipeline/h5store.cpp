@@ -14,11 +14,14 @@ static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t is expected to be 64-bit 
 namespace dsir::h5 {
 namespace {
 
-// Silences HDF5's own error printing once; we report errors ourselves with file and dataset.
+// Silences HDF5's own error printing; we report errors ourselves with file and dataset. The
+// setting is per thread in a thread-safe HDF5 (Debian's): the main thread's at start-up, a reader
+// thread's (training's prefetch) on its first read.
 struct QuietErrors {
   QuietErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
 const QuietErrors quiet_errors;
+void quiet_this_thread() { thread_local const QuietErrors quiet; }
 
 hid_t native(DType t) {
   switch (t) {
@@ -229,6 +232,7 @@ void File::write_rows(const std::string& name, uint64_t first, uint64_t count, c
 
 template <class T>
 std::vector<T> File::read_rows(const std::string& name, uint64_t first, uint64_t count) const {
+  quiet_this_thread();
   Dims dims = shape(name);
   if (dims.empty() || first + count > dims[0]) fail("row range out of bounds", name);
   Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);

@@ -9,6 +9,8 @@ set -euo pipefail
 packages=(
   g++ make cmake ninja-build ccache pkg-config git
   libtorch-dev                       # LibTorch 1.13 (CPU); clusters build against LibTorch 2.x
+  libopenblas0-openmp                # BLAS for LibTorch's CPU convolutions (Debian's default, the
+                                     # reference BLAS, made training 1.4x slower)
   libopenmpi-dev openmpi-bin
   libhdf5-dev libyaml-cpp-dev libtiff-dev libpng-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev

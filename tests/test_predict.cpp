@@ -25,10 +25,11 @@ void run_command(const std::string& name, const std::vector<std::string>& overri
 }
 
 // The whole check on one device ("cpu" or "cuda"), within `tolerance` of DSIR's output.
-void expect_dsir_parity(const std::string& device, double tolerance) {
+void expect_dsir_parity(const std::string& device, double tolerance, const std::string& engine = "auto") {
   const std::string ref = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
   DSIR_NEED_SHARED_FILE(ref);
-  const std::string dir = ::testing::TempDir() + "/dsir-predict-" + device + "-" + std::to_string(getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/dsir-predict-" + device + "-" + engine + "-" + std::to_string(getpid());
   fs::create_directories(dir);
   auto f = dsir::h5::File::open(ref);
   {
@@ -41,7 +42,8 @@ void expect_dsir_parity(const std::string& device, double tolerance) {
                                  "import-weights.bn=running"});
   // The model file says running statistics; --bn per-frame overrides it, as DSIR runs.
   run_command("predict", {"predict.checkpoint=" + dir + "/dsir.h5", "predict.input=" + dir + "/raw.h5",
-                          "predict.output=" + dir + "/pred.h5", "predict.bn=per-frame", "predict.device=" + device});
+                          "predict.output=" + dir + "/pred.h5", "predict.bn=per-frame", "predict.device=" + device,
+                          "predict.engine=" + engine});
   auto pred = dsir::h5::File::open(dir + "/pred.h5");
   ASSERT_EQ(pred.shape("/predictions"), (dsir::h5::Dims{1, 208, 208}));
   const auto got = pred.read<float>("/predictions");
@@ -56,7 +58,8 @@ void expect_dsir_parity(const std::string& device, double tolerance) {
   EXPECT_EQ(pred.attr_string("/", "bn_mode"), "per-frame");
   // Running statistics give DSIR's all-zero output (FINDINGS.md, fact 1).
   run_command("predict", {"predict.checkpoint=" + dir + "/dsir.h5", "predict.input=" + dir + "/raw.h5",
-                          "predict.output=" + dir + "/pred-running.h5", "predict.device=" + device});
+                          "predict.output=" + dir + "/pred-running.h5", "predict.device=" + device,
+                          "predict.engine=" + engine});
   double worst_eval = 0;
   const auto zeros = f.read<float>("/output_eval");
   const auto got_eval = dsir::h5::File::open(dir + "/pred-running.h5").read<float>("/predictions");
@@ -68,6 +71,11 @@ void expect_dsir_parity(const std::string& device, double tolerance) {
 }
 
 TEST(Predict, ReproducesDsirFromTheRawFrame) { expect_dsir_parity("cpu", dsir::test::kDsirReferenceTolerance); }
+
+// Through LibTorch, with the raw frame upscaled by matrix products (the GPU's path) on the CPU.
+TEST(Predict, ReproducesDsirFromTheRawFrameThroughLibTorch) {
+  expect_dsir_parity("cpu", dsir::test::kDsirReferenceTolerance, "libtorch");
+}
 
 TEST(Predict, ReproducesDsirFromTheRawFrameOnCudaGpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";

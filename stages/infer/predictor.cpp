@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "pipeline/errors.h"
+#include "stages/train/batch_upscale.h"
 #include "stages/train/models/dsir_net.h"
 #include "stages/train/torch_setup.h"
 #include "stages/upscale/upscale.h"
@@ -127,7 +128,8 @@ FramePlan Predictor::plan(int height, int width) const {
 }
 
 void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
-  if (!kernels_.empty() && h % kAlignment == 0 && w % kAlignment == 0) {
+  if (kernels_.empty()) return network(at::from_blob(in, {n, 1, h, w}, torch::kFloat), out);
+  if (h % kAlignment == 0 && w % kAlignment == 0) {
     const size_t px = static_cast<size_t>(h * w);
     at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
       DsirCpuKernel& kernel = *kernels_.at(static_cast<size_t>(at::get_thread_num()));
@@ -137,9 +139,12 @@ void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) 
     });
     return;
   }
-  torch::Tensor x = at::from_blob(in, {n, 1, h, w}, torch::kFloat);
-  if (device_.is_cuda()) x = x.to(device_);
-  torch::Tensor y = model_->forward(x).to(torch::kCPU).contiguous();
+  network(at::from_blob(in, {n, 1, h, w}, torch::kFloat), out);
+}
+
+void Predictor::network(const torch::Tensor& input, float* out) {
+  const int64_t n = input.size(0), h = input.size(2), w = input.size(3);
+  torch::Tensor y = model_->forward(input.to(device_)).to(torch::kCPU).contiguous();
   if (y.dim() != 4 || y.size(0) != n || y.size(1) != 1 || y.size(2) != h || y.size(3) != w)
     throw Error(
         fmt::format("model '{}' maps a {}x{} input to {}: upscaled frames must be multiples of {} pixels",
@@ -156,6 +161,19 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
   const size_t out_px = static_cast<size_t>(fh * fw);
   const Normalization norm = parse_normalization(meta_.normalize);
 
+  if (!plan.tiled() && kernels_.empty()) {
+    // Through LibTorch: raw frames go to the network's device and are upscaled there, a call's
+    // frames at once.
+    for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
+      const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);
+      const torch::Tensor frames =
+          at::from_blob(const_cast<float*>(raw) + static_cast<size_t>(b0) * in_px, {n, height, width},
+                        torch::kFloat)
+              .to(device_);
+      network(upscale_batch(frames, f, norm, global_mean, global_std), out + static_cast<size_t>(b0) * out_px);
+    }
+    return;
+  }
   if (!plan.tiled()) {
     for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
       const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);

@@ -3,6 +3,7 @@
 // then the network without gradients, in batches of whole frames or, for frames too large for
 // the memory budget, in overlapping tiles whose seams do not show (running BatchNorm only).
 #include <c10/core/Device.h>
+#include <torch/types.h>
 
 #include <memory>
 #include <string>
@@ -79,7 +80,10 @@ class Predictor {
                double global_mean = 0, double global_std = 1);
 
  private:
+  // Upscaled frames (n x 1 x h x w, host memory) through the network into `out`.
   void forward(float* in, int64_t n, int64_t h, int64_t w, float* out);
+  // The same through LibTorch from a tensor on any device.
+  void network(const torch::Tensor& input, float* out);
   void place_model();
   std::shared_ptr<EmitterNetImpl> model_;
   ModelMeta meta_;

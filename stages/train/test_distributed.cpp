@@ -101,6 +101,12 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
   if (device.is_cuda()) EXPECT_EQ(reducer.transport(), mpi.cuda_aware() ? "mpi-cuda-aware" : "mpi-staged");
   dsir::BlurredMseLoss loss(5, 3.0);
   torch::manual_seed(7);  // the same data on both ranks
+  // Nets with max-pools: a BLAS that blocks its sums by matrix size (OpenBLAS) rounds a batch of 4
+  // and one of 8 differently, and where two pooled pixels tie to 1e-7 the winner, and so that
+  // pixel's gradient, can move (5e-4 of the largest gradient, seen with DSIR's net; a parameter
+  // near zero, like a BatchNorm bias after one step, moves by as much of itself). A reducer error
+  // (a missing bucket, a wrong share) is of the gradient's own size.
+  const double tolerance = c.net == "plain" ? 1e-5 : 2e-3;
   for (int64_t s = 0; s < steps; ++s) {
     torch::Tensor x = at::randn({batch, 1, side, side}).to(device);
     torch::Tensor y = at::randn({batch, 1, side, side}).relu().to(device);
@@ -118,7 +124,7 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
       auto a = ddp->parameters(), b = single->parameters();
       const double gmax = dsir::test::max_gradient(*single);
       for (size_t i = 0; i < a.size(); ++i)
-        EXPECT_LT(max_abs_diff(a[i].grad(), b[i].grad()) / gmax, 1e-5)
+        EXPECT_LT(max_abs_diff(a[i].grad(), b[i].grad()) / gmax, tolerance)
             << "step " << s << " gradient of parameter " << i;
     }
     adam ? adam_ddp.step() : sgd_step(*ddp, 1e-4);
@@ -127,7 +133,7 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
 
     auto a = ddp->parameters(), b = single->parameters();
     for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_LT(max_rel_diff(a[i], b[i]), 1e-5) << "step " << s << " parameter " << i;
+      EXPECT_LT(max_rel_diff(a[i], b[i]), tolerance) << "step " << s << " parameter " << i;
     }
     if (c.sync_bn) {  // running statistics over the global batch, as the single process's
       auto ab = ddp->named_buffers(), bb = single->named_buffers();
@@ -141,6 +147,10 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
     std::string mine_sum = dsir::model_checksum(*ddp), root_sum = mine_sum;
     mpi.broadcast(root_sum, 0);
     EXPECT_EQ(mine_sum, root_sum) << "rank " << mpi.rank() << " diverged at step " << s;
+    // The next step starts both from the same parameters: a BLAS that blocks its sums by matrix
+    // size (OpenBLAS) rounds a batch of 4 and one of 8 differently, and a 1e-7 difference can move
+    // a max-pool's winner, which changes that pixel's gradient outright at the following step.
+    copy_state(*ddp, *single);
   }
 }
 

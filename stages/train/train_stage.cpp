@@ -74,6 +74,10 @@ const ConfigSection section(
          1e300, {"auto", "cpu", "cuda"}},
         {"keep_checkpoints", KeyType::Int, "3", "Epoch checkpoints kept (the best is kept as model.h5).", 1,
          1e6},
+        {"channels_last", KeyType::Bool, "false",
+         "Activations and weights in channels-last layout (measured on a CPU with LibTorch 1.13: 0.9x; "
+         "docs/benchmarks.md).",
+         -1e300, 1e300},
         {"resume", KeyType::Bool, "false", "Continue from the newest checkpoint in the output folder.", -1e300,
          1e300, {}, "--resume"},
     });
@@ -154,6 +158,10 @@ class Trainer {
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
     model_ = make_model(c_.get_string("train.model"));
     model_->to(device_);
+    channels_last_ = c_.get_bool("train.channels_last");
+    if (channels_last_)
+      for (auto& p : model_->parameters())
+        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
     sync_bn_ = c_.get_bool("train.sync_batchnorm");
     if (sync_bn_) model_->set_sync_batchnorm(&ctx_.mpi);
     AdamOptions ao;
@@ -236,6 +244,13 @@ class Trainer {
     log::print("train: resuming from {} (epoch {}, step {} of the next)", ck, m.epoch, m.step_in_epoch);
   }
 
+  // A batch on the device the network runs on (asynchronously from pinned memory on a GPU), in
+  // the network's memory layout.
+  torch::Tensor on_device(const torch::Tensor& t) const {
+    torch::Tensor d = t.to(device_, /*non_blocking=*/device_.is_cuda());
+    return channels_last_ ? d.contiguous(at::MemoryFormat::ChannelsLast) : d;
+  }
+
   // Returns the sum over the epoch's frames of the training loss.
   double train_epoch(int64_t epoch, uint64_t steps, GradientReducer& reducer) {
     const std::vector<uint64_t> order = epoch_order(n_train_, seed_, epoch);
@@ -245,11 +260,22 @@ class Trainer {
     meta_.epoch_loss_sum = 0;
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, c_.get_int("train.epochs")), n_train_);
     model_->train();
-    for (uint64_t s = first_step; s < steps; ++s) {
+    // This rank's frames of step s.
+    auto frames_of = [&](uint64_t s) {
       const uint64_t b0 = s * batch_, b1 = std::min(n_train_, b0 + batch_);
       const Range mine = block_range(b1 - b0, ctx_.mpi.rank(), ctx_.mpi.size());
-      const std::vector<uint64_t> idx(order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.begin),
-                                      order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
+      return std::vector<uint64_t>(order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.begin),
+                                   order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
+    };
+    // Step s + 1's frames are read while step s computes.
+    BatchPrefetcher prefetch(data_, label_scale_, device_.is_cuda());
+    if (first_step < steps && !frames_of(first_step).empty()) prefetch.request(frames_of(first_step));
+    for (uint64_t s = first_step; s < steps; ++s) {
+      const uint64_t b0 = s * batch_, b1 = std::min(n_train_, b0 + batch_);
+      const std::vector<uint64_t> idx = frames_of(s);
+      std::pair<torch::Tensor, torch::Tensor> batch;
+      if (!idx.empty()) batch = prefetch.take();
+      if (s + 1 < steps && !frames_of(s + 1).empty()) prefetch.request(frames_of(s + 1));
       adam_->zero_grad();
       reducer.begin_step();
       double local_loss = 0;
@@ -260,9 +286,8 @@ class Trainer {
                                         torch::TensorOptions().device(device_));
         model_->forward(none).sum().backward();
       } else if (!idx.empty()) {
-        auto [x, y] = data_.batch(idx, label_scale_);
-        torch::Tensor pred = model_->forward(x.to(device_));
-        torch::Tensor loss = loss_fn_(pred, y.to(device_));
+        torch::Tensor pred = model_->forward(on_device(batch.first));
+        torch::Tensor loss = loss_fn_(pred, on_device(batch.second));
         if (l1_weight_ > 0) loss = loss + l1_weight_ * at::abs(pred).mean();
         // This rank's share of the global mean: the summed gradients are the global mean's.
         loss = loss * (static_cast<double>(idx.size()) / static_cast<double>(b1 - b0));
@@ -277,7 +302,10 @@ class Trainer {
       ctx_.mpi.allreduce_sum(agreed, 2);
       loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
-      if (agreed[1] > 0 && s + 1 < steps) stop(epoch, s + 1, loss_sum);
+      if (agreed[1] > 0 && s + 1 < steps) {
+        prefetch.drain();  // the checkpoint is written with no read outstanding
+        stop(epoch, s + 1, loss_sum);
+      }
     }
     progress.finish();
     return loss_sum;
@@ -307,8 +335,8 @@ class Trainer {
       std::vector<uint64_t> idx;
       for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
       auto [x, y] = data_.batch(idx, label_scale_);
-      torch::Tensor p = model_->forward(x.to(device_));
-      sums[0] += loss_fn_(p, y.to(device_)).item<double>() * static_cast<double>(idx.size());
+      torch::Tensor p = model_->forward(on_device(x));
+      sums[0] += loss_fn_(p, on_device(y)).item<double>() * static_cast<double>(idx.size());
       sums[1] += static_cast<double>(idx.size());
       if (!preview.input.defined()) preview = {x[0][0], y[0][0], p[0][0]};
     }
@@ -374,6 +402,7 @@ class Trainer {
   std::string out_dir_;
   UpscaledSet data_;
   torch::Device device_;
+  bool channels_last_ = false;
   BlurredMseLoss loss_fn_;
   std::shared_ptr<EmitterNetImpl> model_;
   std::unique_ptr<Adam> adam_;

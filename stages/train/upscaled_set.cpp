@@ -1,7 +1,9 @@
 #include "stages/train/upscaled_set.h"
 
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
-#include <ATen/ops/stack.h>
+
+#include <cstring>
 
 #include "pipeline/errors.h"
 
@@ -9,7 +11,8 @@ namespace dsir {
 
 UpscaledSet::UpscaledSet(const std::string& path) : file_(h5::File::open(path)) {
   for (const char* d : {"/inputs", "/labels"})
-    if (!file_.has(d)) throw InputError(path + ": missing dataset " + std::string(d) + " (not an upscaled.h5?)");
+    if (!file_.has(d))
+      throw InputError(path + ": missing dataset " + std::string(d) + " (not an upscaled.h5?)");
   const h5::Dims d = file_.shape("/inputs");
   if (d.size() != 3 || file_.shape("/labels") != d)
     throw InputError(path + ": /inputs and /labels must both be frames x height x width");
@@ -25,14 +28,43 @@ UpscaledSet::UpscaledSet(const std::string& path) : file_(h5::File::open(path)) 
 
 std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uint64_t>& idx,
                                                            double label_scale) const {
-  std::vector<torch::Tensor> xs, ys;
-  for (uint64_t i : idx) {
-    auto x = file_.read_rows<float>("/inputs", i, 1);
-    auto y = file_.read_rows<float>("/labels", i, 1);
-    xs.push_back(at::from_blob(x.data(), {1, height, width}, torch::kFloat).clone());
-    ys.push_back(at::from_blob(y.data(), {1, height, width}, torch::kFloat).clone() * label_scale);
+  const int64_t n = static_cast<int64_t>(idx.size());
+  torch::Tensor x = at::empty({n, 1, height, width}, torch::kFloat);
+  torch::Tensor y = at::empty({n, 1, height, width}, torch::kFloat);
+  const size_t frame = static_cast<size_t>(height * width);
+  for (size_t i = 0; i < idx.size();) {
+    size_t run = 1;
+    while (i + run < idx.size() && idx[i + run] == idx[i] + run) ++run;
+    const auto xs = file_.read_rows<float>("/inputs", idx[i], run);
+    const auto ys = file_.read_rows<float>("/labels", idx[i], run);
+    std::memcpy(x.data_ptr<float>() + i * frame, xs.data(), xs.size() * sizeof(float));
+    std::memcpy(y.data_ptr<float>() + i * frame, ys.data(), ys.size() * sizeof(float));
+    i += run;
   }
-  return {at::stack(xs), at::stack(ys)};
+  return {x, y * label_scale};
+}
+
+BatchPrefetcher::BatchPrefetcher(const UpscaledSet& set, double label_scale, bool pin_memory)
+    : set_(set), label_scale_(label_scale), pin_memory_(pin_memory) {}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  if (next_.valid()) next_.wait();
+}
+
+void BatchPrefetcher::request(std::vector<uint64_t> frames) {
+  if (next_.valid()) next_.wait();  // one read at a time: the file has one reader
+  next_ = std::async(std::launch::async, [this, frames = std::move(frames)] {
+    auto [x, y] = set_.batch(frames, label_scale_);
+    if (pin_memory_) return std::make_pair(x.pin_memory(), y.pin_memory());
+    return std::make_pair(x, y);
+  });
+}
+
+std::pair<torch::Tensor, torch::Tensor> BatchPrefetcher::take() { return next_.get(); }
+
+void BatchPrefetcher::drain() {
+  if (next_.valid()) next_.wait();
+  next_ = {};
 }
 
 }  // namespace dsir

@@ -64,6 +64,16 @@ void resize_bilinear(const float* in, int height, int width, int factor, float* 
   }
 }
 
+std::vector<float> resize_matrix(int n, int factor) {
+  const auto t = taps(n, factor);
+  std::vector<float> m(t.size() * static_cast<size_t>(n), 0.0f);
+  for (size_t o = 0; o < t.size(); ++o) {
+    m[o * static_cast<size_t>(n) + static_cast<size_t>(t[o].i0)] += 1.0f - t[o].w1;
+    m[o * static_cast<size_t>(n) + static_cast<size_t>(t[o].i1)] += t[o].w1;
+  }
+  return m;
+}
+
 void zscore(float* data, size_t n) {
   double sum = 0;
   for (size_t i = 0; i < n; ++i) sum += data[i];

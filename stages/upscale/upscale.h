@@ -18,6 +18,11 @@ Normalization parse_normalization(const std::string& name);  // "per-frame" | "g
 // about the edge pixels (numpy's 'reflect', which skimage passes to scipy as 'mirror').
 void resize_bilinear(const float* in, int height, int width, int factor, float* out);
 
+// The same resize as a matrix, for batched upscaling on a device (U = A_h · frame · A_wᵀ): the
+// (n·factor) x n row-major weights along one axis, two taps per row (summed where the mirror
+// folds them onto one pixel).
+std::vector<float> resize_matrix(int n, int factor);
+
 // (x - mean) / std over the frame (population std, as numpy), in double precision.
 void zscore(float* data, size_t n);
 
