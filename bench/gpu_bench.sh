@@ -2,10 +2,12 @@
 # GPU benchmarks (scripts/gpu-check.sh runs them on a GPU machine): dsir on the GPU against DSIR's
 # own PyTorch code (bench/peer_dsir.py cuda) on the same GPU, in one run.
 #  1. inference: `dsir infer` on 64x64 frames (x8) with DSIR's pretrained weights, per-frame
-#     BatchNorm (upscaling on the CPU threads, the network on the GPU, sums and localizations
-#     written in shards), against DSIR's per-frame loop (skimage resize + z-score + model);
+#     BatchNorm (raw frames go to the GPU and are upscaled there by matrix products; the maps come
+#     back for sums and localizations, written in shards), against DSIR's per-frame loop (skimage
+#     resize + z-score + model);
 #  2. training: `dsir train` on the GPU with batches of 32 frames of 208x208 (26x26 x8), frames/s
-#     per epoch from metrics.jsonl (validation and checkpoints included), against DSIR's training
+#     per epoch from metrics.jsonl (validation and checkpoints included; the next batch is read on
+#     a thread of its own into pinned memory), NCHW and channels-last, against DSIR's training
 #     step (forward, blurred MSE, backward, Adam) on batches of 32 of 208x208.
 # usage: bench/gpu_bench.sh BUILD_DIR REFERENCE.h5 [WORK_DIR]
 #        (DEVICE=cpu FRAMES=40 TRAIN_FRAMES=100 try the script itself on a machine without a GPU)
@@ -29,10 +31,13 @@ done
 # Training frames: DSIR's recipe at 26x26 (simulate + upscale on the CPU), then two epochs.
 "$dsir" run configs/quickstart.yaml --stages simulate,ingest,upscale run.dir="$work/run" simulate.train.frames=$train_frames \
   simulate.train.width=26 simulate.train.height=26 simulate.acquisition.frames=4 >"$work/data.log" 2>&1
-"$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device=$device train.batch_size=32 train.epochs=3 \
-  train.validation_fraction=0.1 >"$work/train.log" 2>&1
-echo "dsir train ($device, batch 32 of 208x208): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/train/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
-grep -m1 "gradient bucket" "$work/train.log" || true
+# Both memory layouts (train.channels_last, issue 12's layout option, measured not assumed).
+for cl in false true; do
+  "$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device=$device train.batch_size=32 train.epochs=3 \
+    train.validation_fraction=0.1 train.channels_last=$cl train.output="$work/run/train-cl-$cl" >"$work/train-cl-$cl.log" 2>&1
+  echo "dsir train ($device, batch 32 of 208x208, channels_last=$cl): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/train-cl-$cl/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
+done
+grep -m1 "gradient bucket" "$work/train-cl-false.log" || true
 
 if [[ $device == cuda ]]; then  # the peer with the system's libraries, not those unpacked for dsir
   echo "DSIR's PyTorch code on the same GPU: $(env -u LD_LIBRARY_PATH python3 bench/peer_dsir.py "$ref" cuda)"

@@ -2,8 +2,9 @@
 """DSIR's own method in PyTorch (Debian python3-torch, one thread): the per-frame inference loop
 (skimage resize order 1 + z-score + model, as DSIR's load_model.py) and a training step (batch 32
 of 208x208, DSIR's Gaussian-blurred MSE, Adam). Prints JSON with frames/s for bench/run.sh.
-usage: peer_dsir.py REFERENCE.h5 [cpu|cuda]  (cuda: the network and training on the GPU, as DSIR
-runs; the preprocessing stays on one CPU thread, as in DSIR)."""
+usage: peer_dsir.py REFERENCE.h5 [cpu|cuda] [infer|train]  (cuda: the network and training on
+the GPU, as DSIR runs; the preprocessing stays on one CPU thread, as in DSIR; infer or train: that
+measurement alone, for benchmarks that alternate it with dsir's)."""
 import json
 import math
 import sys
@@ -120,6 +121,13 @@ def main():
         print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
                           "infer_fps_64": infer_fps(model, 64, 400),
                           "train_fps_208_batch32": train_fps(20)}))
+        return
+    only = sys.argv[3] if len(sys.argv) > 3 else ""
+    if only == "infer":
+        print(json.dumps({"infer_fps_64": infer_fps(model, 64, 60)}))
+        return
+    if only == "train":
+        print(json.dumps({"train_fps_208_batch32": train_fps(5)}))
         return
     print(json.dumps({
         "torch": torch.__version__,
