@@ -56,7 +56,7 @@ step build cmake --build $build -j "$(nproc)" || exit 1
 
 cd $build
 step cuda_tests ctest -L cuda --output-on-failure
-step predict_tests ctest -R "Predict\.|DsirNet|SyncBatchNorm|GradientReducer" --output-on-failure
+step predict_tests ctest -R "Predict\.|Predictor\.|DsirNet|SyncBatchNorm|GradientReducer" --output-on-failure
 step mpi_gpu orterun --oversubscribe --bind-to none -np 2 stages/train/test_train_mpi
 grep -E "OK|SKIPPED|FAILED" "$OUT/mpi_gpu.log" | sed 's/\x1b\[[0-9;]*m//g' | sort | uniq -c | tee -a "$summary"
 cd - >/dev/null

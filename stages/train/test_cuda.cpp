@@ -17,6 +17,7 @@
 #include "stages/train/checkpoint.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
+#include "stages/train/batch_upscale.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
@@ -37,6 +38,27 @@ class Cuda : public ::testing::Test {
 
 using dsir::test::max_abs_diff;
 using dsir::test::max_rel_diff;
+
+// Inference's device-side upscale (raw frames to the GPU, two matrix products, z-score) against
+// the upscale stage's CPU function.
+TEST_F(Cuda, UpscaleBatchOnGpuMatchesUpscaleFrame) {
+  const int n = 4, h = 26, w = 19, f = 8;
+  std::vector<float> raw(static_cast<size_t>(n * h * w));
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<float>(100 + (i * 7919) % 97);
+  torch::Tensor got = dsir::upscale_batch(at::from_blob(raw.data(), {n, h, w}, torch::kFloat).to(gpu_), f,
+                                          dsir::Normalization::PerFrame)
+                          .to(torch::kCPU)
+                          .contiguous();
+  std::vector<float> expected(static_cast<size_t>(h * f * w * f));
+  double worst = 0;
+  for (int k = 0; k < n; ++k) {
+    dsir::upscale_frame(raw.data() + static_cast<size_t>(k * h * w), h, w, f, dsir::Normalization::PerFrame, 0,
+                        1, expected.data());
+    const float* g = got.data_ptr<float>() + static_cast<size_t>(k) * expected.size();
+    for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(double(g[i]) - expected[i]));
+  }
+  EXPECT_LT(worst, 1e-5);
+}
 
 TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {
   DSIR_NEED_SHARED_FILE(kReference);
