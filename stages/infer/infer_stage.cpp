@@ -3,6 +3,8 @@
 // localizations. Shards go to ranks statically (round-robin) or through a rank-0 work queue; a
 // shard already complete with the same source, model and settings is skipped, so a killed job
 // resumes where it stopped and ends with the same bits as an uninterrupted one.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <map>
 
@@ -178,18 +180,25 @@ class ShardWorker {
       }
       predictor_.predict(raw.data(), static_cast<int64_t>(n), a.height, a.width, plan, maps.data(), gmean_,
                          gstd_);
+      // Frames in order for the sum (its bits); localizations frame by frame on the rank's
+      // threads, appended in frame order.
       for (uint64_t i = 0; i < n; ++i) {
         float* map = maps.data() + i * out_px;
         for (size_t p = 0; p < out_px; ++p) {
           map[p] = static_cast<float>(map[p] / meta.label_scale);
           sum[p] += map[p];
         }
-        const size_t before = locs.size();
-        auto found = localize(map, oh, ow, px, static_cast<int64_t>(s.first + k + i), lopt_);
-        locs.insert(locs.end(), found.begin(), found.end());
-        measure_photometry(raw.data() + i * in_px, a.height, a.width, a.pixel_size_nm, camera_,
-                           locs.begin() + static_cast<std::ptrdiff_t>(before), locs.end());
       }
+      std::vector<std::vector<Emitter>> found(n);
+      at::parallel_for(0, static_cast<int64_t>(n), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const auto u = static_cast<size_t>(i);
+          found[u] = localize(maps.data() + u * out_px, oh, ow, px, static_cast<int64_t>(s.first + k) + i, lopt_);
+          measure_photometry(raw.data() + u * in_px, a.height, a.width, a.pixel_size_nm, camera_, found[u].begin(),
+                             found[u].end());
+        }
+      });
+      for (const auto& f_locs : found) locs.insert(locs.end(), f_locs.begin(), f_locs.end());
       after_batch(n);
     }
     h5::Attributes attrs = ctx_.provenance();

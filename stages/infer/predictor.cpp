@@ -58,6 +58,7 @@ void Predictor::place_model() {
   }
   for (int t = 0; t < std::max(1, at::get_num_threads()); ++t)
     kernels_.push_back(std::make_unique<DsirCpuKernel>(dsir_net->cpu_weights()));
+  thread_up_.resize(kernels_.size());
 }
 
 BnMode Predictor::bn_mode() const { return model_->bn_mode(); }
@@ -172,6 +173,21 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
               .to(device_);
       network(upscale_batch(frames, f, norm, global_mean, global_std), out + static_cast<size_t>(b0) * out_px);
     }
+    return;
+  }
+  if (!plan.tiled() && fh % kAlignment == 0 && fw % kAlignment == 0) {
+    // The fused kernel: each thread upscales its frames into a buffer of its own and runs them.
+    at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+      const size_t t = static_cast<size_t>(at::get_thread_num());
+      std::vector<float>& up = thread_up_.at(t);
+      up.resize(out_px);
+      for (int64_t i = begin; i < end; ++i) {
+        upscale_frame(raw + static_cast<size_t>(i) * in_px, height, width, f, norm, global_mean, global_std,
+                      up.data());
+        kernels_.at(t)->forward(up.data(), static_cast<int>(fh), static_cast<int>(fw),
+                                out + static_cast<size_t>(i) * out_px);
+      }
+    });
     return;
   }
   if (!plan.tiled()) {

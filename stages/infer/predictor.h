@@ -92,6 +92,7 @@ class Predictor {
   c10::Device device_{c10::kCPU};  // where the network runs
   std::vector<float> up_, tile_in_, tile_out_;  // reused between calls
   std::vector<std::unique_ptr<DsirCpuKernel>> kernels_;  // the fused path: one per thread, or none
+  std::vector<std::vector<float>> thread_up_;            // its upscaled frame, one per thread
 };
 
 }  // namespace dsir
