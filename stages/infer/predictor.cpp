@@ -128,19 +128,10 @@ FramePlan Predictor::plan(int height, int width) const {
   return p;
 }
 
-void Predictor::forward(float* in, int64_t n, int64_t h, int64_t w, float* out) {
-  if (kernels_.empty()) return network(at::from_blob(in, {n, 1, h, w}, torch::kFloat), out);
-  if (h % kAlignment == 0 && w % kAlignment == 0) {
-    const size_t px = static_cast<size_t>(h * w);
-    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-      DsirCpuKernel& kernel = *kernels_.at(static_cast<size_t>(at::get_thread_num()));
-      for (int64_t i = begin; i < end; ++i)
-        kernel.forward(in + static_cast<size_t>(i) * px, static_cast<int>(h), static_cast<int>(w),
-                       out + static_cast<size_t>(i) * px);
-    });
-    return;
-  }
-  network(at::from_blob(in, {n, 1, h, w}, torch::kFloat), out);
+void Predictor::forward(float* in, int64_t h, int64_t w, float* out) {
+  if (!kernels_.empty() && h % kAlignment == 0 && w % kAlignment == 0)
+    return kernels_.front()->forward(in, static_cast<int>(h), static_cast<int>(w), out);
+  network(at::from_blob(in, {1, 1, h, w}, torch::kFloat), out);
 }
 
 void Predictor::network(const torch::Tensor& input, float* out) {
@@ -162,9 +153,10 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
   const size_t out_px = static_cast<size_t>(fh * fw);
   const Normalization norm = parse_normalization(meta_.normalize);
 
-  if (!plan.tiled() && kernels_.empty()) {
+  const bool fused = !kernels_.empty() && fh % kAlignment == 0 && fw % kAlignment == 0;
+  if (!plan.tiled() && !fused) {
     // Through LibTorch: raw frames go to the network's device and are upscaled there, a call's
-    // frames at once.
+    // frames at once (frames off the pooling grid end in network()'s error).
     for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
       const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);
       const torch::Tensor frames =
@@ -175,7 +167,7 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
     }
     return;
   }
-  if (!plan.tiled() && fh % kAlignment == 0 && fw % kAlignment == 0) {
+  if (!plan.tiled()) {
     // The fused kernel: each thread upscales its frames into a buffer of its own and runs them.
     at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
       const size_t t = static_cast<size_t>(at::get_thread_num());
@@ -188,17 +180,6 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
                                 out + static_cast<size_t>(i) * out_px);
       }
     });
-    return;
-  }
-  if (!plan.tiled()) {
-    for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
-      const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);
-      up_.resize(static_cast<size_t>(n) * out_px);
-      for (int64_t i = 0; i < n; ++i)
-        upscale_frame(raw + static_cast<size_t>(b0 + i) * in_px, height, width, f, norm, global_mean,
-                      global_std, up_.data() + static_cast<size_t>(i) * out_px);
-      forward(up_.data(), n, fh, fw, out + static_cast<size_t>(b0) * out_px);
-    }
     return;
   }
 
@@ -222,7 +203,7 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
         for (int64_t r = 0; r < th; ++r)
           std::memcpy(tile_in_.data() + r * tw, up_.data() + (er0 + r) * fw + ec0,
                       static_cast<size_t>(tw) * sizeof(float));
-        forward(tile_in_.data(), 1, th, tw, tile_out_.data());
+        forward(tile_in_.data(), th, tw, tile_out_.data());
         for (int64_t r = r0; r < r1; ++r)
           std::memcpy(frame_out + r * fw + c0, tile_out_.data() + (r - er0) * tw + (c0 - ec0),
                       static_cast<size_t>(c1 - c0) * sizeof(float));

@@ -80,9 +80,9 @@ class Predictor {
                double global_mean = 0, double global_std = 1);
 
  private:
-  // Upscaled frames (n x 1 x h x w, host memory) through the network into `out`.
-  void forward(float* in, int64_t n, int64_t h, int64_t w, float* out);
-  // The same through LibTorch from a tensor on any device.
+  // One upscaled h x w frame (a tile) in host memory through the network into `out`.
+  void forward(float* in, int64_t h, int64_t w, float* out);
+  // Upscaled frames (n x 1 x h x w) on any device through LibTorch into `out`.
   void network(const torch::Tensor& input, float* out);
   void place_model();
   std::shared_ptr<EmitterNetImpl> model_;
@@ -90,7 +90,7 @@ class Predictor {
   std::string checksum_;
   PredictorOptions options_;
   c10::Device device_{c10::kCPU};  // where the network runs
-  std::vector<float> up_, tile_in_, tile_out_;  // reused between calls
+  std::vector<float> up_, tile_in_, tile_out_;  // tiles: reused between calls
   std::vector<std::unique_ptr<DsirCpuKernel>> kernels_;  // the fused path: one per thread, or none
   std::vector<std::vector<float>> thread_up_;            // its upscaled frame, one per thread
 };

@@ -269,13 +269,15 @@ class Trainer {
     };
     // Step s + 1's frames are read while step s computes.
     BatchPrefetcher prefetch(data_, label_scale_, device_.is_cuda());
-    if (first_step < steps && !frames_of(first_step).empty()) prefetch.request(frames_of(first_step));
+    std::vector<uint64_t> next = first_step < steps ? frames_of(first_step) : std::vector<uint64_t>{};
+    if (!next.empty()) prefetch.request(next);
     for (uint64_t s = first_step; s < steps; ++s) {
       const uint64_t b0 = s * batch_, b1 = std::min(n_train_, b0 + batch_);
-      const std::vector<uint64_t> idx = frames_of(s);
+      const std::vector<uint64_t> idx = std::move(next);
       std::pair<torch::Tensor, torch::Tensor> batch;
       if (!idx.empty()) batch = prefetch.take();
-      if (s + 1 < steps && !frames_of(s + 1).empty()) prefetch.request(frames_of(s + 1));
+      next = s + 1 < steps ? frames_of(s + 1) : std::vector<uint64_t>{};
+      if (!next.empty()) prefetch.request(next);
       adam_->zero_grad();
       reducer.begin_step();
       double local_loss = 0;

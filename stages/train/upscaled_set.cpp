@@ -47,9 +47,7 @@ std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uin
 BatchPrefetcher::BatchPrefetcher(const UpscaledSet& set, double label_scale, bool pin_memory)
     : set_(set), label_scale_(label_scale), pin_memory_(pin_memory) {}
 
-BatchPrefetcher::~BatchPrefetcher() {
-  if (next_.valid()) next_.wait();
-}
+BatchPrefetcher::~BatchPrefetcher() { drain(); }
 
 void BatchPrefetcher::request(std::vector<uint64_t> frames) {
   if (next_.valid()) next_.wait();  // one read at a time: the file has one reader

@@ -9,7 +9,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DSIR_CPU_KERNEL 1
 #include <immintrin.h>
-// Only these functions use AVX2 and FMA; supported() checks the CPU before any of them runs.
+// Only these functions use AVX2 and FMA; no kernel is constructed where supported() is false.
 #define DSIR_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
@@ -96,6 +96,13 @@ void output_shifts(const DsirCpuWeights::Conv& conv, int in_channels, int out_ch
   }
 }
 
+// Weights broadcast to 8 lanes, so the FMAs take them from memory: wide[i * 8 + lane] = w[i].
+std::vector<float> widen(const std::vector<float>& w) {
+  std::vector<float> wide(w.size() * 8);
+  for (size_t i = 0; i < w.size(); ++i) std::fill(wide.begin() + i * 8, wide.begin() + i * 8 + 8, w[i]);
+  return wide;
+}
+
 #ifdef DSIR_CPU_KERNEL
 
 DSIR_AVX2 inline float hsum(__m256 v) {
@@ -103,13 +110,6 @@ DSIR_AVX2 inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
   return _mm_cvtss_f32(s);
-}
-
-// Weights broadcast to 8 lanes, so the FMAs take them from memory: wide[i * 8 + lane] = w[i].
-std::vector<float> widen(const std::vector<float>& w) {
-  std::vector<float> wide(w.size() * 8);
-  for (size_t i = 0; i < w.size(); ++i) std::fill(wide.begin() + i * 8, wide.begin() + i * 8 + 8, w[i]);
-  return wide;
 }
 
 // One output row y of a 3x3 convolution (padding 1) for CO output channels, NX vectors of 8
@@ -365,6 +365,12 @@ DsirCpuKernel::DsirCpuKernel(DsirCpuWeights weights) : w_(std::move(weights)) {
   check_bn(w_.bn1, 16, "bn1");
   check_bn(w_.bn2, 8, "bn2");
   check_bn(w_.bn4, 1, "bn4");
+  if (!supported()) throw std::runtime_error("DsirCpuKernel: this CPU lacks AVX2/FMA");
+  for (const auto* conv : {&w_.conv1, &w_.conv2, &w_.conv3, &w_.conv4}) {
+    const std::vector<float> wide = widen(conv->weight);
+    wide_offsets_.push_back(wide_.size());
+    wide_.insert(wide_.end(), wide.begin(), wide.end());
+  }
 }
 
 bool DsirCpuKernel::supported() {
@@ -380,14 +386,6 @@ void DsirCpuKernel::forward(const float* frame, int height, int width, float* ou
   if (height % 8 != 0 || width % 8 != 0 || height <= 0 || width <= 0)
     throw std::invalid_argument("DsirCpuKernel: frames must be multiples of 8 pixels");
 #ifdef DSIR_CPU_KERNEL
-  if (!supported()) throw std::runtime_error("DsirCpuKernel: this CPU lacks AVX2/FMA");
-  if (wide_.empty()) {  // the convolutions' weights, widened once: conv1, conv2, conv3, conv4
-    for (const auto* conv : {&w_.conv1, &w_.conv2, &w_.conv3, &w_.conv4}) {
-      const std::vector<float> wide = widen(conv->weight);
-      wide_offsets_.push_back(wide_.size());
-      wide_.insert(wide_.end(), wide.begin(), wide.end());
-    }
-  }
   const bool pf = w_.per_frame_bn;
   const int h = height, w = width;
 

@@ -31,6 +31,7 @@ struct DsirCpuWeights {
 
 class DsirCpuKernel {
  public:
+  // std::invalid_argument on weights of the wrong shapes, std::runtime_error where !supported().
   explicit DsirCpuKernel(DsirCpuWeights weights);
 
   // Whether this CPU runs the kernel (x86-64 with AVX2 and FMA).
@@ -43,7 +44,7 @@ class DsirCpuKernel {
  private:
   DsirCpuWeights w_;
   std::vector<float> buf_a_, buf_b_, scratch_;  // activations, reused between frames
-  std::vector<float> wide_;                     // convolution weights broadcast to 8 lanes
+  std::vector<float> wide_;                     // conv weights broadcast to 8 lanes, once
   std::vector<size_t> wide_offsets_;            // where conv1..conv4 start in wide_
 };
 
