@@ -79,14 +79,22 @@ const ConfigSection section(
          "does).",
          0, 65535},
         {"tile_overlap", KeyType::Int, "8", "Context around each tile core, raw pixels per side.", 0, 4096},
-        {"device", KeyType::Choice, "auto",
+        {"device",
+         KeyType::Choice,
+         "auto",
          "Where the network runs: auto (this rank's GPU by local rank when CUDA is available), cpu, cuda. "
          "memory_mb then budgets GPU memory.",
-         -1e300, 1e300, {"auto", "cpu", "cuda"}},
-        {"engine", KeyType::Choice, "auto",
+         -1e300,
+         1e300,
+         {"auto", "cpu", "cuda"}},
+        {"engine",
+         KeyType::Choice,
+         "auto",
          "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU has AVX2 and "
          "FMA, several times LibTorch's speed), fused, libtorch.",
-         -1e300, 1e300, {"auto", "fused", "libtorch"}},
+         -1e300,
+         1e300,
+         {"auto", "fused", "libtorch"}},
         {"threshold", KeyType::Float, "0.3", "Minimum emitter mass of a localization (emitters).", 0, 1e6},
     });
 
@@ -193,9 +201,10 @@ class ShardWorker {
       at::parallel_for(0, static_cast<int64_t>(n), 1, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           const auto u = static_cast<size_t>(i);
-          found[u] = localize(maps.data() + u * out_px, oh, ow, px, static_cast<int64_t>(s.first + k) + i, lopt_);
-          measure_photometry(raw.data() + u * in_px, a.height, a.width, a.pixel_size_nm, camera_, found[u].begin(),
-                             found[u].end());
+          found[u] =
+              localize(maps.data() + u * out_px, oh, ow, px, static_cast<int64_t>(s.first + k) + i, lopt_);
+          measure_photometry(raw.data() + u * in_px, a.height, a.width, a.pixel_size_nm, camera_,
+                             found[u].begin(), found[u].end());
         }
       });
       for (const auto& f_locs : found) locs.insert(locs.end(), f_locs.begin(), f_locs.end());

@@ -43,17 +43,18 @@ void Predictor::place_model() {
   kernels_.clear();
   if (options_.engine == "libtorch") return;
   if (options_.engine != "auto" && options_.engine != "fused")
-    throw ConfigError(fmt::format("{} = '{}': expected auto, fused or libtorch", options_.engine_key,
-                                  options_.engine));
+    throw ConfigError(
+        fmt::format("{} = '{}': expected auto, fused or libtorch", options_.engine_key, options_.engine));
   const auto* dsir_net = dynamic_cast<const DsirNetImpl*>(model_.get());
-  const char* why = !device_.is_cpu()                ? "the network runs on a GPU"
-                    : dsir_net == nullptr            ? "it implements DSIR's network only"
-                    : !DsirCpuKernel::supported()    ? "this CPU lacks AVX2/FMA"
-                                                     : nullptr;
+  const char* why = !device_.is_cpu()             ? "the network runs on a GPU"
+                    : dsir_net == nullptr         ? "it implements DSIR's network only"
+                    : !DsirCpuKernel::supported() ? "this CPU lacks AVX2/FMA"
+                                                  : nullptr;
   if (why != nullptr) {
     if (options_.engine == "fused")
-      throw ConfigError(fmt::format("{} = fused: the fused CPU kernel does not apply ({}); use auto or libtorch",
-                                    options_.engine_key, why));
+      throw ConfigError(
+          fmt::format("{} = fused: the fused CPU kernel does not apply ({}); use auto or libtorch",
+                      options_.engine_key, why));
     return;
   }
   for (int t = 0; t < std::max(1, at::get_num_threads()); ++t)
@@ -159,11 +160,11 @@ void Predictor::predict(const float* raw, int64_t count, int height, int width, 
     // frames at once (frames off the pooling grid end in network()'s error).
     for (int64_t b0 = 0; b0 < count; b0 += plan.frames_per_call) {
       const int64_t n = std::min<int64_t>(plan.frames_per_call, count - b0);
-      const torch::Tensor frames =
-          at::from_blob(const_cast<float*>(raw) + static_cast<size_t>(b0) * in_px, {n, height, width},
-                        torch::kFloat)
-              .to(device_);
-      network(upscale_batch(frames, f, norm, global_mean, global_std), out + static_cast<size_t>(b0) * out_px);
+      const torch::Tensor frames = at::from_blob(const_cast<float*>(raw) + static_cast<size_t>(b0) * in_px,
+                                                 {n, height, width}, torch::kFloat)
+                                       .to(device_);
+      network(upscale_batch(frames, f, norm, global_mean, global_std),
+              out + static_cast<size_t>(b0) * out_px);
     }
     return;
   }
