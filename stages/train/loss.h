@@ -1,7 +1,10 @@
 #pragma once
 // DSIR's loss: MSE between prediction and label, each convolved with an unnormalised Gaussian
-// exp(-4 ln2 r² / FWHM²) of width W (zero padding).
+// exp(-4 ln2 r² / FWHM²) of width W (zero padding). Computed as mean(blur(prediction - label)²)
+// (the blur is linear), on a CPU as two 1-D passes (the Gaussian is separable).
 #include <torch/types.h>
+
+#include <vector>
 
 namespace dsir {
 
@@ -15,6 +18,7 @@ class BlurredMseLoss {
 
  private:
   torch::Tensor kernel_;
+  std::vector<float> taps_;  // the 1-D factor: kernel_ = taps_ ⊗ taps_
   int padding_;
 };
 

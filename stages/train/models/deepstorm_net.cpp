@@ -15,20 +15,24 @@ DeepStormNetImpl::DeepStormNetImpl() {
     norms_.push_back(register_module("bn" + std::to_string(i + 1), nn::BatchNorm2d(out)));
   }
   head_ = register_module("head", nn::Conv2d(nn::Conv2dOptions(32, 1, 1).bias(false)));
-  pool_ = register_module("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
-  up_ = register_module("up", nn::Upsample(nn::UpsampleOptions().scale_factor(std::vector<double>{2, 2})
-                                                .mode(torch::kNearest)));
+  up_ = register_module(
+      "up",
+      nn::Upsample(nn::UpsampleOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest)));
 }
 
 torch::Tensor DeepStormNetImpl::block(int i, const torch::Tensor& x) {
-  return torch::relu(normalize(norms_[static_cast<size_t>(i)], convs_[static_cast<size_t>(i)](x)));
+  return normalize_relu(norms_[static_cast<size_t>(i)], convolve(convs_[static_cast<size_t>(i)], x));
+}
+
+torch::Tensor DeepStormNetImpl::pooled_block(int i, const torch::Tensor& x) {
+  return normalize_relu_pool(norms_[static_cast<size_t>(i)], convolve(convs_[static_cast<size_t>(i)], x));
 }
 
 torch::Tensor DeepStormNetImpl::forward(torch::Tensor x) {
   // Encoder.
-  x = pool_(block(0, x));
-  x = pool_(block(1, x));
-  x = pool_(block(2, x));
+  x = pooled_block(0, x);
+  x = pooled_block(1, x);
+  x = pooled_block(2, x);
   x = block(3, x);
   // Decoder.
   x = block(4, up_(x));

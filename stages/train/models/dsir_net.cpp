@@ -21,7 +21,6 @@ DsirNetImpl::DsirNetImpl() {
   convt3 = register_module("convt3", nn::ConvTranspose2d(up(16, 8)));
   conv4 = register_module("conv4", nn::Conv2d(conv(8, 1)));
   bn4 = register_module("bn4", nn::BatchNorm2d(1));
-  pool = register_module("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
 
   // DSIR's init: Xavier-normal weights, standard-normal biases, for convolutions and transposed.
   torch::NoGradGuard no_grad;
@@ -37,14 +36,14 @@ DsirNetImpl::DsirNetImpl() {
 
 torch::Tensor DsirNetImpl::forward(torch::Tensor x) {
   // Encoder: 3 x (conv, BN, ReLU, 2x2 max-pool).
-  x = pool(torch::relu(normalize(bn1, conv1(x))));
-  x = pool(torch::relu(normalize(bn2, conv2(x))));
-  x = pool(torch::relu(normalize(bn2, conv3(x))));
+  x = normalize_relu_pool(bn1, convolve(conv1, x));
+  x = normalize_relu_pool(bn2, convolve(conv2, x));
+  x = normalize_relu_pool(bn2, convolve(conv3, x));
   // Decoder: 3 x (transposed conv x2, BN, ReLU), then conv, BN, ReLU to one channel.
-  x = torch::relu(normalize(bn2, convt1(x)));
-  x = torch::relu(normalize(bn1, convt2(x)));
-  x = torch::relu(normalize(bn2, convt3(x)));
-  return torch::relu(normalize(bn4, conv4(x)));
+  x = normalize_relu(bn2, convolve(convt1, x));
+  x = normalize_relu(bn1, convolve(convt2, x));
+  x = normalize_relu(bn2, convolve(convt3, x));
+  return normalize_relu(bn4, convolve(conv4, x));
 }
 
 namespace {
@@ -54,7 +53,9 @@ std::vector<float> to_vector(const torch::Tensor& t) {
   return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
 }
 
-DsirCpuWeights::Conv conv_weights(const torch::nn::Conv2d& c) { return {to_vector(c->weight), to_vector(c->bias)}; }
+DsirCpuWeights::Conv conv_weights(const torch::nn::Conv2d& c) {
+  return {to_vector(c->weight), to_vector(c->bias)};
+}
 DsirCpuWeights::Conv conv_weights(const torch::nn::ConvTranspose2d& c) {
   return {to_vector(c->weight), to_vector(c->bias)};
 }

@@ -3,6 +3,7 @@
 // (N, 1, H, W) -> (N, 1, H, W). Models register by name (see model_registry.h).
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
 
 namespace dsir {
 
@@ -28,6 +29,13 @@ class EmitterNetImpl : public torch::nn::Module {
   // synchronised over the ranks when set_sync_batchnorm was given a context.
   // Inference: running statistics, or per-frame statistics (instance norm with the BN affine).
   torch::Tensor normalize(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
+  // relu(normalize(bn, x)), and max_pool2d of it (2x2, stride 2): in training on a CPU, one fused
+  // pass each way (fused_batch_norm.h); elsewhere LibTorch's ops.
+  torch::Tensor normalize_relu(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
+  // conv(x): on a CPU through cpu_conv.h's kernels where they take the layer and input.
+  torch::Tensor convolve(torch::nn::Conv2d& conv, const torch::Tensor& x);
+  torch::Tensor convolve(torch::nn::ConvTranspose2d& conv, const torch::Tensor& x);
+  torch::Tensor normalize_relu_pool(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
 
  private:
   BnMode bn_mode_ = BnMode::Running;

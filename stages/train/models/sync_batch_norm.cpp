@@ -29,8 +29,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
  public:
   // mean and invstd come in as computed (global); the function carries the gradient through them.
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& mean,
-                               const torch::Tensor& invstd, double count) {
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const torch::Tensor& mean, const torch::Tensor& invstd, double count) {
     ctx->save_for_backward({x, weight, mean, invstd});
     ctx->saved_data["count"] = count;
     return (x - per_channel(mean, x)) * per_channel(invstd * weight, x) + per_channel(bias, x);
@@ -65,10 +65,22 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
 
 }  // namespace
 
+void update_running_statistics(torch::nn::BatchNorm2d& bn, const torch::Tensor& mean,
+                               const torch::Tensor& var, double count) {
+  torch::NoGradGuard no_grad;
+  const auto& o = bn->options;
+  bn->num_batches_tracked.add_(1);
+  // momentum unset means a cumulative average, as in torch.nn.BatchNorm2d.
+  const double m = o.momentum() ? *o.momentum() : 1.0 / bn->num_batches_tracked.item<double>();
+  bn->running_mean.mul_(1 - m).add_(mean.to(bn->running_mean.options()), m);
+  bn->running_var.mul_(1 - m).add_((var * (count / (count - 1))).to(bn->running_var.options()), m);
+}
+
 torch::Tensor sync_batch_norm(torch::nn::BatchNorm2d& bn, const torch::Tensor& x, const MpiContext& mpi) {
   if (x.dim() != 4) throw Error("internal: sync_batch_norm expects NCHW input");
   const auto& o = bn->options;
-  if (!o.affine() || !o.track_running_stats()) throw Error("internal: sync_batch_norm needs an affine BatchNorm with running statistics");
+  if (!o.affine() || !o.track_running_stats())
+    throw Error("internal: sync_batch_norm needs an affine BatchNorm with running statistics");
   torch::Tensor mean, invstd;
   double count = 0;
   {
@@ -77,7 +89,7 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2d& bn, const torch::Tensor& x
     double n_local = static_cast<double>(x.numel() / std::max<int64_t>(1, x.size(1)));
     const int64_t channels = x.size(1);
     torch::Tensor sums = at::cat({x.sum({0, 2, 3}, false, torch::kDouble).to(torch::kCPU),
-                                     at::full({1}, n_local, torch::kDouble)})
+                                  at::full({1}, n_local, torch::kDouble)})
                              .contiguous();
     mpi.allreduce_sum_aside(sums.data_ptr<double>(), static_cast<size_t>(sums.numel()));
     count = sums[channels].item<double>();
@@ -86,11 +98,7 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2d& bn, const torch::Tensor& x
     const torch::Tensor var64 = global_channel_sums(mpi, (x - per_channel(mean64, x)).square()) / count;
     mean = mean64.to(x.device(), x.scalar_type());
     invstd = at::rsqrt(var64 + o.eps()).to(x.device(), x.scalar_type());
-    bn->num_batches_tracked.add_(1);
-    // momentum unset means a cumulative average, as in torch.nn.BatchNorm2d.
-    const double m = o.momentum() ? *o.momentum() : 1.0 / bn->num_batches_tracked.item<double>();
-    bn->running_mean.mul_(1 - m).add_(mean64.to(bn->running_mean.options()), m);
-    bn->running_var.mul_(1 - m).add_((var64 * (count / (count - 1))).to(bn->running_var.options()), m);
+    update_running_statistics(bn, mean64, var64, count);
   }
   return SyncBatchNormFunction::apply(x, bn->weight, bn->bias, mean, invstd, count);
 }

@@ -13,4 +13,10 @@ class MpiContext;
 // statistics with them (unbiased variance, bn's momentum) and counts the batch.
 torch::Tensor sync_batch_norm(torch::nn::BatchNorm2d& bn, const torch::Tensor& x, const MpiContext& mpi);
 
+// Training's update of bn's running statistics from a batch's mean and biased variance over count
+// values per channel (any device and type): the unbiased variance, bn's momentum (a cumulative
+// average where momentum is unset), as torch.nn.BatchNorm2d; counts the batch.
+void update_running_statistics(torch::nn::BatchNorm2d& bn, const torch::Tensor& mean,
+                               const torch::Tensor& var, double count);
+
 }  // namespace dsir
