@@ -355,7 +355,12 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
       throw ConfigError(path + ": config file not found");
     YAML::Node root;
     try {
-      root = YAML::LoadFile(path);
+      const std::vector<YAML::Node> documents = YAML::LoadAllFromFile(path);
+      // A second document after '---' would be ignored silently; say so instead.
+      if (documents.size() > 1)
+        throw ConfigError(path + ": " + std::to_string(documents.size()) +
+                          " YAML documents (separated by '---'); a config is one document");
+      if (!documents.empty()) root = documents.front();
     } catch (const YAML::Exception& ex) {
       throw ConfigError(mark_text(path, ex.mark) + ": YAML syntax error: " + ex.msg);
     }

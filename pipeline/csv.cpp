@@ -1,5 +1,7 @@
 #include "pipeline/csv.h"
 
+#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -18,6 +20,20 @@ std::string trim(std::string s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
   return s;
 }
+
+// A decimal number, whole text: what CSV writers produce. Unlike std::stod, no hexadecimal
+// ("0x10"), no leading blanks, no "inf" or "nan" (a leading '+' is allowed).
+bool parse_decimal(const std::string& text, double& v) {
+  const char *first = text.data(), *last = first + text.size();
+  if (first != last && *first == '+' && ++first != last && *first == '-') return false;
+  const char* digits = first != last && *first == '-' ? first + 1 : first;
+  if (digits == last || !(std::isdigit(static_cast<unsigned char>(*digits)) || *digits == '.')) return false;
+  const auto [end, ec] = std::from_chars(first, last, v);
+  return ec == std::errc() && end == last;
+}
+
+// Frames are stored as int64 and computed with in double: beyond 2^53 neither is exact.
+constexpr double kMaxFrame = 9007199254740992.0;
 
 std::vector<std::string> split_line(const std::string& line) {
   std::vector<std::string> out;
@@ -73,7 +89,9 @@ LocalizationFile read_localizations_csv(const std::string& path) {
   std::vector<Role> roles;
   if (has("xnano") || has("ground-truth")) {
     out.format = CsvFormat::SmlmChallenge;
-    roles = {{"frame", {"frame"}, true}, {"x", {"xnano"}, true}, {"y", {"ynano"}, true},
+    roles = {{"frame", {"frame"}, true},
+             {"x", {"xnano"}, true},
+             {"y", {"ynano"}, true},
              {"photons", {"intensity"}, false}};
   } else if (has("x [nm]")) {
     out.format = CsvFormat::ThunderStorm;
@@ -101,8 +119,8 @@ LocalizationFile read_localizations_csv(const std::string& path) {
       for (const char* n : roles[r].names)
         if (names[c] == n) col[r] = static_cast<int>(c);
     if (col[r] < 0 && roles[r].required)
-      throw InputError(path + ":" + std::to_string(line_no) + ": missing column '" +
-                       roles[r].names.front() + "'");
+      throw InputError(path + ":" + std::to_string(line_no) + ": missing column '" + roles[r].names.front() +
+                       "'");
   }
 
   while (std::getline(in, line)) {
@@ -112,25 +130,25 @@ LocalizationFile read_localizations_csv(const std::string& path) {
     Emitter e;
     for (size_t r = 0; r < roles.size(); ++r) {
       if (col[r] < 0) continue;
-      const std::string where = path + ":" + std::to_string(line_no) + ": column '" +
-                                header[static_cast<size_t>(col[r])] + "'";
+      const std::string where =
+          path + ":" + std::to_string(line_no) + ": column '" + header[static_cast<size_t>(col[r])] + "'";
       if (static_cast<size_t>(col[r]) >= cells.size())
-        throw InputError(where + ": missing value (line has " + std::to_string(cells.size()) +
-                         " fields)");
+        throw InputError(where + ": missing value (line has " + std::to_string(cells.size()) + " fields)");
       const std::string& text = cells[static_cast<size_t>(col[r])];
       double v;
-      try {
-        size_t used = 0;
-        v = std::stod(text, &used);
-        if (used != text.size()) throw std::invalid_argument(text);
-      } catch (const std::exception&) {
-        throw InputError(where + ": cannot parse '" + text + "' as a number");
+      if (!parse_decimal(text, v)) {
+        const std::string word = lower(text.substr(
+            text.find_first_not_of("+-") == std::string::npos ? 0 : text.find_first_not_of("+-")));
+        if (word == "nan" || word == "inf" || word == "infinity")
+          throw InputError(where + ": value '" + text + "' is not finite");
+        throw InputError(where + ": cannot parse '" + text + "' as a decimal number");
       }
       if (!std::isfinite(v)) throw InputError(where + ": value '" + text + "' is not finite");
       std::string role = roles[r].role;
       if (role == "frame") {
         if (v < 1 || v != std::floor(v))
           throw InputError(where + ": frame '" + text + "' must be an integer >= 1 (1-based)");
+        if (v > kMaxFrame) throw InputError(where + ": frame '" + text + "' is out of range (at most 2^53)");
         e.frame = static_cast<int64_t>(v) - 1;
       } else if (role == "x") {
         e.x_nm = v;
@@ -171,10 +189,9 @@ void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>&
     };
     for (size_t i = 0; i < emitters.size(); ++i) {
       const Emitter& e = emitters[i];
-      std::snprintf(buf, sizeof buf, "%zu,%lld,%s,%s,%s,%s,%s,%s", i + 1,
-                    static_cast<long long>(e.frame + 1), num(e.x_nm).c_str(), num(e.y_nm).c_str(),
-                    num(e.sigma_nm).c_str(), num(e.photons).c_str(), num(e.offset).c_str(),
-                    num(e.bkgstd).c_str());
+      std::snprintf(buf, sizeof buf, "%zu,%lld,%s,%s,%s,%s,%s,%s", i + 1, static_cast<long long>(e.frame + 1),
+                    num(e.x_nm).c_str(), num(e.y_nm).c_str(), num(e.sigma_nm).c_str(), num(e.photons).c_str(),
+                    num(e.offset).c_str(), num(e.bkgstd).c_str());
       f << buf;
       if (confidence) f << "," << num(e.confidence);
       f << "\n";
@@ -204,8 +221,15 @@ h5::Table emitters_to_table(const std::vector<Emitter>& emitters) {
   return t;
 }
 
-std::vector<Emitter> table_to_emitters(const h5::Table& t) {
+std::vector<Emitter> table_to_emitters(const h5::Table& t, const std::string& where) {
   std::vector<Emitter> out(t.rows());
+  if (const h5::Column* c = t.find("frame"))
+    for (size_t i = 0; i < out.size(); ++i) {
+      const double v = c->values[i];
+      if (!(v >= 0 && v <= kMaxFrame && v == std::floor(v)))
+        throw InputError(where + ": row " + std::to_string(i) + ": frame " + std::to_string(v) +
+                         " is not an integer in [0, 2^53]");
+    }
   auto fill = [&](const char* name, auto set) {
     if (const h5::Column* c = t.find(name))
       for (size_t i = 0; i < out.size(); ++i) set(out[i], c->values[i]);

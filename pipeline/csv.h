@@ -39,6 +39,6 @@ void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>&
 
 // HDF5 table form (columns frame, x_nm, y_nm, sigma_nm, photons, offset, bkgstd, confidence).
 h5::Table emitters_to_table(const std::vector<Emitter>& emitters);
-std::vector<Emitter> table_to_emitters(const h5::Table& table);
+std::vector<Emitter> table_to_emitters(const h5::Table& table, const std::string& where);
 
 }  // namespace dsir

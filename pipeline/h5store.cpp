@@ -20,6 +20,14 @@ namespace {
 struct QuietErrors {
   QuietErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
+// No HDF5 clean-up at process exit: after a write failed (a full disk), the library still holds
+// the file it could not flush, and its exit handler dies in it with SIGSEGV (H5F__close_cb from
+// H5_term_library) instead of letting the error's exit code through. Every file dsir writes is
+// flushed and closed explicitly (File::commit), so nothing is lost. Before any other HDF5 call.
+struct NoExitHandler {
+  NoExitHandler() { H5dont_atexit(); }
+};
+const NoExitHandler no_exit_handler;
 const QuietErrors quiet_errors;
 void quiet_this_thread() { thread_local const QuietErrors quiet; }
 
@@ -148,7 +156,7 @@ void File::close() noexcept {
 
 void File::commit() {
   if (!atomic_) throw Error(path_ + ": commit() on a file opened for reading");
-  if (H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0) fail("flush failed", "");
+  if (H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0) throw Error(path_ + ": cannot write the file (disk full?)");
   close();
   atomic_->commit();
   atomic_.reset();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -233,7 +234,13 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
 
   // ImageJ stacks too large for classic TIFF offsets: one IFD, "images=N" in the description,
   // the other frames' raw data following the first frame's.
-  uint64_t images = imagej.count("images") ? std::strtoull(imagej["images"].c_str(), nullptr, 10) : 0;
+  uint64_t images = 0;
+  if (imagej.count("images")) {
+    const std::string& text = imagej["images"];
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), images);
+    if (ec != std::errc() || end != text.data() + text.size() || images == 0)
+      throw InputError(path + ": the ImageJ description's images=" + text + " is not a positive frame count");
+  }
   if (dirs == 1 && images > 1) {
     d.frame_bytes = uint64_t(d.first.width) * d.first.height * (d.first.bits / 8);
     uint16_t compression = COMPRESSION_NONE;
@@ -254,6 +261,13 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
     d.contiguous = true;
     d.data_offset = TIFFGetStrileOffset(d.tif, 0);
     d.file_size = uint64_t(st.st_size);
+    // Frames that start inside the file (a cut last frame still counts: the ones before it read).
+    const uint64_t room =
+        d.file_size > d.data_offset ? (d.file_size - d.data_offset + d.frame_bytes - 1) / d.frame_bytes : 0;
+    if (images > room)
+      throw InputError(path + ": the ImageJ description says " + std::to_string(images) +
+                       " images but the file has room for " + std::to_string(room) + " frames of " +
+                       std::to_string(d.frame_bytes) + " bytes");
     d.swapped = TIFFIsByteSwapped(d.tif) != 0;
     info_.frames = images;
   }

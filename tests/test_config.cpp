@@ -191,6 +191,15 @@ TEST_F(ConfigTest, IsDefaultIsFalseOnlyForKeysTheFileSets) {
   EXPECT_TRUE(c.is_default("run.seed"));
 }
 
+// A second document after '---' used to be ignored without a word.
+TEST_F(ConfigTest, SecondYamlDocumentIsAnError) {
+  const std::string path = write("tst:\n  lr: 1\n---\ntst:\n  lr: 2\n");
+  const std::string msg = load_error(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("2 YAML documents"), std::string::npos) << msg;
+  EXPECT_EQ(Config::load(write("---\ntst:\n  lr: 3\n")).get_double("tst.lr"), 3);  // one document, marked
+}
+
 TEST_F(ConfigTest, EmptyFileGivesDefaults) {
   const std::string path = write("");
   const Config c = Config::load(path);

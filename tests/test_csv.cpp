@@ -308,6 +308,21 @@ TEST_F(CsvTest, InfiniteValueIsRejected) {
   EXPECT_TRUE(contains(msg, "not finite")) << msg;
 }
 
+TEST_F(CsvTest, HexadecimalIsNotADecimalNumber) {
+  const std::string msg = read_error("frame,x,y\n1,0x10,3\n");
+  EXPECT_TRUE(contains(msg, "bad.csv:2:")) << msg;
+  EXPECT_TRUE(contains(msg, "cannot parse '0x10'")) << msg;
+}
+
+// 2^63 used to wrap to a negative frame (double -> int64 out of range) and pass in evaluate.
+TEST_F(CsvTest, FrameBeyondTwoToThe53IsRejected) {
+  const std::string msg = read_error("frame,x,y\n9223372036854775808,1,1\n");
+  EXPECT_TRUE(contains(msg, "bad.csv:2:")) << msg;
+  EXPECT_TRUE(contains(msg, "out of range")) << msg;
+  EXPECT_EQ(dsir::read_localizations_csv(write("frame,x,y\n9007199254740992,1,1\n", "ok.csv")).emitters[0].frame,
+            9007199254740991);
+}
+
 TEST_F(CsvTest, FrameZeroIsRejectedAsOneBased) {
   const std::string msg = read_error("frame,x,y\n1,1,1\n0,2,3\n");
   EXPECT_TRUE(contains(msg, "bad.csv:3:")) << msg;
@@ -471,7 +486,7 @@ TEST(CsvTable, EmittersToTableHasNamedTypedColumns) {
 TEST(CsvTable, EmittersTableRoundTripInMemory) {
   auto in = sample_emitters();
   in[1].confidence = 0.5;
-  expect_same_emitters(dsir::table_to_emitters(dsir::emitters_to_table(in)), in, 0);
+  expect_same_emitters(dsir::table_to_emitters(dsir::emitters_to_table(in), "test"), in, 0);
 }
 
 TEST(CsvTable, TableWithoutOptionalColumnsGivesNaN) {
@@ -479,14 +494,29 @@ TEST(CsvTable, TableWithoutOptionalColumnsGivesNaN) {
   t.columns.push_back({"frame", dsir::h5::DType::i64, {3, 4}});
   t.columns.push_back({"x_nm", dsir::h5::DType::f64, {1, 2}});
   t.columns.push_back({"y_nm", dsir::h5::DType::f64, {5, 6}});
-  const auto out = dsir::table_to_emitters(t);
+  const auto out = dsir::table_to_emitters(t, "test");
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[1].frame, 4);
   EXPECT_EQ(out[1].x_nm, 2);
   EXPECT_EQ(out[1].y_nm, 6);
   EXPECT_TRUE(std::isnan(out[1].sigma_nm));
   EXPECT_TRUE(std::isnan(out[1].confidence));
-  EXPECT_TRUE(dsir::table_to_emitters(dsir::h5::Table{}).empty());
+  EXPECT_TRUE(dsir::table_to_emitters(dsir::h5::Table{}, "test").empty());
+}
+
+TEST(CsvTable, FrameOutsideTheIntegersIsAnErrorNamingTheRow) {
+  for (double bad : {-1.0, 0.5, std::nan(""), 1e300}) {
+    dsir::h5::Table t;
+    t.columns.push_back({"frame", dsir::h5::DType::f64, {3, bad}});
+    t.columns.push_back({"x_nm", dsir::h5::DType::f64, {1, 2}});
+    t.columns.push_back({"y_nm", dsir::h5::DType::f64, {5, 6}});
+    try {
+      dsir::table_to_emitters(t, "f.h5:/emitters");
+      ADD_FAILURE() << "frame " << bad << " accepted";
+    } catch (const InputError& e) {
+      EXPECT_TRUE(std::string(e.what()).find("f.h5:/emitters: row 1: frame") != std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_F(CsvTest, EmittersTableRoundTripThroughHdf5File) {
@@ -501,7 +531,7 @@ TEST_F(CsvTest, EmittersTableRoundTripThroughHdf5File) {
   const auto f = dsir::h5::File::open(path);
   const auto t = f.read_table("/emitters");
   EXPECT_EQ(t["frame"].type, dsir::h5::DType::i64);
-  expect_same_emitters(dsir::table_to_emitters(t), in, 0);
+  expect_same_emitters(dsir::table_to_emitters(t, "test"), in, 0);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "pipeline/h5store.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -438,6 +439,28 @@ TEST_F(H5StoreTest, ProvenanceAttributesAppearOnRoot) {
 
 // ---------------------------------------------------------------------------------------------
 // Atomic creation
+
+// What a killed process leaves (".NAME.tmp.HOST.PID") is removed by the next writer into that
+// folder when the process is gone and ran on this host; other hosts' files and live processes'
+// are kept.
+TEST_F(H5StoreTest, StaleTemporariesOfDeadProcessesOfThisHostAreRemoved) {
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  waitpid(dead, nullptr, 0);
+  const std::string dead_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(dead);
+  const std::string dead_elsewhere = ".big.h5.tmp.other-node-7." + std::to_string(dead);
+  const std::string live_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(getppid());
+  for (const std::string& name : {dead_here, dead_elsewhere, live_here}) std::ofstream(path(name)) << "partial";
+  File f = File::create(path("out.h5"), {});
+  f.commit();
+  const auto left = entries();
+  EXPECT_EQ(std::count(left.begin(), left.end(), dead_here), 0);
+  EXPECT_EQ(std::count(left.begin(), left.end(), dead_elsewhere), 1);
+  EXPECT_EQ(std::count(left.begin(), left.end(), live_here), 1);
+}
 
 TEST_F(H5StoreTest, FinalPathAppearsOnlyAtCommit) {
   const std::string final_path = path("out.h5");

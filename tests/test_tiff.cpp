@@ -475,6 +475,26 @@ TEST_F(TiffTest, ImageJContiguousStackBeyondTheOnlyIfd) {
   EXPECT_NE(msg.find("frame 3 (0-based)"), std::string::npos) << msg;
 }
 
+// A description's frame count that is not a count, or promises more frames than the file holds,
+// is an error at opening ("images=-1" used to become 2^64 - 1 frames and fail much later).
+TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
+  const uint32_t w = 12, h = 7;
+  std::vector<uint16_t> all;
+  for (uint32_t k = 0; k < 4; ++k) {
+    const auto f = pattern16(w, h, k + 1);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  for (const auto& [images, expected] :
+       {std::pair<std::string, std::string>{"-1", "not a positive frame count"}, {"0", "not a positive frame count"},
+        {"4x", "not a positive frame count"}, {"5", "room for 4 frames"}, {"1099511627776", "room for 4 frames"}}) {
+    const std::string path = file("imagej-" + images + ".tif");
+    write_file(path, imagej_like_tiff(w, h, all, "ImageJ=1.53t\nimages=" + images + "\n", 10, 1, RESUNIT_NONE));
+    const std::string msg = input_error([&] { Reader r(path); });
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find(expected), std::string::npos) << images << ": " << msg;
+  }
+}
+
 TEST_F(TiffTest, PixelSizeFromResolutionUnitsAndImageJUnits) {
   struct Case {
     std::string desc;

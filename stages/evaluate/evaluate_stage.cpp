@@ -47,7 +47,7 @@ std::vector<Emitter> read_truth(const std::string& path) {
   if (fs::path(path).extension() == ".h5") {
     h5::File f = h5::File::open(path);
     if (!f.has("/emitters")) throw InputError(path + ": no /emitters (ground truth) in this file");
-    return table_to_emitters(f.read_table("/emitters"));
+    return table_to_emitters(f.read_table("/emitters"), path + ":/emitters");
   }
   return read_localizations_csv(path).emitters;
 }

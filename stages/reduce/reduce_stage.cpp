@@ -111,7 +111,7 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
     }
     const std::vector<double> part = f.read<double>("/sum");
     for (size_t i = 0; i < part.size(); ++i) r.sum[i] += part[i];
-    auto locs = table_to_emitters(f.read_table("/localizations"));
+    auto locs = table_to_emitters(f.read_table("/localizations"), p.string() + ":/localizations");
     r.locs.insert(r.locs.end(), locs.begin(), locs.end());
     expected_first = first + count;
     ++r.shards;

@@ -16,16 +16,35 @@ RawStack::RawStack(const std::string& path) : path_(path), file_(h5::File::open(
   if (!file_.has_attr("/", "pixel_size_nm"))
     throw InputError(path + ": missing attribute pixel_size_nm on /");
   pixel_size_nm_ = file_.attr_double("/", "pixel_size_nm");
-  if (!(pixel_size_nm_ > 0)) throw InputError(path + ": attribute pixel_size_nm must be > 0");
+  if (!(pixel_size_nm_ > 0) || !std::isfinite(pixel_size_nm_))
+    throw InputError(path + ": attribute pixel_size_nm must be a finite number > 0, got " +
+                     std::to_string(pixel_size_nm_));
+  if (frames_ == 0 || height_ <= 0 || width_ <= 0)
+    throw InputError(path + ": /frames is empty (" + std::to_string(frames_) + " frames of " +
+                     std::to_string(height_) + " x " + std::to_string(width_) + " pixels)");
 }
 
 std::vector<float> RawStack::read(uint64_t first, uint64_t count) const {
-  return file_.read_rows<float>("/frames", first, count);
+  std::vector<float> rows = file_.read_rows<float>("/frames", first, count);
+  const size_t frame = static_cast<size_t>(height_) * static_cast<size_t>(width_);
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (!std::isfinite(rows[i]))
+      throw InputError(path_ + ": /frames: frame " + std::to_string(first + i / frame) +
+                       " has a non-finite pixel (NaN or infinity) at row " +
+                       std::to_string(i % frame / width_) + ", column " +
+                       std::to_string(i % static_cast<size_t>(width_)));
+  return rows;
 }
 
 std::vector<Emitter> RawStack::emitters() const {
   if (!has_emitters()) return {};
-  return table_to_emitters(file_.read_table("/emitters"));
+  std::vector<Emitter> emitters = table_to_emitters(file_.read_table("/emitters"), path_ + ":/emitters");
+  for (size_t i = 0; i < emitters.size(); ++i)
+    if (emitters[i].frame >= static_cast<int64_t>(frames_))
+      throw InputError(path_ + ":/emitters: row " + std::to_string(i) + ": frame " +
+                       std::to_string(emitters[i].frame) + " is beyond the stack's " +
+                       std::to_string(frames_) + " frames");
+  return emitters;
 }
 
 std::pair<double, double> RawStack::mean_std() const {

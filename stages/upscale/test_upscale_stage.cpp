@@ -1,7 +1,9 @@
 // The upscale stage run in-process through its registration, as `dsir upscale` runs it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
@@ -56,7 +58,8 @@ TEST_F(UpscaleStage, WholeFramesMatchTheUpscaleFunctionAndLabels) {
   EXPECT_EQ(f.attr_double("/", "pixel_size_nm"), 25.0);
   const auto inputs = f.read<float>("/inputs");
   std::vector<float> expected(64 * 64);
-  dsir::upscale_frame(frames_.data() + 2 * 256, 16, 16, 4, dsir::Normalization::PerFrame, 0, 1, expected.data());
+  dsir::upscale_frame(frames_.data() + 2 * 256, 16, 16, 4, dsir::Normalization::PerFrame, 0, 1,
+                      expected.data());
   EXPECT_EQ(std::vector<float>(inputs.begin() + 2 * 4096, inputs.end()), expected);
   const auto labels = f.read<float>("/labels");
   // Frame 1's emitter at (510, 820) nm -> column int(510 * 4 / 100) = 20, row 32.
@@ -68,8 +71,8 @@ TEST_F(UpscaleStage, WholeFramesMatchTheUpscaleFunctionAndLabels) {
 
 TEST_F(UpscaleStage, PatchesAreCropsOfTheFramesWithShiftedLabels) {
   const std::string raw = make_raw();
-  run({"upscale.input=" + raw, "upscale.output=" + dir_ + "/up.h5", "upscale.factor=2", "upscale.patch_size=8",
-       "upscale.patches_per_frame=4", "run.seed=5"});
+  run({"upscale.input=" + raw, "upscale.output=" + dir_ + "/up.h5", "upscale.factor=2",
+       "upscale.patch_size=8", "upscale.patches_per_frame=4", "run.seed=5"});
   auto f = dsir::h5::File::open(dir_ + "/up.h5");
   ASSERT_EQ(f.shape("/inputs"), (dsir::h5::Dims{12, 16, 16}));
   const auto inputs = f.read<float>("/inputs");
@@ -113,6 +116,46 @@ TEST_F(UpscaleStage, MissingFramesOrPixelSizeAreNamedAndLeaveNoOutput) {
   EXPECT_THROW(run({"upscale.input=" + good, "upscale.output=" + dir_ + "/up.h5", "upscale.patch_size=32"}),
                dsir::ConfigError);
   EXPECT_FALSE(fs::exists(dir_ + "/up.h5"));
+}
+
+// Inputs that used to pass and give wrong outputs (issue 13): each is an error naming the file and
+// the cause, and no output is written.
+TEST_F(UpscaleStage, InconsistentRawFilesAreErrorsNamingTheCause) {
+  struct Case {
+    const char* name;
+    uint64_t frames;
+    float pixel;           // every pixel's value
+    double pixel_size_nm;  // the attribute
+    int64_t emitter_frame;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"inf-pixel-size", 2, 100, std::numeric_limits<double>::infinity(), 0,
+       "pixel_size_nm must be a finite"},
+      {"no-frames", 0, 100, 100, 0, "/frames is empty"},
+      {"nan-frames", 2, std::nanf(""), 100, 0, "frame 0 has a non-finite pixel"},
+      {"emitter-beyond", 2, 100, 100, 5, "row 0: frame 5 is beyond the stack's 2 frames"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir_ + "/" + c.name + ".h5";
+    {
+      auto f = dsir::h5::File::create(path, {});
+      f.write("/frames", std::vector<float>(c.frames * 16 * 16, c.pixel), {c.frames, 16, 16});
+      f.set_attr("/", "pixel_size_nm", c.pixel_size_nm);
+      std::vector<dsir::Emitter> e(1);
+      e[0].frame = c.emitter_frame, e[0].x_nm = 500, e[0].y_nm = 500;
+      f.write_table("/emitters", dsir::emitters_to_table(e));
+      f.commit();
+    }
+    try {
+      run({"upscale.input=" + path, "upscale.output=" + dir_ + "/up.h5"});
+      ADD_FAILURE() << c.name << ": no error";
+    } catch (const dsir::InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << c.name << ": " << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir_ + "/up.h5")) << c.name;
+  }
 }
 
 }  // namespace

@@ -121,7 +121,7 @@ TEST(InferE2E, PhotometryAgreesWithTheSimulation) {
   const std::string d = env("DSIR_INFER_E2E_DIR") + "/ref/cellA";
   const auto locs = dsir::read_localizations_csv(d + "/localizations.csv").emitters;
   auto gt_file = dsir::h5::File::open(env("DSIR_E2E_DIR") + "/data/acquisition.h5");
-  const auto truth = dsir::table_to_emitters(gt_file.read_table("/emitters"));
+  const auto truth = dsir::table_to_emitters(gt_file.read_table("/emitters"), "ground truth");
   std::vector<double> photon_ratio, sigma_ratio, background;
   for (const auto& e : locs) {
     const dsir::Emitter* best = nullptr;

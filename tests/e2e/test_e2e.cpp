@@ -43,7 +43,7 @@ Image reconstruction(const std::string& d) {
 std::vector<dsir::metrics::Point> truth(const std::string& d) {
   auto f = dsir::h5::File::open(d + "/data/acquisition.h5");
   std::vector<dsir::metrics::Point> p;
-  for (const auto& e : dsir::table_to_emitters(f.read_table("/emitters"))) p.push_back({e.frame, e.x_nm, e.y_nm});
+  for (const auto& e : dsir::table_to_emitters(f.read_table("/emitters"), "ground truth")) p.push_back({e.frame, e.x_nm, e.y_nm});
   return p;
 }
 
