@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
@@ -31,36 +32,75 @@ const NoExitHandler no_exit_handler;
 const QuietErrors quiet_errors;
 void quiet_this_thread() { thread_local const QuietErrors quiet; }
 
+// The operating system's reason for the HDF5 call that just failed, when it left one in errno
+// ("No space left on device"), for the message.
+std::string system_reason() { return errno != 0 ? std::string(": ") + std::strerror(errno) : ""; }
+
 hid_t native(DType t) {
   switch (t) {
-    case DType::u8: return H5T_NATIVE_UINT8;
-    case DType::u16: return H5T_NATIVE_UINT16;
-    case DType::u32: return H5T_NATIVE_UINT32;
-    case DType::i32: return H5T_NATIVE_INT32;
-    case DType::i64: return H5T_NATIVE_INT64;
-    case DType::f32: return H5T_NATIVE_FLOAT;
-    case DType::f64: return H5T_NATIVE_DOUBLE;
+    case DType::u8:
+      return H5T_NATIVE_UINT8;
+    case DType::u16:
+      return H5T_NATIVE_UINT16;
+    case DType::u32:
+      return H5T_NATIVE_UINT32;
+    case DType::i32:
+      return H5T_NATIVE_INT32;
+    case DType::i64:
+      return H5T_NATIVE_INT64;
+    case DType::f32:
+      return H5T_NATIVE_FLOAT;
+    case DType::f64:
+      return H5T_NATIVE_DOUBLE;
   }
   return H5T_NATIVE_DOUBLE;
 }
 
 size_t type_size(DType t) {
   switch (t) {
-    case DType::u8: return 1;
-    case DType::u16: return 2;
-    case DType::u32: case DType::i32: case DType::f32: return 4;
-    default: return 8;
+    case DType::u8:
+      return 1;
+    case DType::u16:
+      return 2;
+    case DType::u32:
+    case DType::i32:
+    case DType::f32:
+      return 4;
+    default:
+      return 8;
   }
 }
 
-template <class T> DType dtype_of();
-template <> DType dtype_of<uint8_t>() { return DType::u8; }
-template <> DType dtype_of<uint16_t>() { return DType::u16; }
-template <> DType dtype_of<uint32_t>() { return DType::u32; }
-template <> DType dtype_of<int32_t>() { return DType::i32; }
-template <> DType dtype_of<int64_t>() { return DType::i64; }
-template <> DType dtype_of<float>() { return DType::f32; }
-template <> DType dtype_of<double>() { return DType::f64; }
+template <class T>
+DType dtype_of();
+template <>
+DType dtype_of<uint8_t>() {
+  return DType::u8;
+}
+template <>
+DType dtype_of<uint16_t>() {
+  return DType::u16;
+}
+template <>
+DType dtype_of<uint32_t>() {
+  return DType::u32;
+}
+template <>
+DType dtype_of<int32_t>() {
+  return DType::i32;
+}
+template <>
+DType dtype_of<int64_t>() {
+  return DType::i64;
+}
+template <>
+DType dtype_of<float>() {
+  return DType::f32;
+}
+template <>
+DType dtype_of<double>() {
+  return DType::f64;
+}
 
 // RAII for HDF5 handles.
 class Handle {
@@ -128,8 +168,9 @@ File File::create(const std::string& path, const Attributes& provenance) {
   File f;
   f.path_ = path;
   f.atomic_ = std::make_unique<AtomicPath>(path);
+  errno = 0;
   f.id_ = H5Fcreate(f.atomic_->tmp().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f.id_ < 0) throw Error(path + ": cannot create HDF5 file");
+  if (f.id_ < 0) throw Error(path + ": cannot create HDF5 file" + system_reason());
   for (const auto& [k, v] : provenance) f.set_attr("/", k, v);
   return f;
 }
@@ -156,7 +197,8 @@ void File::close() noexcept {
 
 void File::commit() {
   if (!atomic_) throw Error(path_ + ": commit() on a file opened for reading");
-  if (H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0) throw Error(path_ + ": cannot write the file (disk full?)");
+  errno = 0;
+  if (H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0) throw Error(path_ + ": cannot write the file" + system_reason());
   close();
   atomic_->commit();
   atomic_.reset();
@@ -169,8 +211,7 @@ bool File::has(const std::string& name) const {
   while (pos != std::string::npos) {
     size_t next = name.find('/', pos + 1);
     partial = name.substr(0, next);
-    if (!partial.empty() && partial != "/" && H5Lexists(id_, partial.c_str(), H5P_DEFAULT) <= 0)
-      return false;
+    if (!partial.empty() && partial != "/" && H5Lexists(id_, partial.c_str(), H5P_DEFAULT) <= 0) return false;
     pos = next;
   }
   return true;
@@ -202,7 +243,8 @@ void File::create_dataset(const std::string& name, DType type, const Dims& dims,
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!chunk.empty() && product(dims) > 0) {
     std::vector<hsize_t> c(chunk.begin(), chunk.end());
-    for (size_t i = 0; i < c.size() && i < dims.size(); ++i) c[i] = std::max<hsize_t>(1, std::min<hsize_t>(c[i], dims[i]));
+    for (size_t i = 0; i < c.size() && i < dims.size(); ++i)
+      c[i] = std::max<hsize_t>(1, std::min<hsize_t>(c[i], dims[i]));
     if (H5Pset_chunk(dcpl, static_cast<int>(c.size()), c.data()) < 0) fail("invalid chunk shape", name);
     if (deflate > 0) {
       H5Pset_shuffle(dcpl);
@@ -234,8 +276,7 @@ void File::write_rows(const std::string& name, uint64_t first, uint64_t count, c
   mdims[0] = count;
   std::vector<hsize_t> md(mdims.begin(), mdims.end());
   Handle mspace(H5Screate_simple(static_cast<int>(md.size()), md.data(), nullptr), H5Sclose);
-  if (H5Dwrite(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, data) < 0)
-    fail("write failed", name);
+  if (H5Dwrite(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, data) < 0) fail("write failed", name);
 }
 
 template <class T>
@@ -251,15 +292,14 @@ std::vector<T> File::read_rows(const std::string& name, uint64_t first, uint64_t
   std::vector<T> out(product(mdims));
   std::vector<hsize_t> md(mdims.begin(), mdims.end());
   Handle mspace(H5Screate_simple(static_cast<int>(md.size()), md.data(), nullptr), H5Sclose);
-  if (!out.empty() &&
-      H5Dread(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, out.data()) < 0)
+  if (!out.empty() && H5Dread(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, out.data()) < 0)
     fail("read failed", name);
   return out;
 }
 
 template <class T>
-void File::write(const std::string& name, const std::vector<T>& data, const Dims& dims,
-                 const Dims& chunk, int deflate) {
+void File::write(const std::string& name, const std::vector<T>& data, const Dims& dims, const Dims& chunk,
+                 int deflate) {
   if (product(dims) != data.size()) fail("data size does not match dimensions", name);
   create_dataset(name, dtype_of<T>(), dims, chunk, deflate);
   if (!data.empty()) {
@@ -282,11 +322,10 @@ std::vector<T> File::read(const std::string& name) const {
   return read_rows<T>(name, 0, dims[0]);
 }
 
-#define DSIR_H5_INSTANTIATE(T)                                                                  \
-  template void File::write<T>(const std::string&, const std::vector<T>&, const Dims&,        \
-                               const Dims&, int);                                             \
-  template std::vector<T> File::read<T>(const std::string&) const;                            \
-  template void File::write_rows<T>(const std::string&, uint64_t, uint64_t, const T*);        \
+#define DSIR_H5_INSTANTIATE(T)                                                                            \
+  template void File::write<T>(const std::string&, const std::vector<T>&, const Dims&, const Dims&, int); \
+  template std::vector<T> File::read<T>(const std::string&) const;                                        \
+  template void File::write_rows<T>(const std::string&, uint64_t, uint64_t, const T*);                    \
   template std::vector<T> File::read_rows<T>(const std::string&, uint64_t, uint64_t) const;
 DSIR_H5_INSTANTIATE(uint8_t)
 DSIR_H5_INSTANTIATE(uint16_t)
@@ -315,13 +354,39 @@ void File::write_table(const std::string& name, const Table& table, int deflate)
       unsigned char* p = buf.data() + r * row_size + offsets[i];
       double v = table.columns[i].values[r];
       switch (table.columns[i].type) {
-        case DType::u8: { uint8_t x = static_cast<uint8_t>(v); std::memcpy(p, &x, 1); break; }
-        case DType::u16: { uint16_t x = static_cast<uint16_t>(v); std::memcpy(p, &x, 2); break; }
-        case DType::u32: { uint32_t x = static_cast<uint32_t>(v); std::memcpy(p, &x, 4); break; }
-        case DType::i32: { int32_t x = static_cast<int32_t>(v); std::memcpy(p, &x, 4); break; }
-        case DType::i64: { int64_t x = static_cast<int64_t>(v); std::memcpy(p, &x, 8); break; }
-        case DType::f32: { float x = static_cast<float>(v); std::memcpy(p, &x, 4); break; }
-        case DType::f64: std::memcpy(p, &v, 8); break;
+        case DType::u8: {
+          uint8_t x = static_cast<uint8_t>(v);
+          std::memcpy(p, &x, 1);
+          break;
+        }
+        case DType::u16: {
+          uint16_t x = static_cast<uint16_t>(v);
+          std::memcpy(p, &x, 2);
+          break;
+        }
+        case DType::u32: {
+          uint32_t x = static_cast<uint32_t>(v);
+          std::memcpy(p, &x, 4);
+          break;
+        }
+        case DType::i32: {
+          int32_t x = static_cast<int32_t>(v);
+          std::memcpy(p, &x, 4);
+          break;
+        }
+        case DType::i64: {
+          int64_t x = static_cast<int64_t>(v);
+          std::memcpy(p, &x, 8);
+          break;
+        }
+        case DType::f32: {
+          float x = static_cast<float>(v);
+          std::memcpy(p, &x, 4);
+          break;
+        }
+        case DType::f64:
+          std::memcpy(p, &v, 8);
+          break;
       }
     }
   }
@@ -332,8 +397,7 @@ void File::write_table(const std::string& name, const Table& table, int deflate)
   hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(rows, 65536));
   H5Pset_chunk(dcpl, 1, &chunk);
   if (deflate > 0) H5Pset_deflate(dcpl, static_cast<unsigned>(deflate));
-  Handle ds(H5Dcreate2(id_, name.c_str(), ctype, space, link_create_plist(), dcpl, H5P_DEFAULT),
-            H5Dclose);
+  Handle ds(H5Dcreate2(id_, name.c_str(), ctype, space, link_create_plist(), dcpl, H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) fail("cannot create table", name);
   if (rows > 0 && H5Dwrite(ds, ctype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
     fail("write failed", name);
@@ -389,7 +453,8 @@ void File::set_attr(const std::string& object, const std::string& key, const std
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr(H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   std::string padded = value.empty() ? std::string(1, '\0') : value;
-  if (!attr.ok() || H5Awrite(attr, type, padded.data()) < 0) fail("cannot write attribute '" + key + "'", object);
+  if (!attr.ok() || H5Awrite(attr, type, padded.data()) < 0)
+    fail("cannot write attribute '" + key + "'", object);
 }
 
 void File::set_attr(const std::string& object, const std::string& key, double value) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Disk full (tests/fault/enospc.cpp under LD_PRELOAD: writes to regular files fail with ENOSPC
-# after a byte budget): each stage exits 1 or 2 (never a signal), names its output, and leaves
-# neither the output nor a temporary file behind; with the space back, the same command works.
+# after a byte budget): each stage exits 1 or 2 (never a signal), leaves neither its output nor a
+# temporary file behind, and keeps what it had finished; with the space back, the same command
+# works (training resumes to the weights of an uninterrupted run).
 # usage: disk_full.sh DSIR LIBENOSPC WORKDIR
 set -uo pipefail
 dsir=$1 enospc=$2 work=$3
@@ -38,6 +39,47 @@ for budget in 0 100000; do
 done
 "$dsir" upscale --input "$work/raw.h5" --output "$work/up.h5" >/dev/null 2>&1 && [[ -e $work/up.h5 ]] &&
   ok "upscale with the space back" || bad "upscale with the space back"
+
+# Training: the second epoch's checkpoint onto a full disk keeps the first epoch's checkpoint;
+# with the space back, --resume ends with the weights of an uninterrupted run, bit for bit.
+train=("$dsir" train --input "$work/up.h5" run.seed=5 run.threads=1 train.batch_size=8 train.validation_fraction=0.25)
+"${train[@]}" --output "$work/train-ref" --epochs 2 >/dev/null 2>&1 || bad "uninterrupted training"
+"${train[@]}" --output "$work/train" --epochs 1 >/dev/null 2>&1 || bad "first epoch"
+ckpt1=$work/train/checkpoint-epoch-0001.h5
+cp "$ckpt1" "$work/ckpt1.copy"
+full 0 "${train[@]}" --output "$work/train" --epochs 2 --resume
+if [[ ($code -eq 1 || $code -eq 2) && ! -e $work/train/checkpoint-epoch-0002.h5 && $(leftovers) -eq 0 ]] &&
+   cmp -s "$ckpt1" "$work/ckpt1.copy"; then
+  ok "train: epoch 2's checkpoint on a full disk: exit $code, epoch 1's checkpoint intact, nothing left"
+else
+  bad "train on a full disk (exit $code, temporaries $(leftovers)): $out"
+fi
+"${train[@]}" --output "$work/train" --epochs 2 --resume >/dev/null 2>&1 || bad "resume with the space back"
+if h5diff "$work/train-ref/checkpoint-epoch-0002.h5" "$work/train/checkpoint-epoch-0002.h5" /state /state \
+  >/dev/null 2>&1; then
+  ok "train: resumed with the space back, the weights equal the uninterrupted run's"
+else
+  bad "train: resumed weights differ from the uninterrupted run's"
+fi
+
+# Inference and reduction onto a full disk, then with space.
+infer=("$dsir" infer run.threads=1 infer.shard_frames=8 --checkpoint "$work/train-ref/model.h5" --input "$work/raw.h5"
+       --output "$work/infer")
+full 0 "${infer[@]}"
+if [[ ($code -eq 1 || $code -eq 2) && -z $(find "$work/infer" -name 'shard-*.h5' 2>/dev/null) && $(leftovers) -eq 0 ]]; then
+  ok "infer on a full disk: exit $code, no shard, nothing left"
+else
+  bad "infer on a full disk (exit $code, temporaries $(leftovers)): $out"
+fi
+"${infer[@]}" >/dev/null 2>&1 || bad "infer with the space back"
+full 0 "$dsir" reduce --input "$work/infer" --output "$work/recon"
+if [[ ($code -eq 1 || $code -eq 2) && -z $(find "$work/recon" -type f 2>/dev/null) && $(leftovers) -eq 0 ]]; then
+  ok "reduce on a full disk: exit $code, no output, nothing left"
+else
+  bad "reduce on a full disk (exit $code, files: $(find "$work/recon" -type f 2>/dev/null | tr '\n' ' ')): $out"
+fi
+"$dsir" reduce --input "$work/infer" --output "$work/recon" >/dev/null 2>&1 &&
+  [[ -n $(find "$work/recon" -name '*.h5') ]] && ok "reduce with the space back" || bad "reduce with the space back"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
