@@ -1,13 +1,13 @@
 // The dsir driver: one binary, one subcommand per registered command, flags generated from the
 // config schema. The only place that prints errors and decides how the process ends.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <new>
+#include <nlohmann/json.hpp>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
@@ -23,7 +23,7 @@ using dsir::ConfigError;
 // What the command line asked for, before the config is built.
 struct Request {
   std::vector<std::string> positional_keys;  // of the chosen command, if it takes named positionals
-  std::vector<std::string> positional;                  // CONFIG.yaml and key=value overrides
+  std::vector<std::string> positional;       // CONFIG.yaml and key=value overrides
   std::map<std::string, std::vector<std::string>> flags;  // config key -> values given
   std::map<std::string, bool> bool_flags;
 };
@@ -41,8 +41,8 @@ void add_flags(CLI::App* sub, const std::string& section, Request& req) {
     if (section == "run" && e.key == "run.stages" && sub->get_name() != "run") continue;
     std::string help = e.spec.help + "  [" + e.key + "]";
     if (e.spec.type == dsir::KeyType::Bool) {
-      sub->add_flag_function(e.spec.flag, [&req, key = e.key](int64_t) { req.bool_flags[key] = true; },
-                             help);
+      sub->add_flag_function(
+          e.spec.flag, [&req, key = e.key](int64_t) { req.bool_flags[key] = true; }, help);
     } else {
       auto* opt = sub->add_option(e.spec.flag, req.flags[e.key], help);
       if (e.spec.type == dsir::KeyType::StringList || e.spec.type == dsir::KeyType::FloatList)
@@ -88,8 +88,8 @@ Config build_config(const Request& req) {
           if (!item.empty()) items.push_back(item);
       }
       for (size_t i = 0; i < items.size(); ++i)
-        yaml += (i ? ", " : "[") +
-                (e->spec.type == dsir::KeyType::StringList ? yaml_quote(items[i]) : items[i]);
+        yaml +=
+            (i ? ", " : "[") + (e->spec.type == dsir::KeyType::StringList ? yaml_quote(items[i]) : items[i]);
       yaml += items.empty() ? "[]" : "]";
     } else {
       yaml = e->spec.type == dsir::KeyType::String ? yaml_quote(values.back()) : values.back();
@@ -145,9 +145,10 @@ int main(int argc, char** argv) {
   dsir::MpiContext mpi(&argc, &argv);
   dsir::log::init(mpi.rank(), mpi.size());
 
-  CLI::App app{"dsir: super-resolved images and localizations from blinking (PALM/STORM) movies "
-               "with DSIR's convolutional auto-encoder.\nEvery command takes an optional CONFIG.yaml "
-               "and key=value overrides; flags are shorthands for config keys."};
+  CLI::App app{
+      "dsir: super-resolved images and localizations from blinking (PALM/STORM) movies "
+      "with DSIR's convolutional auto-encoder.\nEvery command takes an optional CONFIG.yaml "
+      "and key=value overrides; flags are shorthands for config keys."};
   app.set_version_flag("--version", dsir::dsir_version());
   app.require_subcommand(1);
   Request req;
@@ -202,7 +203,8 @@ int main(int argc, char** argv) {
   }
   if (mpi.allreduce_max(config_error.empty() ? 0.0 : 1.0) > 0) {
     if (mpi.is_root() || !config_error.empty())
-      std::fprintf(stderr, "dsir: error: %s\n", config_error.empty() ? "configuration error on another rank" : config_error.c_str());
+      std::fprintf(stderr, "dsir: error: %s\n",
+                   config_error.empty() ? "configuration error on another rank" : config_error.c_str());
     return 2;
   }
   dsir::log::init(mpi.rank(), mpi.size(), cfg->get_bool("run.verbose"));
@@ -225,13 +227,18 @@ int main(int argc, char** argv) {
     return dsir::kExitRequeue;
   } catch (const std::exception& e) {
     const int code = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
+    // "std::bad_alloc" alone tells a user nothing; what follows from it does.
+    const std::string what = dynamic_cast<const std::bad_alloc*>(&e)
+                                 ? "out of memory (std::bad_alloc): the inputs ask for more memory than this "
+                                   "node has; check the input's declared sizes, or give the job more memory"
+                                 : e.what();
     if (mpi.size() > 1) {
       // Other ranks may be waiting in a collective: abort them all, saying which rank failed.
-      std::fprintf(stderr, "dsir: ERROR on rank %d of %d: %s\n", mpi.rank(), mpi.size(), e.what());
+      std::fprintf(stderr, "dsir: ERROR on rank %d of %d: %s\n", mpi.rank(), mpi.size(), what.c_str());
       std::fflush(stderr);
       mpi.abort(code);
     }
-    std::fprintf(stderr, "dsir: error: %s\n", e.what());
+    std::fprintf(stderr, "dsir: error: %s\n", what.c_str());
     return code;
   }
   return 0;

@@ -1,5 +1,6 @@
 // Stage `upscale`: raw.h5 -> upscaled.h5 with /inputs (DSIR's preprocessing) and /labels
 // (emitter maps on the upscaled grid), the training data of `train`.
+#include <algorithm>
 #include <cstring>
 
 #include "pipeline/context.h"
@@ -15,16 +16,44 @@ namespace {
 const ConfigSection section(
     "upscale", "DSIR's preprocessing: bilinear upscaling, normalisation, label rendering.",
     {
-        {"input", KeyType::String, "''", "Input raw.h5 ('' = {run.dir}/data/train.h5).", -1e300, 1e300, {},
+        {"input",
+         KeyType::String,
+         "''",
+         "Input raw.h5 ('' = {run.dir}/data/train.h5).",
+         -1e300,
+         1e300,
+         {},
          "--input"},
-        {"output", KeyType::String, "''", "Output upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).",
-         -1e300, 1e300, {}, "--output"},
-        {"factor", KeyType::Int, "8", "Upscaling factor (DSIR: 8, 100 nm -> 12.5 nm).", 1, 32, {}, "--factor"},
-        {"normalize", KeyType::Choice, "per-frame",
-         "per-frame z-score (DSIR), global dataset mean/std (Deep-STORM), or none.", -1e300, 1e300,
+        {"output",
+         KeyType::String,
+         "''",
+         "Output upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).",
+         -1e300,
+         1e300,
+         {},
+         "--output"},
+        {"factor",
+         KeyType::Int,
+         "8",
+         "Upscaling factor (DSIR: 8, 100 nm -> 12.5 nm).",
+         1,
+         32,
+         {},
+         "--factor"},
+        {"normalize",
+         KeyType::Choice,
+         "per-frame",
+         "per-frame z-score (DSIR), global dataset mean/std (Deep-STORM), or none.",
+         -1e300,
+         1e300,
          {"per-frame", "global", "none"}},
-        {"labels", KeyType::Choice, "dsir", "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
-         -1e300, 1e300, {"dsir", "deepstorm"}},
+        {"labels",
+         KeyType::Choice,
+         "dsir",
+         "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
+         -1e300,
+         1e300,
+         {"dsir", "deepstorm"}},
         {"patch_size", KeyType::Int, "0",
          "Train on random P x P raw patches instead of whole frames (0: whole frames).", 0, 65535},
         {"patches_per_frame", KeyType::Int, "1", "Patches drawn per frame when patch_size > 0.", 1, 10000},
@@ -47,8 +76,9 @@ void run(Context& ctx) {
   // Items are whole frames, or patches_per_frame patches of each frame.
   const int patch = static_cast<int>(c.get_int("upscale.patch_size"));
   if (patch > std::min(raw.height(), raw.width()))
-    throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " + std::to_string(raw.height()) +
-                      "x" + std::to_string(raw.width()) + " frames of " + input);
+    throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " +
+                      std::to_string(raw.height()) + "x" + std::to_string(raw.width()) + " frames of " +
+                      input);
   const uint64_t per_frame = patch > 0 ? static_cast<uint64_t>(c.get_int("upscale.patches_per_frame")) : 1;
   const int th = patch > 0 ? patch : raw.height(), tw = patch > 0 ? patch : raw.width();
   const uint64_t items = raw.frames() * per_frame;
@@ -59,11 +89,17 @@ void run(Context& ctx) {
   double gmean = 0, gstd = 1;
   if (norm == Normalization::Global) std::tie(gmean, gstd) = raw.mean_std();
 
-  // Ground truth grouped by frame.
-  std::vector<std::vector<Emitter>> by_frame(raw.frames());
-  for (const auto& e : raw.emitters())
-    if (e.frame >= 0 && static_cast<uint64_t>(e.frame) < raw.frames())
-      by_frame[static_cast<size_t>(e.frame)].push_back(e);
+  // Ground truth sorted by frame (memory by emitters, not by frames: a stack may declare billions
+  // of frames); RawStack checked every frame is inside the stack.
+  std::vector<Emitter> truth = raw.emitters();
+  std::stable_sort(truth.begin(), truth.end(),
+                   [](const Emitter& a, const Emitter& b) { return a.frame < b.frame; });
+  const auto emitters_of = [&truth](uint64_t frame) {
+    const auto at = [](const Emitter& e, int64_t f) { return e.frame < f; };
+    const auto first = std::lower_bound(truth.begin(), truth.end(), static_cast<int64_t>(frame), at);
+    const auto last = std::lower_bound(first, truth.end(), static_cast<int64_t>(frame) + 1, at);
+    return std::vector<Emitter>(first, last);
+  };
 
   std::unique_ptr<h5::File> out;
   if (ctx.mpi.is_root()) {
@@ -97,7 +133,7 @@ void run(Context& ctx) {
                                      : std::vector<std::pair<int, int>>{{0, 0}};
       for (const auto& [r0, c0] : origins) {
         crop(frame, raw.width(), r0, c0, th, tw, window.data());
-        shifted = by_frame[first + i];
+        shifted = emitters_of(first + i);
         for (auto& e : shifted) {
           e.x_nm -= c0 * px;
           e.y_nm -= r0 * px;
@@ -134,16 +170,16 @@ void run(Context& ctx) {
     out->set_attr("/", "patches_per_frame", static_cast<double>(per_frame));
     out->set_attr("/labels", "emitters_dropped_outside", static_cast<double>(dropped));
     out->commit();
-    if (dropped) log::warn("upscale: {} emitters outside the field (or patch) were left out of the labels", dropped);
-    log::print("upscale: {} -> {}: {} frames {}x{} -> {} {}x{} inputs", input, output, raw.frames(), raw.height(),
-               raw.width(), items, oh, ow);
+    if (dropped)
+      log::warn("upscale: {} emitters outside the field (or patch) were left out of the labels", dropped);
+    log::print("upscale: {} -> {}: {} frames {}x{} -> {} {}x{} inputs", input, output, raw.frames(),
+               raw.height(), raw.width(), items, oh, ow);
   }
   ctx.mpi.barrier();
 }
 
-const CommandRegistrar registrar({"upscale", 30,
-                                  "raw.h5 -> upscaled.h5: DSIR's bilinear x8 + z-score inputs, emitter-map labels.",
-                                  run});
+const CommandRegistrar registrar(
+    {"upscale", 30, "raw.h5 -> upscaled.h5: DSIR's bilinear x8 + z-score inputs, emitter-map labels.", run});
 
 }  // namespace
 }  // namespace dsir
