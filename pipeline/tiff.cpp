@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -45,13 +46,17 @@ int collect_error(TIFF*, void* user, const char* module, const char* fmt, va_lis
   return 1;  // handled: do not call libtiff's global (stderr) handler
 }
 
-// Warnings are mostly unknown private tags (ImageJ, microscope vendors): not worth reporting.
-int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+// Warnings are mostly unknown private tags (ImageJ, microscope vendors), not worth reporting;
+// they are kept where a caller asks (a directory chain that loops back is only a warning).
+int collect_warning(TIFF* tif, void* user, const char* module, const char* fmt, va_list ap) {
+  return user ? collect_error(tif, user, module, fmt, ap) : 1;
+}
 
-TIFF* open_tiff(const std::string& path, const char* mode, std::string* errors) {
+TIFF* open_tiff(const std::string& path, const char* mode, std::string* errors,
+                std::string* warnings = nullptr) {
   TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
   TIFFOpenOptionsSetErrorHandlerExtR(opts, collect_error, errors);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_warning, nullptr);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, collect_warning, warnings);
   TIFF* tif = TIFFOpenExt(path.c_str(), mode, opts);
   TIFFOpenOptionsFree(opts);
   return tif;
@@ -93,8 +98,8 @@ std::string describe(const Layout& l) {
   std::string kind = l.format == SAMPLEFORMAT_IEEEFP ? "float"
                      : l.format == SAMPLEFORMAT_INT  ? "signed"
                                                      : "unsigned";
-  std::string s = std::to_string(l.width) + "x" + std::to_string(l.height) + " " +
-                  std::to_string(l.bits) + "-bit " + kind;
+  std::string s = std::to_string(l.width) + "x" + std::to_string(l.height) + " " + std::to_string(l.bits) +
+                  "-bit " + kind;
   if (l.samples != 1) s += " with " + std::to_string(l.samples) + " samples per pixel";
   return s;
 }
@@ -113,11 +118,9 @@ void check_supported(const Layout& l, const std::string& where) {
   if (ok) return;
   std::string what = l.format == SAMPLEFORMAT_INT      ? "signed integer samples"
                      : l.format == SAMPLEFORMAT_IEEEFP ? std::to_string(l.bits) + "-bit float samples"
-                     : l.format == SAMPLEFORMAT_UINT
-                         ? std::to_string(l.bits) + "-bit unsigned samples"
-                         : "sample format " + std::to_string(l.format);
-  throw InputError(where + what +
-                   " are not supported (supported: 8/16/32-bit unsigned, 32-bit float)");
+                     : l.format == SAMPLEFORMAT_UINT   ? std::to_string(l.bits) + "-bit unsigned samples"
+                                                       : "sample format " + std::to_string(l.format);
+  throw InputError(where + what + " are not supported (supported: 8/16/32-bit unsigned, 32-bit float)");
 }
 
 // Converts `n` samples (native byte order) to float.
@@ -164,8 +167,7 @@ std::map<std::string, std::string> imagej_properties(TIFF* tif) {
 // Nanometres per unit of ImageJ's "unit=" (0 when not a length ImageJ users use for pixels).
 double imagej_unit_nm(const std::string& unit) {
   if (unit == "nm") return 1;
-  if (unit == "micron" || unit == "microns" || unit == "um" || unit == "\\u00B5m" ||
-      unit == "\xC2\xB5m")
+  if (unit == "micron" || unit == "microns" || unit == "um" || unit == "\\u00B5m" || unit == "\xC2\xB5m")
     return 1e3;
   if (unit == "mm") return 1e6;
   return 0;
@@ -175,15 +177,13 @@ double imagej_unit_nm(const std::string& unit) {
 // default (inch): a microscope file without a unit has no meaningful dots-per-inch.
 double pixel_size_nm(TIFF* tif, const std::map<std::string, std::string>& imagej) {
   float xres = 0;
-  if (!TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xres) || !(xres > 0) || !std::isfinite(xres))
-    return 0;
+  if (!TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xres) || !(xres > 0) || !std::isfinite(xres)) return 0;
   uint16_t unit = 0;
   bool has_unit = TIFFGetField(tif, TIFFTAG_RESOLUTIONUNIT, &unit) != 0;
   if (has_unit && unit == RESUNIT_CENTIMETER) return 1e7 / xres;
   if (has_unit && unit == RESUNIT_INCH) return 2.54e7 / xres;
   auto it = imagej.find("unit");
-  if ((!has_unit || unit == RESUNIT_NONE) && it != imagej.end())
-    return imagej_unit_nm(it->second) / xres;
+  if ((!has_unit || unit == RESUNIT_NONE) && it != imagej.end()) return imagej_unit_nm(it->second) / xres;
   return 0;
 }
 
@@ -193,10 +193,10 @@ constexpr uint64_t kNoDirectory = std::numeric_limits<uint64_t>::max();
 
 struct Reader::Impl {
   TIFF* tif = nullptr;
-  std::string errors;              // libtiff messages not yet reported
-  Layout first;                    // frame 0's layout; every frame must match
-  uint64_t current = 0;            // directory libtiff is on; kNoDirectory after a failed move
-  std::vector<uint8_t> buf;        // one strip, tile or (contiguous layout) frame
+  std::string errors;        // libtiff messages not yet reported
+  Layout first;              // frame 0's layout; every frame must match
+  uint64_t current = 0;      // directory libtiff is on; kNoDirectory after a failed move
+  std::vector<uint8_t> buf;  // one strip, tile or (contiguous layout) frame
   // ImageJ >4 GiB layout: one IFD, frame k's raw samples at data_offset + k * frame_bytes.
   bool contiguous = false;
   uint64_t data_offset = 0, frame_bytes = 0, file_size = 0;
@@ -214,13 +214,21 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
   Impl& d = *impl_;
   // "m": no memory mapping. libtiff maps the whole file by default, and every frame read stays
   // resident in the process (RSS grew by one frame per frame ingested: 4 GiB for a 4 GiB stack).
-  d.tif = open_tiff(path, "rm", &d.errors);
+  std::string warnings;
+  d.tif = open_tiff(path, "rm", &d.errors, &warnings);
   if (d.tif == nullptr) throw InputError(path + ": cannot open as TIFF: " + take(d.errors, "unknown error"));
   // Walks the IFD chain (offsets only); a broken chain is reported now, not as missing frames.
   tdir_t dirs = TIFFNumberOfDirectories(d.tif);
   if (!d.errors.empty() || dirs == 0)
     throw InputError(frame_prefix(path, dirs) + "cannot read its IFD (truncated or corrupt file): " +
                      take(d.errors, "no image directory"));
+  // libtiff stops at a directory it has seen and only warns: the file is corrupt, and its frame
+  // count is a guess.
+  std::string lowered = warnings;
+  for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lowered.find("loop") != std::string::npos)
+    throw InputError(path + ": its chain of image directories loops back after " + std::to_string(dirs) +
+                     " frame(s) (corrupt file): " + warnings);
 
   d.first = read_layout(d.tif);
   check_supported(d.first, frame_prefix(path, 0));
@@ -256,8 +264,7 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
                        " images but the file has one IFD whose data is not one contiguous "
                        "uncompressed frame");
     struct stat st {};
-    if (fstat(TIFFFileno(d.tif), &st) != 0)
-      throw InputError(path + ": cannot stat: " + std::strerror(errno));
+    if (fstat(TIFFFileno(d.tif), &st) != 0) throw InputError(path + ": cannot stat: " + std::strerror(errno));
     d.contiguous = true;
     d.data_offset = TIFFGetStrileOffset(d.tif, 0);
     d.file_size = uint64_t(st.st_size);
@@ -357,8 +364,8 @@ void Reader::Impl::read_contiguous(const std::string& where, uint64_t index, flo
   const uint64_t offset = data_offset + index * frame_bytes;
   if (offset + frame_bytes > file_size)
     throw InputError(where + "the file is truncated: the frame ends at byte " +
-                     std::to_string(offset + frame_bytes) + " but the file has " +
-                     std::to_string(file_size) + " bytes");
+                     std::to_string(offset + frame_bytes) + " but the file has " + std::to_string(file_size) +
+                     " bytes");
   buf.resize(frame_bytes);
   const int fd = TIFFFileno(tif);
   for (uint64_t done = 0; done < frame_bytes;) {
@@ -400,8 +407,7 @@ struct Writer::Impl {
 Writer::Writer(const std::string& path, uint32_t width, uint32_t height, WriteFormat format,
                double pixel_size_nm, uint64_t expected_frames)
     : impl_(std::make_unique<Impl>(path, width, height, format,
-                                   std::isfinite(pixel_size_nm) ? pixel_size_nm : 0,
-                                   expected_frames)) {
+                                   std::isfinite(pixel_size_nm) ? pixel_size_nm : 0, expected_frames)) {
   Impl& d = *impl_;
   if (width == 0 || height == 0)
     throw Error(path + ": cannot write a " + std::to_string(width) + "x" + std::to_string(height) + " TIFF");

@@ -475,6 +475,24 @@ TEST_F(TiffTest, ImageJContiguousStackBeyondTheOnlyIfd) {
   EXPECT_NE(msg.find("frame 3 (0-based)"), std::string::npos) << msg;
 }
 
+// An IFD whose "next" offset points back to itself: libtiff stops there with only a warning, and
+// the file used to read as one frame with exit 0.
+TEST_F(TiffTest, DirectoryChainThatLoopsBackIsAnError) {
+  auto bytes = imagej_like_tiff(8, 6, pattern16(8, 6, 1), "plain\n", 1, 1, RESUNIT_NONE);
+  const auto be32 = [&](size_t at) {
+    return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
+  };
+  const uint32_t ifd = be32(4);
+  const size_t next = ifd + 2 + 12 * (size_t(bytes[ifd]) << 8 | bytes[ifd + 1]);
+  ASSERT_EQ(be32(next), 0u);  // the last IFD, as written
+  for (int k = 0; k < 4; ++k) bytes[next + k] = uint8_t(ifd >> (24 - 8 * k));
+  const std::string path = file("loop.tif");
+  write_file(path, bytes);
+  const std::string msg = input_error([&] { Reader r(path); });
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("loops back"), std::string::npos) << msg;
+}
+
 // A description's frame count that is not a count, or promises more frames than the file holds,
 // is an error at opening ("images=-1" used to become 2^64 - 1 frames and fail much later).
 TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
