@@ -327,6 +327,16 @@ std::string did_you_mean(const std::string& key) {
   return "";
 }
 
+std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
 std::string schema_markdown() {
   std::ostringstream o;
   std::string section;

@@ -75,5 +75,7 @@ class Config {
 };
 
 std::string did_you_mean(const std::string& key);  // " (did you mean 'x'?)" or ""
+// The candidate nearest to word by edit distance, when near enough to be a slip; "" otherwise.
+std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace dsir

@@ -1,6 +1,7 @@
 // The dsir driver: one binary, one subcommand per registered command, flags generated from the
 // config schema. The only place that prints errors and decides how the process ends.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -175,6 +176,22 @@ int main(int argc, char** argv) {
   show->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
   config->add_subcommand("docs", "Print the schema reference as Markdown (docs/config.md).");
 
+  // A misspelt command reads to CLI11 as a stray argument ("A subcommand is required"): name it.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      if (mpi.is_root()) {
+        const std::string near = dsir::nearest_word(argv[1], names);
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        std::fprintf(stderr, "dsir: error: unknown command '%s'%s; the commands: %s (dsir --help)\n", argv[1],
+                     near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), list.c_str());
+      }
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -19,6 +19,7 @@ check "out of range names key and range" 2 "range.yaml:2:3: train.epochs = 0 is 
 check "wrong type names key" 2 "train.lr expects a number" -- "$dsir" config show train.lr=fast
 check "unknown override suggests" 2 "unknown key 'upscale.factr' \(did you mean 'upscale.factor'\?\)" -- "$dsir" upscale upscale.factr=4
 check "missing config file" 2 "nope.yaml: config file not found" -- "$dsir" run "$work/nope.yaml"
+check "misspelt command: did-you-mean and the list, exit 2" 2 "unknown command 'trian' \(did you mean 'train'\?\); the commands: run, " -- "$dsir" trian "$work/nope.yaml"
 check "missing input file names it" 2 "upscale.input: file '$work/absent.h5' does not exist" -- "$dsir" upscale --input "$work/absent.h5" --output "$work/u.h5"
 check "bad flag is a usage error" 2 "" -- "$dsir" ingest --no-such-flag
 check "help exits 0" 0 "--frames" -- "$dsir" ingest --help
