@@ -137,8 +137,8 @@ LocalizationFile read_localizations_csv(const std::string& path) {
       const std::string& text = cells[static_cast<size_t>(col[r])];
       double v;
       if (!parse_decimal(text, v)) {
-        const std::string word = lower(text.substr(
-            text.find_first_not_of("+-") == std::string::npos ? 0 : text.find_first_not_of("+-")));
+        const size_t unsigned_at = text.find_first_not_of("+-");
+        const std::string word = lower(unsigned_at == std::string::npos ? text : text.substr(unsigned_at));
         if (word == "nan" || word == "inf" || word == "infinity")
           throw InputError(where + ": value '" + text + "' is not finite");
         throw InputError(where + ": cannot parse '" + text + "' as a decimal number");

@@ -6,12 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DSIR_CPU_KERNEL 1
-#include <immintrin.h>
-// Only these functions use AVX2 and FMA; no kernel is constructed where supported() is false.
-#define DSIR_AVX2 __attribute__((target("avx2,fma")))
-#endif
+// Only the kernel's functions use AVX2 and FMA; no kernel is constructed where supported() is false.
+#include "stages/train/models/avx2.h"
 
 namespace dsir {
 
@@ -103,7 +99,7 @@ std::vector<float> widen(const std::vector<float>& w) {
   return wide;
 }
 
-#ifdef DSIR_CPU_KERNEL
+#ifdef DSIR_X86_KERNELS
 
 DSIR_AVX2 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -340,7 +336,7 @@ DSIR_AVX2 void head(const Planes& in, const float* wide, const DsirCpuWeights::C
   affine_relu(out, h * w, norm);
 }
 
-#endif  // DSIR_CPU_KERNEL
+#endif  // DSIR_X86_KERNELS
 
 void check_conv(const DsirCpuWeights::Conv& c, size_t weights, size_t biases, const char* name) {
   if (c.weight.size() != weights || c.bias.size() != biases)
@@ -373,19 +369,12 @@ DsirCpuKernel::DsirCpuKernel(DsirCpuWeights weights) : w_(std::move(weights)) {
   }
 }
 
-bool DsirCpuKernel::supported() {
-#ifdef DSIR_CPU_KERNEL
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
+bool DsirCpuKernel::supported() { return avx2_supported(); }
 
 void DsirCpuKernel::forward(const float* frame, int height, int width, float* out) {
   if (height % 8 != 0 || width % 8 != 0 || height <= 0 || width <= 0)
     throw std::invalid_argument("DsirCpuKernel: frames must be multiples of 8 pixels");
-#ifdef DSIR_CPU_KERNEL
+#ifdef DSIR_X86_KERNELS
   const bool pf = w_.per_frame_bn;
   const int h = height, w = width;
 
