@@ -195,10 +195,17 @@ _dsir_on_signal() {
 _dsir_requeue() {
   if [[ ${DSIR_REQUEUE:-1} == 1 && -n ${SLURM_JOB_ID:-} ]]; then
     dsir_job_log "$1: requeueing job $SLURM_JOB_ID (scontrol requeue)"
-    if scontrol requeue "$SLURM_JOB_ID"; then
+    local said
+    if said=$(scontrol requeue "$SLURM_JOB_ID" 2>&1); then
       exit 0
     fi
-    dsir_job_log "scontrol requeue failed (job submitted with --no-requeue, or requeueing disabled?): resubmit it; training continues with train.resume=true"
+    # An operator's or the scheduler's own `scontrol requeue` took the job down (TERM): it is
+    # already on its way back to the queue.
+    if [[ $said == *"pending execution"* ]]; then
+      dsir_job_log "the job is already being requeued (scontrol requeue from outside): it restarts from the checkpoint"
+      exit 0
+    fi
+    dsir_job_log "scontrol requeue failed ($said) (job submitted with --no-requeue, or requeueing disabled?): resubmit it; training continues with train.resume=true"
   else
     dsir_job_log "$1: not requeued (DSIR_REQUEUE=${DSIR_REQUEUE:-1}); resubmit with train.resume=true"
   fi

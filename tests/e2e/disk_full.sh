@@ -81,5 +81,37 @@ fi
 "$dsir" reduce --input "$work/infer" --output "$work/recon" >/dev/null 2>&1 &&
   [[ -n $(find "$work/recon" -name '*.h5') ]] && ok "reduce with the space back" || bad "reduce with the space back"
 
+
+# The same under mpirun -np 2 (the injector in the ranks only, not in mpirun): an error that one
+# rank meets while the other waits in a collective must end the job within 60 s with exit 1 or 2.
+source "$(dirname "$0")/mpi_env.sh"
+mpi_full() {  # BUDGET COMMAND...
+  local start=$SECONDS
+  out=$(timeout 120 "${MPIRUN[@]}" 2 -x LD_PRELOAD="$enospc" -x DSIR_FAULT_ENOSPC_AFTER="$1" "${@:2}" 2>&1)
+  code=$? took=$((SECONDS - start))
+}
+expect_clean_mpi_failure() {  # what output
+  if [[ ($code -eq 1 || $code -eq 2) && $took -le 60 && ! -e $2 && $(leftovers) -eq 0 ]]; then
+    ok "$1 under mpirun -np 2 on a full disk: exit $code in ${took} s, leaves nothing"
+  else
+    bad "$1 under mpirun -np 2 on a full disk (exit $code in ${took} s, output exists: $([[ -e $2 ]] && echo yes || echo no), temporaries: $(leftovers)): $out"
+  fi
+}
+mpi_full 100000 "$dsir" upscale --input "$work/raw.h5" --output "$work/up-np2.h5"
+expect_clean_mpi_failure "upscale" "$work/up-np2.h5"
+# Training: rank 0 writes the checkpoint while rank 1 goes on to the next epoch's collectives.
+rm -rf "$work/train-np2"
+mpi_full 0 "${train[@]}" --output "$work/train-np2" --epochs 2
+expect_clean_mpi_failure "train (the first checkpoint)" "$work/train-np2/checkpoint-epoch-0001.h5"
+infer_np2=("$dsir" infer run.threads=1 infer.shard_frames=8 --checkpoint "$work/train-ref/model.h5" --input "$work/raw.h5"
+           --output "$work/infer-np2")
+mpi_full 0 "${infer_np2[@]}"
+expect_clean_mpi_failure "infer" "$work/infer-np2/raw/shard-00000.h5"
+first_shard_sum() { h5dump -d /sum "$1/raw/shard-00000.h5" | tail -n +2; }
+"${MPIRUN[@]}" 2 "${infer_np2[@]}" >/dev/null 2>&1 &&
+  cmp -s <(first_shard_sum "$work/infer") <(first_shard_sum "$work/infer-np2") &&
+  ok "infer under mpirun -np 2 with the space back: the first shard's sum equals the one-rank run's" ||
+  bad "infer under mpirun -np 2 with the space back"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -2,3 +2,20 @@
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN=(mpirun --oversubscribe --bind-to none -np)
+
+# mpi_kill_one_rank DELAY LOG MPIRUN_COMMAND...: runs the command in the background (its output
+# to LOG), SIGKILLs one of its ranks, chosen with $RANDOM, DELAY seconds later, and waits. Sets
+# victim (the killed pid; empty when the run had ended), code (mpirun's exit status) and took
+# (seconds from the kill to the end).
+mpi_kill_one_rank() {
+  local delay=$1 log=$2 job start
+  shift 2
+  "$@" >"$log" 2>&1 &  # a simple command: $! is mpirun itself, whose children are the ranks
+  job=$!
+  sleep "$delay"
+  victim=$(pgrep -P $job | sed -n "$((1 + RANDOM % 2))p")
+  start=$(date +%s)
+  [[ -n $victim ]] && kill -KILL "$victim"
+  wait $job
+  code=$? took=$(($(date +%s) - start))
+}

@@ -27,15 +27,7 @@ for t in $(seq "$trials"); do
   # A moment between 35 % and 90 % of an uninterrupted run's wall time: mostly after the first
   # of its four epoch checkpoints, sometimes before.
   delay=$(awk -v r=$RANDOM -v s="$ref_seconds" 'BEGIN { printf "%.2f", (0.35 + 0.55 * r / 32767) * s }')
-  # mpirun itself in the background (not a function's subshell), so its children are the ranks.
-  "${MPIRUN[@]}" 2 "$dsir" train "${common[@]}" train.output="$out" >"$out.log" 2>&1 &
-  job=$!
-  sleep "$delay"
-  victim=$(pgrep -P $job | sed -n "$((1 + RANDOM % 2))p")
-  start=$(date +%s)
-  [[ -n $victim ]] && kill -KILL "$victim"
-  wait $job
-  code=$? took=$(($(date +%s) - start))
+  mpi_kill_one_rank "$delay" "$out.log" "${MPIRUN[@]}" 2 "$dsir" train "${common[@]}" train.output="$out"
   if [[ -z $victim ]]; then
     ok "trial $t: the run ended before the kill at ${delay} s (nothing to kill)"
   elif [[ $code -ne 0 && $took -le 60 ]]; then

@@ -4,11 +4,15 @@
 # it to the ranks, training saves its state and exits 75, the script requeues the job, and the
 # requeued job (same id, SLURM_RESTART_COUNT=1) resumes from the checkpoint and finishes. Its
 # per-epoch losses must equal, bit for bit, those of the same training run uninterrupted.
-# usage: slurm_requeue.sh DSIR WORK
+# With `scontrol`, an operator's `scontrol requeue JOB` takes the job down instead (SIGTERM to the
+# script and the ranks, SIGKILL KillWait later) and puts it back in the queue: the restarted job
+# resumes from the last checkpoint on disk and must end with the same losses.
+# usage: slurm_requeue.sh DSIR WORK [usr1|scontrol]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/cluster.sh"
-cluster_test_begin "$@"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
+mode=${3:-usr1}
+cluster_test_begin "$1" "$2"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
 run=$work/run
 epochs=6
 common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs")
@@ -33,7 +37,11 @@ done
 if [[ -e $run/train/checkpoint-epoch-0001.h5 ]]; then
   t_ok "the first checkpoint appeared while the job ran"
   sleep 1  # into the second epoch: the stop lands mid-epoch
-  timeout 10 scancel --signal=USR1 --batch "$job" && t_ok "USR1 sent to the batch script" || t_bad "scancel --signal=USR1 --batch"
+  if [[ $mode == scontrol ]]; then
+    timeout 10 scontrol requeue "$job" && t_ok "scontrol requeue $job" || t_bad "scontrol requeue $job"
+  else
+    timeout 10 scancel --signal=USR1 --batch "$job" && t_ok "USR1 sent to the batch script" || t_bad "scancel --signal=USR1 --batch"
+  fi
 else
   t_bad "no checkpoint after 120 s (job state $(cluster_job_state "$job"))"
   cat "$log" 2>/dev/null | tail -20
@@ -42,9 +50,14 @@ final=$(cluster_wait "$job" 300)
 [[ $final == COMPLETED ]] && t_ok "the job completed after its requeue" || t_bad "job ended $final"
 restarts=$(cluster_job_field "$job" Restarts)
 [[ $restarts == 1 ]] && t_ok "requeued once (Restarts=1)" || t_bad "Restarts=$restarts, wanted 1"
-t_has "the script passed the signal on" "$log" "received USR1: asking training to save a checkpoint"
-t_has "training saved its state and stopped" "$log" "train: stopped by a signal at epoch [0-9]+, step [0-9]+; state saved"
-t_has "the job requeued itself on exit 75" "$log" "exit 75\): requeueing job $job \(scontrol requeue\)"
+if [[ $mode == usr1 ]]; then
+  t_has "the script passed the signal on" "$log" "received USR1: asking training to save a checkpoint"
+  t_has "training saved its state and stopped" "$log" "train: stopped by a signal at epoch [0-9]+, step [0-9]+; state saved"
+  t_has "the job requeued itself on exit 75" "$log" "exit 75\): requeueing job $job \(scontrol requeue\)"
+else
+  t_has "training saved its state on the TERM" "$log" "train: stopped by a signal at epoch [0-9]+, step [0-9]+; state saved"
+  t_has "the script saw the requeue under way" "$log" "the job is already being requeued \(scontrol requeue from outside\)"
+fi
 t_has "the requeued job resumed training" "$log" "restart 1: continuing training from its checkpoint \(train.resume=true\)"
 t_has "training resumed from the checkpoint" "$log" "train: resuming from .*checkpoint-epoch-000[0-9].h5 \(epoch [0-9]+, step [1-9][0-9]* of the next\)"
 t_has "training finished its last epoch" "$log" "train: epoch $epochs/$epochs: train loss"
