@@ -20,7 +20,8 @@ function(dsir_add_test name)
   target_compile_definitions(${name} PRIVATE
     DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}"
     DSIR_SHARED_DIR="${DSIR_SHARED_DIR}")
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
+  # Listing a binary's tests loads LibTorch: allow for a loaded machine (the default is 5 s).
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "${DSIR_MPI_ENV}")
 endfunction()
 

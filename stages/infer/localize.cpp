@@ -111,19 +111,31 @@ std::vector<Emitter> localize(const float* map, int height, int width, double pi
           }
         }
       if (!is_max) continue;
-      double mass = 0, sx = 0, sy = 0;
+      // The mass from the map itself; the centroid from the map filtered by [1 2 1]/4 along both
+      // axes, which damps the transposed convolution's checkerboard (zero response at the
+      // Nyquist frequency) and keeps a symmetric spot's centre. On the map itself the heavier
+      // odd columns drew positions to them: in the quick-start run a histogram of the
+      // localizations had 28 % more in odd columns than in even ones; now 2 % (docs/accuracy.md).
+      auto positive = [&](int rr, int cc) -> double {
+        return rr < 0 || cc < 0 || rr >= height || cc >= width ? 0.0 : std::max(0.0f, map[at(rr, cc)]);
+      };
+      double mass = 0, level_sum = 0, sx = 0, sy = 0;
       for (int rr = std::max(0, r - R); rr <= std::min(height - 1, r + R); ++rr)
         for (int cc = std::max(0, c - R); cc <= std::min(width - 1, c + R); ++cc) {
-          const double m = std::max(0.0f, map[at(rr, cc)]);
-          mass += m;
-          sx += m * (cc + 0.5);
-          sy += m * (rr + 0.5);
+          mass += positive(rr, cc);
+          double level = 0;
+          for (int dr = -1; dr <= 1; ++dr)
+            for (int dc = -1; dc <= 1; ++dc)
+              level += (dr == 0 ? 2 : 1) * (dc == 0 ? 2 : 1) * positive(rr + dr, cc + dc);
+          level_sum += level;
+          sx += level * (cc + 0.5);
+          sy += level * (rr + 0.5);
         }
-      if (mass < opt.threshold || mass <= 0) continue;
+      if (mass < opt.threshold || mass <= 0 || level_sum <= 0) continue;
       Emitter e;
       e.frame = frame;
-      e.x_nm = sx / mass * pixel_size_nm;
-      e.y_nm = sy / mass * pixel_size_nm;
+      e.x_nm = sx / level_sum * pixel_size_nm;
+      e.y_nm = sy / level_sum * pixel_size_nm;
       e.confidence = mass;
       out.push_back(e);
     }

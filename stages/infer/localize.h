@@ -13,8 +13,9 @@ struct LocalizeOptions {
 
 // `map` is height x width in emitter units (prediction / label_scale) on pixels of
 // `pixel_size_nm`. Peaks are local maxima of the map smoothed by a 1-pixel Gaussian; each gives
-// the weighted centroid of the raw map in the window (sub-pixel position) and its mass
-// (confidence ~ expected number of emitters). Pixel k spans [k, k+1) x pixel_size_nm.
+// the centroid in the window of the map filtered by [1 2 1]/4 along rows and columns (sub-pixel
+// position, free of the checkerboard) and the window's mass of the map (confidence ~ expected
+// number of emitters). Pixel k spans [k, k+1) x pixel_size_nm.
 std::vector<Emitter> localize(const float* map, int height, int width, double pixel_size_nm, int64_t frame,
                               const LocalizeOptions& options);
 

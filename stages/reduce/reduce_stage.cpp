@@ -2,6 +2,8 @@
 // ranks that made them) -> reconstruction.{h5,tif,png}; localizations merged in frame order ->
 // localizations.csv (ThunderSTORM) and localizations.hdf5 + .yaml (picasso). One set per
 // acquisition; with several, each goes to <output>/<acquisition>/.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,7 @@
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
 #include "stages/reduce/exports.h"
+#include "stages/reduce/render.h"
 
 namespace fs = std::filesystem;
 
@@ -31,7 +34,29 @@ const ConfigSection section(
          {},
          "--input"},
         {"output", KeyType::String, "''", "Output folder ('' = {run.dir}).", -1e300, 1e300, {}, "--output"},
+        {"render",
+         KeyType::Choice,
+         "gaussian",
+         "The reconstruction image: gaussian (each localization a Gaussian of its precision), histogram "
+         "(localizations per pixel) or sum (the network's maps summed over frames, as DSIR; these carry "
+         "the transposed convolution's checkerboard). reconstruction.h5 keeps the sum as /network_sum "
+         "either way.",
+         -1e300,
+         1e300,
+         {"gaussian", "histogram", "sum"}},
+        {"render_sigma_nm",
+         KeyType::Float,
+         "0",
+         "Gaussian rendering: every localization's sigma (nm); 0 = each its own precision (Mortensen, "
+         "from its photometry; the median of those for localizations without one).",
+         0,
+         1e4},
     });
+
+struct RenderSettings {
+  RenderMode mode = RenderMode::Gaussian;
+  double sigma_nm = 0;  // 0: each localization's own precision
+};
 
 // Attributes every shard of one acquisition must share (a folder mixing runs is refused), and
 // that the reconstruction carries as provenance.
@@ -122,16 +147,70 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
   return r;
 }
 
+bool camera_has_em_gain(const std::string& camera_json) {
+  if (camera_json.empty()) return false;
+  const auto j = nlohmann::json::parse(camera_json, nullptr, false);
+  return j.is_object() && j.contains("em_gain") && j["em_gain"].is_number() && j["em_gain"].get<double>() >= 1;
+}
+
+// Each localization's precision (nm) for the Gaussian rendering: Mortensen's, from its photometry
+// on the camera's pixels; the median of those where photometry failed (or every one at `fixed`).
+std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed, bool em_gain) {
+  if (fixed > 0) return std::vector<double>(r.locs.size(), fixed);
+  std::vector<double> sigma(r.locs.size());
+  std::vector<double> known;
+  const double px = r.raw_pixel_size_nm;
+  for (size_t i = 0; i < r.locs.size(); ++i) {
+    const Emitter& e = r.locs[i];
+    sigma[i] = localization_precision(e.photons, e.sigma_nm / px, e.offset, em_gain) * px;
+    if (std::isfinite(sigma[i]) && sigma[i] > 0) known.push_back(sigma[i]);
+  }
+  // No photometry at all (no camera record): the reconstruction pixel, a point with no blur.
+  double fallback = r.pixel_size_nm;
+  if (!known.empty()) {
+    std::nth_element(known.begin(), known.begin() + known.size() / 2, known.end());
+    fallback = known[known.size() / 2];
+  }
+  for (double& s : sigma)
+    if (!(std::isfinite(s) && s > 0)) s = fallback;
+  return sigma;
+}
+
 // Returns a one-line summary for the log.
-std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Context& ctx) {
+std::string write_outputs(const Reconstruction& r, const fs::path& dir, const RenderSettings& render,
+                          const Context& ctx) {
   auto out = [&dir](const char* name) { return (dir / name).string(); };
-  std::vector<float> image(r.sum.begin(), r.sum.end());
+  const std::vector<float> network_sum(r.sum.begin(), r.sum.end());
+  const bool em_gain = camera_has_em_gain(r.shared.at("camera"));
+  const RenderGrid grid{r.width, r.height, r.pixel_size_nm};
+  std::vector<float> image;
+  std::string unit;
+  switch (render.mode) {
+    case RenderMode::Sum:
+      image = network_sum;
+      unit = "emitters per pixel (network output / label scale, summed over frames)";
+      break;
+    case RenderMode::Histogram:
+      image = render_histogram(r.locs, grid);
+      unit = "localizations per pixel";
+      break;
+    case RenderMode::Gaussian:
+      image = render_gaussian(r.locs, rendering_sigmas(r, render.sigma_nm, em_gain), grid);
+      unit = render.sigma_nm > 0 ? fmt::format("localizations per pixel, each a Gaussian of sigma {} nm", render.sigma_nm)
+                                 : "localizations per pixel, each a Gaussian of its precision";
+      break;
+  }
   h5::Attributes attrs = ctx.provenance();
   for (const auto& [k, v] : r.shared) attrs[k] = v;
   h5::File f = h5::File::create(out("reconstruction.h5"), attrs);
-  f.write("/image", image, {static_cast<uint64_t>(r.height), static_cast<uint64_t>(r.width)});
+  const std::vector<uint64_t> dims{static_cast<uint64_t>(r.height), static_cast<uint64_t>(r.width)};
+  f.write("/image", image, dims);
   f.set_attr("/image", "pixel_size_nm", r.pixel_size_nm);
-  f.set_attr("/image", "unit", "emitters per pixel (network output / label scale, summed over frames)");
+  f.set_attr("/image", "unit", unit);
+  f.set_attr("/image", "render", ctx.config.get_string("reduce.render"));
+  f.write("/network_sum", network_sum, dims);
+  f.set_attr("/network_sum", "pixel_size_nm", r.pixel_size_nm);
+  f.set_attr("/network_sum", "unit", "emitters per pixel (network output / label scale, summed over frames)");
   f.set_attr("/", "pixel_size_nm", r.pixel_size_nm);
   f.set_attr("/", "frames", static_cast<double>(r.frames));
   f.set_attr("/", "shards", static_cast<double>(r.shards));
@@ -154,12 +233,7 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Co
   info.frames = r.frames;
   info.pixel_size_nm = r.raw_pixel_size_nm;
   info.generated_by = "dsir " + dsir_version() + " reduce";
-  const std::string camera = r.shared.at("camera");
-  if (!camera.empty()) {
-    const auto j = nlohmann::json::parse(camera, nullptr, false);
-    info.em_gain =
-        j.is_object() && j.contains("em_gain") && j["em_gain"].is_number() && j["em_gain"].get<double>() >= 1;
-  }
+  info.em_gain = em_gain;
   const size_t picasso_rows = write_picasso(out("localizations.hdf5"), r.locs, info, ctx.provenance());
   std::string note;
   if (picasso_rows < r.locs.size())
@@ -167,14 +241,17 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Co
         " ({} left out of localizations.hdf5: no photometry fit or outside the field, as picasso "
         "would drop them)",
         r.locs.size() - picasso_rows);
-  return fmt::format("reduce: {}: {}x{} at {} nm, {} frames; {} localizations{}\n",
-                     out("reconstruction.{h5,tif,png}"), r.width, r.height, r.pixel_size_nm, r.frames,
-                     r.locs.size(), note);
+  return fmt::format("reduce: {}: {}x{} at {} nm ({}), {} frames; {} localizations{}\n",
+                     out("reconstruction.{h5,tif,png}"), r.width, r.height, r.pixel_size_nm,
+                     ctx.config.get_string("reduce.render"), r.frames, r.locs.size(), note);
 }
 
 void run(Context& ctx) {
   const std::string input = ctx.path("reduce.input", "infer");
   const std::string output = ctx.path("reduce.output", "");
+  RenderSettings render;
+  render.mode = render_mode_from_name(ctx.config.get_string("reduce.render"));
+  render.sigma_nm = ctx.config.get_double("reduce.render_sigma_nm");
   if (!fs::is_directory(input)) throw ConfigError("reduce.input: folder '" + input + "' does not exist");
   std::vector<fs::path> acquisitions;
   for (const auto& e : fs::directory_iterator(input))
@@ -191,7 +268,7 @@ void run(Context& ctx) {
     if (i % ranks != static_cast<size_t>(ctx.mpi.rank())) continue;
     const fs::path base(output);
     report += write_outputs(reduce_acquisition(acquisitions[i]),
-                            acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), ctx);
+                            acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), render, ctx);
     progress.set(++done);
   }
   progress.finish();

@@ -101,6 +101,22 @@ TEST_F(TrainStage, StopSignalCheckpointsMidEpochAndResumeIsBitIdentical) {
   EXPECT_EQ(checksum("a/checkpoint-epoch-0008.h5"), checksum("b/checkpoint-epoch-0008.h5"));
 }
 
+// train.time_limit_min: the run stops at a step boundary once the budget is spent, as a
+// normal finish (no exception), with model.h5 written and the state saved mid-epoch; resumed
+// without a limit it ends bit-identical to an uninterrupted run.
+TEST_F(TrainStage, TimeLimitStopsAtAStepKeepsAModelAndResumesBitIdentical) {
+  train("a", 3, false);
+  // 0.6 ms: spent by the first step, so the run stops at the first step boundary, mid-epoch 1.
+  train("b", 3, false, {"train.time_limit_min=1e-5"});
+  EXPECT_TRUE(fs::exists(dir_ + "/b/checkpoint-epoch-0000.h5"));  // the state within epoch 1
+  EXPECT_FALSE(fs::exists(dir_ + "/b/checkpoint-epoch-0001.h5"));
+  ASSERT_TRUE(fs::exists(dir_ + "/b/model.h5"));  // no epoch finished: the weights at the limit
+  EXPECT_NE(checksum("b/model.h5"), checksum("a/model.h5"));
+  train("b", 3, true);
+  EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
+  EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
+}
+
 // Reduce-on-plateau: the logged learning rates follow from the logged validation losses.
 TEST_F(TrainStage, PlateauReducesTheLearningRateExactlyWhenValidationStalls) {
   train("p", 8, false, {"train.lr=0.05", "train.plateau.patience=1", "train.plateau.factor=0.5"});

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -43,6 +44,11 @@ const ConfigSection section(
         {"model", KeyType::String, "dsir", "Network architecture (registered model name: dsir, deepstorm).",
          -1e300, 1e300, {}, "--model"},
         {"epochs", KeyType::Int, "100", "Passes over the training frames.", 1, 1e6, {}, "--epochs"},
+        {"time_limit_min", KeyType::Float, "0",
+         "Training time budget of this run (minutes; 0 = none): at the first step boundary past it, the "
+         "state is saved as a checkpoint (train.resume=true continues from there) and model.h5 keeps the "
+         "best model, the current weights included.",
+         0, 1e9},
         {"batch_size", KeyType::Int, "32", "Global batch size (split across ranks).", 1, 1e6},
         {"lr", KeyType::Float, "1e-4", "Adam learning rate.", 0, 10},
         {"betas", KeyType::FloatList, "[0.9, 0.999]", "Adam betas.", 0, 1, {}, "", 2},
@@ -193,15 +199,25 @@ class Trainer {
                n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
                reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
     StopSignals signals;
+    const double budget_s = c_.get_double("train.time_limit_min") * 60.0;
+    if (budget_s > 0) deadline_ = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(budget_s));
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
-      const double train_loss = train_epoch(epoch, steps, reducer) / static_cast<double>(n_train_);
+      const std::optional<double> epoch_loss = train_epoch(epoch, steps, reducer);
+      if (!epoch_loss) return finish_on_time_limit(epoch);
+      const double train_loss = *epoch_loss / static_cast<double>(n_train_);
       Preview preview;
       const double val_loss = validate(preview);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       log::print("train: epoch {}/{}: train loss {:.6g}, validation loss {:.6g}, lr {:.3g}, {:.1f} frames/s",
                  epoch + 1, epochs, train_loss, val_loss, adam_->options().lr, n_train_ / seconds);
       end_epoch(epoch, train_loss, val_loss, seconds, preview);
+      if (epoch + 1 < epochs && time_is_up()) {
+        log::print("train: time limit of {} min reached after epoch {}/{}; model.h5 holds the best model; "
+                   "continue with train.resume=true",
+                   c_.get_double("train.time_limit_min"), epoch + 1, epochs);
+        break;
+      }
     }
     if (ctx_.mpi.is_root() && !fs::exists(out_dir_ + "/model.h5"))
       throw Error("train: no model written to " + out_dir_ + "/model.h5");
@@ -251,8 +267,40 @@ class Trainer {
     return channels_last_ ? d.contiguous(at::MemoryFormat::ChannelsLast) : d;
   }
 
-  // Returns the sum over the epoch's frames of the training loss.
-  double train_epoch(int64_t epoch, uint64_t steps, GradientReducer& reducer) {
+  // Whether train.time_limit_min is spent, as rank 0's clock says (ranks must agree).
+  bool time_is_up() {
+    double up = ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_ ? 1.0 : 0.0;
+    ctx_.mpi.allreduce_sum(&up, 1);
+    return up > 0;
+  }
+
+  // The time limit fell within epoch `epoch` (its state is saved in that epoch's checkpoint): the
+  // current weights are validated and become model.h5 if they are the best so far, or if no epoch
+  // has finished. The checkpoint's best loss stays as it was, so that a resumed run goes on
+  // exactly as an uninterrupted one.
+  void finish_on_time_limit(int64_t epoch) {
+    Preview preview;
+    const double val_loss = validate(preview);
+    const double frames_done = static_cast<double>(std::min<uint64_t>(n_train_, static_cast<uint64_t>(meta_.step_in_epoch) * batch_));
+    const double score = std::isnan(val_loss) ? meta_.epoch_loss_sum / frames_done : val_loss;
+    const bool none_yet = !fs::exists(out_dir_ + "/model.h5");
+    log::print("train: time limit of {} min reached at epoch {}, step {}; validation loss {:.6g}; state saved "
+               "in {}; continue with train.resume=true",
+               c_.get_double("train.time_limit_min"), epoch + 1, meta_.step_in_epoch, val_loss,
+               checkpoint_name(out_dir_, epoch));
+    if (ctx_.mpi.is_root() && (none_yet || score < meta_.best_val_loss)) {
+      ModelMeta saved = meta_;
+      meta_.val_loss = score;
+      save(out_dir_ + "/model.h5", false);
+      meta_ = saved;
+      log::print("train: model.h5 <- the weights at the time limit ({})",
+                 none_yet ? "no epoch had finished" : "better than every finished epoch");
+    }
+  }
+
+  // Returns the sum over the epoch's frames of the training loss; nothing when the time limit
+  // stopped the epoch (its state then saved in the epoch's checkpoint).
+  std::optional<double> train_epoch(int64_t epoch, uint64_t steps, GradientReducer& reducer) {
     const std::vector<uint64_t> order = epoch_order(n_train_, seed_, epoch);
     const uint64_t first_step = static_cast<uint64_t>(meta_.step_in_epoch);
     double loss_sum = meta_.epoch_loss_sum;
@@ -299,31 +347,39 @@ class Trainer {
       reducer.finish_step();
       adam_->step();
       broadcast_buffers(ctx_.mpi, *model_);
-      // Agree on the step's loss and on whether a stop signal arrived (on any rank).
-      double agreed[2] = {local_loss, static_cast<double>(g_stop_signal)};
-      ctx_.mpi.allreduce_sum(agreed, 2);
+      // Agree on the step's loss, on whether a stop signal arrived (on any rank) and on whether
+      // the time limit is spent (rank 0's clock).
+      const bool late = ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_;
+      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal), late ? 1.0 : 0.0};
+      ctx_.mpi.allreduce_sum(agreed, 3);
       loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
-      if (agreed[1] > 0 && s + 1 < steps) {
+      if ((agreed[1] > 0 || agreed[2] > 0) && s + 1 < steps) {
         prefetch.drain();  // the checkpoint is written with no read outstanding
-        stop(epoch, s + 1, loss_sum);
+        save_mid_epoch(epoch, s + 1, loss_sum);
+        if (agreed[1] > 0)
+          throw Interrupted(fmt::format("train: stopped by a signal at epoch {}, step {}; state saved in {}; "
+                                        "continue with train.resume=true (exit code {})",
+                                        epoch + 1, s + 1, checkpoint_name(out_dir_, epoch), kExitRequeue));
+        progress.finish();
+        return std::nullopt;
       }
     }
     progress.finish();
     return loss_sum;
   }
 
-  [[noreturn]] void stop(int64_t epoch, uint64_t next_step, double loss_sum) {
+  // Saves the state before step `next_step` of `epoch` as the checkpoint of the epochs finished.
+  void save_mid_epoch(int64_t epoch, uint64_t next_step, double loss_sum) {
     meta_.epoch = epoch;
     meta_.step_in_epoch = static_cast<int64_t>(next_step);
     meta_.epoch_loss_sum = loss_sum;
     meta_.step = adam_->steps();
-    const std::string ck = checkpoint_name(out_dir_, epoch);
-    if (ctx_.mpi.is_root()) save(ck, true);
+    if (ctx_.mpi.is_root()) {
+      fs::create_directories(out_dir_);
+      save(checkpoint_name(out_dir_, epoch), true);
+    }
     ctx_.mpi.barrier();
-    throw Interrupted(fmt::format("train: stopped by a signal at epoch {}, step {}; state saved in {}; "
-                                  "continue with train.resume=true (exit code {})",
-                                  epoch + 1, next_step, ck, kExitRequeue));
   }
 
   // Validation loss with the inference BatchNorm mode, frames split across ranks.
@@ -414,6 +470,7 @@ class Trainer {
   bool sync_bn_ = false;
   std::vector<std::string> metrics_lines_;
   std::vector<double> curve_epoch_, curve_train_, curve_val_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;  // train.time_limit_min
 };
 
 void run(Context& ctx) {
