@@ -48,7 +48,8 @@ const ConfigSection section(
          KeyType::Float,
          "0",
          "Gaussian rendering: every localization's sigma (nm); 0 = each its own precision (Mortensen, "
-         "from its photometry; the median of those for localizations without one).",
+         "from its photometry; the median of those for localizations without one). Never below one "
+         "pixel.",
          0,
          1e4},
     });
@@ -154,9 +155,10 @@ bool camera_has_em_gain(const std::string& camera_json) {
 }
 
 // Each localization's precision (nm) for the Gaussian rendering: Mortensen's, from its photometry
-// on the camera's pixels; the median of those where photometry failed (or every one at `fixed`).
+// on the camera's pixels, the median of those where photometry failed (or every one at `fixed`);
+// at least one pixel.
 std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed, bool em_gain) {
-  if (fixed > 0) return std::vector<double>(r.locs.size(), fixed);
+  if (fixed > 0) return std::vector<double>(r.locs.size(), std::max(fixed, r.pixel_size_nm));
   std::vector<double> sigma(r.locs.size());
   std::vector<double> known;
   const double px = r.raw_pixel_size_nm;
@@ -171,8 +173,10 @@ std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed, bool
     std::nth_element(known.begin(), known.begin() + known.size() / 2, known.end());
     fallback = known[known.size() / 2];
   }
-  for (double& s : sigma)
-    if (!(std::isfinite(s) && s > 0)) s = fallback;
+  // At least one reconstruction pixel: a narrower Gaussian falls mostly in one pixel, so the
+  // image would show where in the pixel grid each localization lies (noise of even/odd rows and
+  // columns of ~2/sqrt(localizations)) rather than the structure.
+  for (double& s : sigma) s = std::max(std::isfinite(s) && s > 0 ? s : fallback, r.pixel_size_nm);
   return sigma;
 }
 
