@@ -2,6 +2,7 @@
 // config schema. The only place that prints errors and decides how the process ends.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +24,7 @@ using dsir::ConfigError;
 
 // What the command line asked for, before the config is built.
 struct Request {
+  std::string command;                       // the chosen subcommand
   std::vector<std::string> positional_keys;  // of the chosen command, if it takes named positionals
   std::vector<std::string> positional;       // CONFIG.yaml and key=value overrides
   std::map<std::string, std::vector<std::string>> flags;  // config key -> values given
@@ -54,6 +56,35 @@ void add_flags(CLI::App* sub, const std::string& section, Request& req) {
   }
 }
 
+// Whether a command-line word names a data file rather than a YAML config.
+bool looks_like_data_file(const std::string& word) {
+  std::string ext = std::filesystem::path(word).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* data : {".h5", ".hdf5", ".tif", ".tiff", ".csv", ".png", ".npy", ".npz"})
+    if (ext == data) return true;
+  return false;
+}
+
+// "'acquisition.h5' is a data file, not a config ...": the flags of `command` that read files.
+std::string data_file_error(const std::string& word, const std::string& command) {
+  std::string flags, example;
+  for (const auto& e : dsir::schema()) {
+    if (e.section != command || command == "run" || e.spec.flag.empty() || e.key.size() < 7) continue;
+    if (e.spec.type != dsir::KeyType::String && e.spec.type != dsir::KeyType::StringList) continue;
+    if (e.key.compare(e.key.size() - 7, 7, ".output") == 0) continue;
+    flags += (flags.empty() ? "" : ", ") + e.spec.flag + " (" + e.key + ")";
+    // The example: the flag that usually takes a file of this kind.
+    const std::string ext = std::filesystem::path(word).extension().string();
+    const std::string likely = ext == ".csv" ? ".locs" : (ext == ".h5" || ext == ".hdf5") ? ".input" : ".frames";
+    if (example.empty() || e.key == command + likely) example = e.spec.flag;
+  }
+  std::string what = "'" + word + "' is a data file, not a config (CONFIG.yaml)";
+  if (flags.empty())
+    return what + "; give input files in the config or as key=value overrides (e.g. ingest.frames=" + word + ")";
+  return what + "; `dsir " + command + "` reads files given with " + flags + ", e.g. dsir " + command + " " +
+         example + " " + word;
+}
+
 Config build_config(const Request& req) {
   std::string path;
   std::vector<std::string> overrides;
@@ -63,12 +94,18 @@ Config build_config(const Request& req) {
   for (const auto& [key, values] : req.flags)
     for (const auto& v : values) (v.find('=') != std::string::npos ? positional : flags[key]).push_back(v);
   size_t named = 0;
-  for (const auto& p : positional) {
+  for (size_t i = 0; i < positional.size(); ++i) {
+    const std::string& p = positional[i];
     if (p.find('=') != std::string::npos) {
       overrides.push_back(p);
     } else if (named < req.positional_keys.size()) {
       overrides.push_back(req.positional_keys[named++] + "=" + p);
+    } else if (dsir::find_key(p) != nullptr) {  // "train.epochs 3"
+      const bool value_follows = i + 1 < positional.size() && positional[i + 1].find('=') == std::string::npos;
+      throw ConfigError("'" + p + "' is a config key given without a value: an override is key=value (" + p + "=" +
+                        (value_follows ? positional[i + 1] : "...") + ")");
     } else if (path.empty()) {
+      if (looks_like_data_file(p)) throw ConfigError(data_file_error(p, req.command));
       path = p;
     } else {
       throw ConfigError("more than one config file given: '" + path + "' and '" + p + "'");
@@ -155,6 +192,7 @@ int main(int argc, char** argv) {
   Request req;
 
   auto* run = app.add_subcommand("run", "Run the pipeline stages in order (run.stages).");
+  run->final_callback([&req] { req.command = "run"; });
   run->add_option("args", req.positional, "CONFIG.yaml and key=value overrides");
   add_flags(run, "run", req);
   for (const auto& c : dsir::commands()) {
@@ -164,8 +202,11 @@ int main(int argc, char** argv) {
       what = "";
       for (const auto& k : c.positional_keys) what += k + " ";
       what += "(in this order), then CONFIG.yaml and key=value overrides";
-      sub->final_callback([&req, keys = c.positional_keys] { req.positional_keys = keys; });
     }
+    sub->final_callback([&req, name = c.name, keys = c.positional_keys] {
+      req.command = name;
+      req.positional_keys = keys;
+    });
     sub->add_option("args", req.positional, what);
     add_flags(sub, c.name, req);
     add_flags(sub, "run", req);

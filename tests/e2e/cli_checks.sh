@@ -20,6 +20,8 @@ check "wrong type names key" 2 "train.lr expects a number" -- "$dsir" config sho
 check "unknown override suggests" 2 "unknown key 'upscale.factr' \(did you mean 'upscale.factor'\?\)" -- "$dsir" upscale upscale.factr=4
 check "missing config file" 2 "nope.yaml: config file not found" -- "$dsir" run "$work/nope.yaml"
 check "misspelt command: did-you-mean and the list, exit 2" 2 "unknown command 'trian' \(did you mean 'train'\?\); the commands: run, " -- "$dsir" trian "$work/nope.yaml"
+check "a data file where the config goes names the flag" 2 "'acquisition.h5' is a data file, not a config \(CONFIG.yaml\); \`dsir infer\` reads files given with --checkpoint \(infer.checkpoint\), --input \(infer.input\), e.g. dsir infer --input acquisition.h5" -- "$dsir" infer acquisition.h5
+check "a key without '=' shows the override" 2 "'train.epochs' is a config key given without a value: an override is key=value \(train.epochs=3\)" -- "$dsir" config show "$work/range.yaml" train.epochs 3
 check "missing input file names it" 2 "upscale.input: file '$work/absent.h5' does not exist" -- "$dsir" upscale --input "$work/absent.h5" --output "$work/u.h5"
 check "bad flag is a usage error" 2 "" -- "$dsir" ingest --no-such-flag
 check "help exits 0" 0 "--frames" -- "$dsir" ingest --help
