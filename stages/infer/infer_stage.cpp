@@ -10,6 +10,7 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/folder_lock.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/localize.h"
@@ -261,6 +262,26 @@ class ShardWorker {
   std::map<size_t, std::pair<double, double>> mean_std_;
 };
 
+// Two infer jobs writing one folder would replace each other's shards: rank 0 takes the folder's
+// lock and tells the other ranks, so that a refusal ends every rank with one message.
+std::unique_ptr<FolderLock> lock_output(const Context& ctx, const std::string& out_dir) {
+  std::unique_ptr<FolderLock> lock;
+  std::string refusal;
+  if (ctx.mpi.is_root()) {
+    try {
+      lock = std::make_unique<FolderLock>(out_dir + "/.dsir-infer.lock", "dsir infer");
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+    if (lock && !lock->took_over().empty())
+      log::print("infer: took over the lock of {}/.dsir-infer.lock from a process that has ended ({})",
+                 out_dir, lock->took_over());
+  }
+  ctx.mpi.broadcast(refusal);
+  if (!refusal.empty()) throw CollectiveError(refusal, 1);
+  return lock;
+}
+
 void run(Context& ctx) {
   const Config& c = ctx.config;
   setup_torch_threads(ctx.threads());
@@ -268,6 +289,7 @@ void run(Context& ctx) {
   std::vector<std::string> entries = c.get_strings("infer.input");
   if (entries.empty()) entries.push_back(ctx.run_dir() + "/data/acquisition.h5");
   const std::string out_dir = ctx.path("infer.output", "infer");
+  const std::unique_ptr<FolderLock> lock = lock_output(ctx, out_dir);
   const uint64_t shard_frames = static_cast<uint64_t>(c.get_int("infer.shard_frames"));
   const bool dynamic = c.get_string("infer.schedule") == "dynamic";
   LocalizeOptions lopt;
