@@ -26,13 +26,17 @@ void make_parent_dirs(const std::string& path) {
   if (ec) throw Error("cannot create folder '" + parent.string() + "': " + ec.message());
 }
 
-namespace {
-
 std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0) return "unknown-host";
   return name;
 }
+
+bool process_has_ended(long pid) {
+  return pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+namespace {
 
 // Removes the temporary files that processes of this host left in folder when they died (killed,
 // or out of memory): ".NAME.tmp.HOST.PID" with this host's name and a PID no process has. Files
@@ -55,7 +59,7 @@ void remove_stale_temporaries(const fs::path& folder) {
     const std::string pid_text = name.substr(at + mark.size());
     if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-    if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (pid == getpid() || !process_has_ended(pid)) continue;
     std::error_code removed;
     if (fs::remove(it->path(), removed))
       log::all_print("removed {}, a temporary file left by process {} of this host, which has ended",

@@ -8,7 +8,7 @@ namespace dsir {
 class AtomicPath {
  public:
   explicit AtomicPath(std::string final_path);  // creates the parent folder
-  ~AtomicPath();                                 // removes the temporary if not committed
+  ~AtomicPath();                                // removes the temporary if not committed
   AtomicPath(const AtomicPath&) = delete;
   AtomicPath& operator=(const AtomicPath&) = delete;
 
@@ -26,5 +26,10 @@ class AtomicPath {
 void write_text_file(const std::string& path, const std::string& text);
 std::string read_text_file(const std::string& path);
 void make_parent_dirs(const std::string& path);
+
+// This machine's name, and whether a process of this machine has ended: how leftovers (temporary
+// files, locks) of a killed process are told from those of a live one.
+std::string host_name();
+bool process_has_ended(long pid);
 
 }  // namespace dsir

@@ -26,6 +26,17 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
+// A failure every rank learnt of together (rank 0 decided and broadcast it, e.g. the infer output
+// folder is locked by another job): rank 0 prints, every rank exits cleanly with `code`, no abort.
+class CollectiveError : public Error {
+ public:
+  CollectiveError(const std::string& what, int code) : Error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
 // A stage stopped on request (SIGUSR1/SIGTERM) after saving its state; every rank agreed to stop
 // at the same step. Exit code kExitRequeue tells a Slurm script to requeue the job.
 constexpr int kExitRequeue = 75;  // EX_TEMPFAIL

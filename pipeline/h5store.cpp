@@ -36,6 +36,28 @@ void quiet_this_thread() { thread_local const QuietErrors quiet; }
 // ("No space left on device"), for the message.
 std::string system_reason() { return errno != 0 ? std::string(": ") + std::strerror(errno) : ""; }
 
+// HDF5's reason for the call that just failed (call before any other HDF5 call): a chunk whose
+// checksum does not match is named as such, anything else by the innermost message on the stack.
+std::string hdf5_reason() {
+  struct Found {
+    bool checksum = false;
+    std::string innermost;
+  } found;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+        auto* f = static_cast<Found*>(data);
+        const std::string desc = e->desc ? e->desc : "";
+        // HDF5's words since 1.8: "data error detected by Fletcher32 checksum".
+        if (desc.find("Fletcher32") != std::string::npos) f->checksum = true;
+        if (!desc.empty()) f->innermost = desc;
+        return 0;
+      },
+      &found);
+  if (found.checksum) return ": checksum mismatch, the data is corrupt (Fletcher-32 of a chunk)";
+  return found.innermost.empty() ? "" : " (" + found.innermost + ")";
+}
+
 hid_t native(DType t) {
   switch (t) {
     case DType::u8:
@@ -164,9 +186,10 @@ File File::open(const std::string& path) {
   return f;
 }
 
-File File::create(const std::string& path, const Attributes& provenance) {
+File File::create(const std::string& path, const Attributes& provenance, Checksum checksum) {
   File f;
   f.path_ = path;
+  f.checksum_ = checksum;
   f.atomic_ = std::make_unique<AtomicPath>(path);
   errno = 0;
   f.id_ = H5Fcreate(f.atomic_->tmp().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -175,13 +198,15 @@ File File::create(const std::string& path, const Attributes& provenance) {
   return f;
 }
 
-File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)), atomic_(std::move(o.atomic_)) {
+File::File(File&& o) noexcept
+    : id_(o.id_), checksum_(o.checksum_), path_(std::move(o.path_)), atomic_(std::move(o.atomic_)) {
   o.id_ = -1;
 }
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     close();
     id_ = o.id_;
+    checksum_ = o.checksum_;
     path_ = std::move(o.path_);
     atomic_ = std::move(o.atomic_);
     o.id_ = -1;
@@ -236,13 +261,30 @@ DType File::dtype(const std::string& name) const {
   fail("unsupported element type", name);
 }
 
+bool File::checksummed(const std::string& name) const {
+  Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.ok()) fail("missing dataset", name);
+  Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  unsigned flags = 0;
+  size_t n = 0;
+  unsigned config = 0;
+  return H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &n, nullptr, 0, nullptr, &config) >= 0;
+}
+
 void File::create_dataset(const std::string& name, DType type, const Dims& dims, const Dims& chunk,
                           int deflate) {
   std::vector<hsize_t> d(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr), H5Sclose);
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!chunk.empty() && product(dims) > 0) {
+  const bool checksum = checksum_ == Checksum::fletcher32 && !dims.empty() && product(dims) > 0;
+  if ((!chunk.empty() || checksum) && product(dims) > 0) {
     std::vector<hsize_t> c(chunk.begin(), chunk.end());
+    if (c.empty()) {
+      // The filter needs chunks: whole trailing dimensions, leading rows up to about 1 MiB.
+      c.assign(dims.begin(), dims.end());
+      c[0] = std::max<uint64_t>(
+          1, (uint64_t{1} << 20) / std::max<uint64_t>(1, product(dims) / dims[0] * type_size(type)));
+    }
     for (size_t i = 0; i < c.size() && i < dims.size(); ++i)
       c[i] = std::max<hsize_t>(1, std::min<hsize_t>(c[i], dims[i]));
     if (H5Pset_chunk(dcpl, static_cast<int>(c.size()), c.data()) < 0) fail("invalid chunk shape", name);
@@ -250,6 +292,8 @@ void File::create_dataset(const std::string& name, DType type, const Dims& dims,
       H5Pset_shuffle(dcpl);
       H5Pset_deflate(dcpl, static_cast<unsigned>(deflate));
     }
+    // Last in the pipeline, as h5py does: the checksum covers the stored bytes.
+    if (checksum && H5Pset_fletcher32(dcpl) < 0) fail("cannot add a checksum", name);
   }
   Handle ds(H5Dcreate2(id_, name.c_str(), native(type), space, link_create_plist(), dcpl, H5P_DEFAULT),
             H5Dclose);
@@ -293,7 +337,7 @@ std::vector<T> File::read_rows(const std::string& name, uint64_t first, uint64_t
   std::vector<hsize_t> md(mdims.begin(), mdims.end());
   Handle mspace(H5Screate_simple(static_cast<int>(md.size()), md.data(), nullptr), H5Sclose);
   if (!out.empty() && H5Dread(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, out.data()) < 0)
-    fail("read failed", name);
+    fail("read failed" + hdf5_reason(), name);
   return out;
 }
 
@@ -316,7 +360,7 @@ std::vector<T> File::read(const std::string& name) const {
     std::vector<T> out(1);
     Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (H5Dread(ds, native(dtype_of<T>()), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-      fail("read failed", name);
+      fail("read failed" + hdf5_reason(), name);
     return out;
   }
   return read_rows<T>(name, 0, dims[0]);
@@ -397,6 +441,7 @@ void File::write_table(const std::string& name, const Table& table, int deflate)
   hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(rows, 65536));
   H5Pset_chunk(dcpl, 1, &chunk);
   if (deflate > 0) H5Pset_deflate(dcpl, static_cast<unsigned>(deflate));
+  if (checksum_ == Checksum::fletcher32 && H5Pset_fletcher32(dcpl) < 0) fail("cannot add a checksum", name);
   Handle ds(H5Dcreate2(id_, name.c_str(), ctype, space, link_create_plist(), dcpl, H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) fail("cannot create table", name);
   if (rows > 0 && H5Dwrite(ds, ctype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
@@ -427,7 +472,7 @@ Table File::read_table(const std::string& name) const {
     H5Tinsert(one, col.name.c_str(), 0, H5T_NATIVE_DOUBLE);
     col.values.resize(rows);
     if (rows > 0 && H5Dread(ds, one, H5S_ALL, H5S_ALL, H5P_DEFAULT, col.values.data()) < 0)
-      fail("cannot read column '" + col.name + "'", name);
+      fail("cannot read column '" + col.name + "'" + hdf5_reason(), name);
     table.columns.push_back(std::move(col));
   }
   return table;

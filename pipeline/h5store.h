@@ -19,6 +19,11 @@ using Attributes = std::map<std::string, std::string>;
 
 enum class DType { u8, u16, u32, i32, i64, f32, f64 };
 
+// Whether the datasets a File creates carry a checksum. `fletcher32`: HDF5's Fletcher-32 filter on
+// every chunk (datasets are chunked for it), which HDF5 verifies on every read, also in h5py; a
+// read of a corrupted chunk fails with "checksum mismatch" naming the file and dataset.
+enum class Checksum { none, fletcher32 };
+
 // One column of a compound table (e.g. /emitters): values held as double in memory,
 // stored with the given type.
 struct Column {
@@ -36,7 +41,8 @@ struct Table {
 class File {
  public:
   static File open(const std::string& path);  // read-only; InputError naming the file
-  static File create(const std::string& path, const Attributes& provenance);
+  static File create(const std::string& path, const Attributes& provenance,
+                     Checksum checksum = Checksum::none);
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
   ~File();
@@ -47,17 +53,19 @@ class File {
   bool has(const std::string& name) const;
   Dims shape(const std::string& name) const;
   DType dtype(const std::string& name) const;
+  // True when the dataset carries a checksum that reads verify (files written before dsir used
+  // checksums have none).
+  bool checksummed(const std::string& name) const;
 
   // Whole datasets.
   template <class T>
-  void write(const std::string& name, const std::vector<T>& data, const Dims& dims,
-             const Dims& chunk = {}, int deflate = 0);
+  void write(const std::string& name, const std::vector<T>& data, const Dims& dims, const Dims& chunk = {},
+             int deflate = 0);
   template <class T>
   std::vector<T> read(const std::string& name) const;  // converts from the stored type
 
   // Streaming: create a dataset, then write/read slabs along the first dimension.
-  void create_dataset(const std::string& name, DType type, const Dims& dims, const Dims& chunk,
-                      int deflate);
+  void create_dataset(const std::string& name, DType type, const Dims& dims, const Dims& chunk, int deflate);
   template <class T>
   void write_rows(const std::string& name, uint64_t first, uint64_t count, const T* data);
   template <class T>
@@ -81,6 +89,7 @@ class File {
   [[noreturn]] void fail(const std::string& what, const std::string& name) const;
 
   int64_t id_ = -1;
+  Checksum checksum_ = Checksum::none;
   std::string path_;
   std::unique_ptr<AtomicPath> atomic_;
 };

@@ -283,6 +283,9 @@ int main(int argc, char** argv) {
     // Collective by construction (the ranks agreed to stop): a clean exit on every rank.
     dsir::log::print("{}", e.what());
     return dsir::kExitRequeue;
+  } catch (const dsir::CollectiveError& e) {
+    if (mpi.is_root()) std::fprintf(stderr, "dsir: error: %s\n", e.what());
+    return e.code();
   } catch (const std::exception& e) {
     const int code = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
     // "std::bad_alloc" alone tells a user nothing; what follows from it does.

@@ -1,7 +1,5 @@
 // Tests of pipeline/h5store.h: typed datasets, slabs, compound tables, attributes, atomic
 // creation (temporary name + rename on commit) and error messages.
-#include "pipeline/h5store.h"
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +15,8 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "pipeline/h5store.h"
+#include "tests/corrupt_file.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -424,8 +424,8 @@ TEST_F(H5StoreTest, AttributeOnMissingObjectIsAnInputError) {
 }
 
 TEST_F(H5StoreTest, ProvenanceAttributesAppearOnRoot) {
-  const Attributes prov = {{"dsir_version", "1.2.3"}, {"config_hash", "0123456789abcdef"},
-                           {"stage", "simulate"}};
+  const Attributes prov = {
+      {"dsir_version", "1.2.3"}, {"config_hash", "0123456789abcdef"}, {"stage", "simulate"}};
   {
     File f = File::create(path(), prov);
     f.commit();
@@ -443,6 +443,60 @@ TEST_F(H5StoreTest, ProvenanceAttributesAppearOnRoot) {
 // What a killed process leaves (".NAME.tmp.HOST.PID") is removed by the next writer into that
 // folder when the process is gone and ran on this host; other hosts' files and live processes'
 // are kept.
+// ---------------------------------------------------------------------------------------------
+// Checksums
+
+std::vector<double> distinct_values(size_t n) {
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 1000.125 + 0.37 * static_cast<double>(i);
+  return v;
+}
+
+TEST_F(H5StoreTest, ChecksummedDatasetReadsBackAndSaysSo) {
+  const auto values = distinct_values(600);
+  File f = File::create(path(), {}, dsir::h5::Checksum::fletcher32);
+  f.write("/sum", values, {20, 30});
+  f.write("/deflated", values, {600}, {100}, 4);
+  f.write_table("/table", Table{{Column{"x", DType::f64, {1, 2, 3}}}});
+  f.commit();
+  const File r = File::open(path());
+  EXPECT_TRUE(r.checksummed("/sum"));
+  EXPECT_TRUE(r.checksummed("/deflated"));
+  EXPECT_TRUE(r.checksummed("/table"));
+  EXPECT_EQ(r.read<double>("/sum"), values);
+  EXPECT_EQ(r.read<double>("/deflated"), values);
+  EXPECT_EQ(r.shape("/sum"), (Dims{20, 30}));
+}
+
+TEST_F(H5StoreTest, AFlippedByteInChecksummedDataIsAnErrorNamingFileDatasetAndCause) {
+  const auto values = distinct_values(600);
+  {
+    File f = File::create(path(), {}, dsir::h5::Checksum::fletcher32);
+    f.write("/sum", values, {20, 30});
+    f.commit();
+  }
+  ASSERT_TRUE(dsir::test::flip_byte_inside(path(), values));
+  const File r = File::open(path());
+  const std::string msg = input_error([&] { r.read<double>("/sum"); });
+  EXPECT_TRUE(contains(msg, path() + ": /sum: read failed: checksum mismatch")) << msg;
+  const std::string rows = input_error([&] { r.read_rows<double>("/sum", 3, 2); });
+  EXPECT_TRUE(contains(rows, "checksum mismatch")) << rows;
+}
+
+TEST_F(H5StoreTest, WithoutChecksumsAFlippedByteGoesUnnoticed) {
+  // What the checksum is for, and how files of older dsir versions read: no check, no error.
+  const auto values = distinct_values(600);
+  {
+    File f = File::create(path(), {});
+    f.write("/sum", values, {20, 30});
+    f.commit();
+  }
+  ASSERT_TRUE(dsir::test::flip_byte_inside(path(), values));
+  const File r = File::open(path());
+  EXPECT_FALSE(r.checksummed("/sum"));
+  EXPECT_NE(r.read<double>("/sum"), values);
+}
+
 TEST_F(H5StoreTest, StaleTemporariesOfDeadProcessesOfThisHostAreRemoved) {
   char host[256] = {};
   ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
@@ -453,7 +507,8 @@ TEST_F(H5StoreTest, StaleTemporariesOfDeadProcessesOfThisHostAreRemoved) {
   const std::string dead_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(dead);
   const std::string dead_elsewhere = ".big.h5.tmp.other-node-7." + std::to_string(dead);
   const std::string live_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(getppid());
-  for (const std::string& name : {dead_here, dead_elsewhere, live_here}) std::ofstream(path(name)) << "partial";
+  for (const std::string& name : {dead_here, dead_elsewhere, live_here})
+    std::ofstream(path(name)) << "partial";
   File f = File::create(path("out.h5"), {});
   f.commit();
   const auto left = entries();
@@ -584,9 +639,9 @@ TEST_F(H5StoreTest, HasWalksNestedPaths) {
   EXPECT_TRUE(f.has("a/b/c"));  // relative to the root
   EXPECT_TRUE(f.has("/"));
   EXPECT_FALSE(f.has("/a/b/d"));
-  EXPECT_FALSE(f.has("/a/x/c"));      // missing intermediate group
-  EXPECT_FALSE(f.has("/x/y/z"));      // missing first group
-  EXPECT_FALSE(f.has("/a/b/c/d"));    // below a dataset
+  EXPECT_FALSE(f.has("/a/x/c"));    // missing intermediate group
+  EXPECT_FALSE(f.has("/x/y/z"));    // missing first group
+  EXPECT_FALSE(f.has("/a/b/c/d"));  // below a dataset
   EXPECT_FALSE(f.has("/zz"));
 }
 

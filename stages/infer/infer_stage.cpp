@@ -10,6 +10,7 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/folder_lock.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/localize.h"
@@ -161,7 +162,7 @@ class ShardWorker {
 
   // Computes and writes one shard; `after_batch(frames)` runs after every network call.
   template <class AfterBatch>
-  void compute(const ShardTask& s, const std::string& path, const h5::Attributes& identity,
+  void compute(const ShardTask& s, const std::string& path, const ShardInfo& identity,
                const std::string& settings, AfterBatch&& after_batch) {
     const Acquisition& a = acquisitions_[s.acquisition];
     open(s.acquisition);
@@ -210,24 +211,26 @@ class ShardWorker {
       for (const auto& f_locs : found) locs.insert(locs.end(), f_locs.begin(), f_locs.end());
       after_batch(n);
     }
-    h5::Attributes attrs = ctx_.provenance();
-    for (const auto& [k, v] : identity) attrs[k] = v;
-    attrs["settings"] = settings;
-    attrs["bn_mode"] = to_string(predictor_.bn_mode());
-    attrs["threshold"] = fmt::format("{}", lopt_.threshold);
-    attrs["acquisition"] = a.name;
-    attrs["camera"] = a.camera;
-    h5::File out = h5::File::create(path, attrs);
-    out.write("/sum", sum, {static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)});
-    out.write_table("/localizations", emitters_to_table(locs));
-    out.set_attr("/", "first_frame", static_cast<double>(s.first));
-    out.set_attr("/", "frames", static_cast<double>(s.count));
-    out.set_attr("/", "acquisition_frames", static_cast<double>(a.frames));
-    out.set_attr("/", "pixel_size_nm", px);
-    out.set_attr("/", "raw_pixel_size_nm", a.pixel_size_nm);
-    out.set_attr("/", "raw_width", static_cast<double>(a.width));
-    out.set_attr("/", "raw_height", static_cast<double>(a.height));
-    out.commit();
+    Shard shard;
+    shard.info = identity;
+    ShardInfo& info = shard.info;
+    info.settings = settings;
+    info.bn_mode = to_string(predictor_.bn_mode());
+    info.threshold = fmt::format("{}", lopt_.threshold);
+    info.acquisition = a.name;
+    info.camera = a.camera;
+    info.first_frame = s.first;
+    info.frames = s.count;
+    info.acquisition_frames = a.frames;
+    info.pixel_size_nm = px;
+    info.raw_pixel_size_nm = a.pixel_size_nm;
+    info.raw_width = a.width;
+    info.raw_height = a.height;
+    shard.height = static_cast<uint64_t>(oh);
+    shard.width = static_cast<uint64_t>(ow);
+    shard.sum = std::move(sum);
+    shard.localizations = std::move(locs);
+    write_shard(path, ctx_.provenance(), shard);
   }
 
  private:
@@ -259,6 +262,26 @@ class ShardWorker {
   std::map<size_t, std::pair<double, double>> mean_std_;
 };
 
+// Two infer jobs writing one folder would replace each other's shards: rank 0 takes the folder's
+// lock and tells the other ranks, so that a refusal ends every rank with one message.
+std::unique_ptr<FolderLock> lock_output(const Context& ctx, const std::string& out_dir) {
+  std::unique_ptr<FolderLock> lock;
+  std::string refusal;
+  if (ctx.mpi.is_root()) {
+    try {
+      lock = std::make_unique<FolderLock>(out_dir + "/.dsir-infer.lock", "dsir infer");
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+    if (lock && !lock->took_over().empty())
+      log::print("infer: took over the lock of {}/.dsir-infer.lock from a process that has ended ({})",
+                 out_dir, lock->took_over());
+  }
+  ctx.mpi.broadcast(refusal);
+  if (!refusal.empty()) throw CollectiveError(refusal, 1);
+  return lock;
+}
+
 void run(Context& ctx) {
   const Config& c = ctx.config;
   setup_torch_threads(ctx.threads());
@@ -266,6 +289,7 @@ void run(Context& ctx) {
   std::vector<std::string> entries = c.get_strings("infer.input");
   if (entries.empty()) entries.push_back(ctx.run_dir() + "/data/acquisition.h5");
   const std::string out_dir = ctx.path("infer.output", "infer");
+  const std::unique_ptr<FolderLock> lock = lock_output(ctx, out_dir);
   const uint64_t shard_frames = static_cast<uint64_t>(c.get_int("infer.shard_frames"));
   const bool dynamic = c.get_string("infer.schedule") == "dynamic";
   LocalizeOptions lopt;
@@ -332,10 +356,14 @@ void run(Context& ctx) {
     const ShardTask& s = shards[i];
     const Acquisition& a = acquisitions[s.acquisition];
     const std::string path = shard_path(out_dir, a.name, s.index);
-    const h5::Attributes identity = shard_identity(a, s, predictor.checksum(), settings[s.acquisition]);
-    if (shard_complete(path, identity)) {
+    const ShardInfo identity = shard_identity(a, s, predictor.checksum(), settings[s.acquisition]);
+    const ShardCheck found = check_shard(path, identity);
+    if (found.state == ShardState::complete) {
       ++skipped;
     } else {
+      // Whichever rank computes the shard says why it replaces the file there.
+      if (found.state == ShardState::corrupt || found.state == ShardState::unverifiable)
+        log::all_print("infer: {}; recomputing the shard", found.reason);
       uint64_t in_shard = 0;
       worker.compute(s, path, identity, settings[s.acquisition], [&](uint64_t n) {
         in_shard += n;

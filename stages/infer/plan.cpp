@@ -153,25 +153,15 @@ std::string settings_hash(const std::string& text) {
   return fmt::format("{:016x}", h);
 }
 
-h5::Attributes shard_identity(const Acquisition& acquisition, const ShardTask& shard,
-                              const std::string& model_checksum, const std::string& settings) {
-  return {{"source_file", acquisition.path},
-          {"source_stat", acquisition.stat},
-          {"model_checksum", model_checksum},
-          {"settings_hash", settings_hash(settings)},
-          {"frame_range", fmt::format("{}:{}", shard.first, shard.first + shard.count)}};
-}
-
-bool shard_complete(const std::string& path, const h5::Attributes& identity) {
-  if (!fs::exists(path)) return false;
-  try {
-    h5::File f = h5::File::open(path);
-    for (const auto& [k, v] : identity)
-      if (!f.has_attr("/", k) || f.attr_string("/", k) != v) return false;
-    return f.has("/sum") && f.has("/localizations");
-  } catch (const InputError&) {
-    return false;  // unreadable leftovers are recomputed
-  }
+ShardInfo shard_identity(const Acquisition& acquisition, const ShardTask& shard,
+                         const std::string& model_checksum, const std::string& settings) {
+  ShardInfo info;
+  info.source_file = acquisition.path;
+  info.source_stat = acquisition.stat;
+  info.model_checksum = model_checksum;
+  info.settings_hash = settings_hash(settings);
+  info.frame_range = fmt::format("{}:{}", shard.first, shard.first + shard.count);
+  return info;
 }
 
 size_t remove_stale_shards(const std::string& folder, uint64_t shards) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/h5store.h"
+#include "stages/infer/shard_file.h"
 
 namespace dsir {
 
@@ -50,11 +50,10 @@ std::vector<Acquisition> unpack(const std::string& bytes);
 // FNV-1a 64 of `text`, hex: names a set of settings in an attribute.
 std::string settings_hash(const std::string& text);
 
-// Attributes that must all match for a shard on disk to be reused.
-h5::Attributes shard_identity(const Acquisition& acquisition, const ShardTask& shard,
-                              const std::string& model_checksum, const std::string& settings);
-// True when `path` is a readable, complete shard with exactly this identity.
-bool shard_complete(const std::string& path, const h5::Attributes& identity);
+// A shard's identity (the ShardInfo fields that must all match for a shard on disk to be reused;
+// check_shard in shard_file.h compares them).
+ShardInfo shard_identity(const Acquisition& acquisition, const ShardTask& shard,
+                         const std::string& model_checksum, const std::string& settings);
 
 // Removes what a killed or differently-sharded earlier run left in an acquisition's folder:
 // temporaries (.shard-*.tmpPID) and shards numbered `shards` or higher. Returns how many.

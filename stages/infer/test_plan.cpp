@@ -99,29 +99,16 @@ TEST(Plan, SettingsHashIsFnv1a) {
   EXPECT_EQ(settings_hash("a"), "af63dc4c8601ec8c");
 }
 
-TEST_F(PlanTest, ShardIsCompleteOnlyWithTheSameIdentity) {
+TEST(Plan, ShardIdentityNamesSourceModelSettingsAndFrames) {
   Acquisition a;
   a.path = "/data/cell.h5";
   a.stat = "100 bytes, modified 1.0";
-  const ShardTask s{0, 0, 0, 16};
-  const auto id = shard_identity(a, s, "abc", "threshold=0.3");
-  const std::string path = (dir_ / "shard-00000.h5").string();
-  EXPECT_FALSE(shard_complete(path, id));  // absent
-  {
-    h5::File f = h5::File::create(path, id);
-    f.write("/sum", std::vector<double>(4, 0.0), {2, 2});
-    f.write_table("/localizations", emitters_to_table({}));
-    f.commit();
-  }
-  EXPECT_TRUE(shard_complete(path, id));
-  EXPECT_FALSE(shard_complete(path, shard_identity(a, s, "abd", "threshold=0.3")));  // another model
-  EXPECT_FALSE(shard_complete(path, shard_identity(a, s, "abc", "threshold=0.4")));  // other settings
-  EXPECT_FALSE(shard_complete(path, shard_identity(a, ShardTask{0, 0, 0, 8}, "abc", "threshold=0.3")));
-  Acquisition replaced = a;
-  replaced.stat = "200 bytes, modified 2.0";  // the source was rewritten
-  EXPECT_FALSE(shard_complete(path, shard_identity(replaced, s, "abc", "threshold=0.3")));
-  write_text_file(path, "not HDF5");  // a corrupt leftover is recomputed, not an error
-  EXPECT_FALSE(shard_complete(path, id));
+  const ShardInfo id = shard_identity(a, ShardTask{0, 3, 48, 16}, "abc", "threshold=0.3");
+  EXPECT_EQ(id.identity(), (h5::Attributes{{"source_file", "/data/cell.h5"},
+                                           {"source_stat", "100 bytes, modified 1.0"},
+                                           {"model_checksum", "abc"},
+                                           {"settings_hash", settings_hash("threshold=0.3")},
+                                           {"frame_range", "48:64"}}));
 }
 
 TEST_F(PlanTest, RemovesTemporariesAndSurplusShards) {

@@ -14,6 +14,7 @@
 #include "pipeline/picture.h"
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
+#include "stages/infer/shard_file.h"
 #include "stages/reduce/exports.h"
 #include "stages/reduce/render.h"
 
@@ -59,11 +60,6 @@ struct RenderSettings {
   double sigma_nm = 0;  // 0: each localization's own precision
 };
 
-// Attributes every shard of one acquisition must share (a folder mixing runs is refused), and
-// that the reconstruction carries as provenance.
-const char* const kShared[] = {"source_file", "source_stat", "model_checksum", "settings_hash", "settings",
-                               "bn_mode",     "threshold",   "acquisition",    "camera"};
-
 struct Reconstruction {
   std::vector<double> sum;
   std::vector<Emitter> locs;
@@ -75,20 +71,6 @@ struct Reconstruction {
   h5::Attributes shared;
 };
 
-std::string required_attr(const h5::File& f, const std::string& key) {
-  if (!f.has_attr("/", key))
-    throw InputError(f.path() + ": missing attribute '" + key +
-                     "' (not a shard of this dsir version; rerun infer)");
-  return f.attr_string("/", key);
-}
-
-double required_number(const h5::File& f, const std::string& key) {
-  if (!f.has_attr("/", key))
-    throw InputError(f.path() + ": missing attribute '" + key +
-                     "' (not a shard of this dsir version; rerun infer)");
-  return f.attr_double("/", key);
-}
-
 Reconstruction reduce_acquisition(const fs::path& dir) {
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -99,13 +81,13 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
   if (files.empty()) throw InputError(dir.string() + ": no shard-*.h5 files");
   Reconstruction r;
   std::string first_file;
-  uint64_t expected_first = 0;
+  uint64_t expected_first = 0, unverified = 0;
   for (const auto& p : files) {
-    h5::File f = h5::File::open(p.string());  // InputError naming the file when unreadable
-    if (!f.has("/sum") || !f.has("/localizations"))
-      throw InputError(p.string() + ": not a complete inference shard (missing /sum or /localizations)");
-    for (const char* key : kShared) {
-      const std::string v = required_attr(f, key);
+    const Shard shard = read_shard(p.string());  // InputError naming the file: unreadable, corrupt
+    const ShardInfo& info = shard.info;
+    if (!shard.checksummed) ++unverified;
+    // A folder mixing runs is refused.
+    for (const auto& [key, v] : info.shared()) {
       if (first_file.empty()) {
         r.shared[key] = v;
       } else if (r.shared[key] != v) {
@@ -115,36 +97,35 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
                         p.string(), key, v, first_file, r.shared[key]));
       }
     }
-    const uint64_t first = static_cast<uint64_t>(required_number(f, "first_frame"));
-    const uint64_t count = static_cast<uint64_t>(required_number(f, "frames"));
-    if (first != expected_first)
-      throw InputError(p.string() + ": starts at frame " + std::to_string(first) + ", expected " +
+    if (info.first_frame != expected_first)
+      throw InputError(p.string() + ": starts at frame " + std::to_string(info.first_frame) + ", expected " +
                        std::to_string(expected_first) + " (a shard is missing; rerun infer)");
-    const h5::Dims d = f.shape("/sum");
-    if (d.size() != 2) throw InputError(p.string() + ": /sum must be 2-D");
     if (first_file.empty()) {
-      r.height = static_cast<int>(d[0]);
-      r.width = static_cast<int>(d[1]);
-      r.pixel_size_nm = required_number(f, "pixel_size_nm");
-      r.frames = static_cast<uint64_t>(required_number(f, "acquisition_frames"));
-      r.raw_width = static_cast<int>(required_number(f, "raw_width"));
-      r.raw_height = static_cast<int>(required_number(f, "raw_height"));
-      r.raw_pixel_size_nm = required_number(f, "raw_pixel_size_nm");
-      r.sum.assign(d[0] * d[1], 0.0);
+      r.height = static_cast<int>(shard.height);
+      r.width = static_cast<int>(shard.width);
+      r.pixel_size_nm = info.pixel_size_nm;
+      r.frames = info.acquisition_frames;
+      r.raw_width = info.raw_width;
+      r.raw_height = info.raw_height;
+      r.raw_pixel_size_nm = info.raw_pixel_size_nm;
+      r.sum.assign(shard.sum.size(), 0.0);
       first_file = p.string();
-    } else if (static_cast<int>(d[0]) != r.height || static_cast<int>(d[1]) != r.width) {
+    } else if (static_cast<int>(shard.height) != r.height || static_cast<int>(shard.width) != r.width) {
       throw InputError(p.string() + ": /sum size differs from the other shards");
     }
-    const std::vector<double> part = f.read<double>("/sum");
-    for (size_t i = 0; i < part.size(); ++i) r.sum[i] += part[i];
-    auto locs = table_to_emitters(f.read_table("/localizations"), p.string() + ":/localizations");
-    r.locs.insert(r.locs.end(), locs.begin(), locs.end());
-    expected_first = first + count;
+    for (size_t i = 0; i < shard.sum.size(); ++i) r.sum[i] += shard.sum[i];
+    r.locs.insert(r.locs.end(), shard.localizations.begin(), shard.localizations.end());
+    expected_first = info.first_frame + info.frames;
     ++r.shards;
   }
   if (expected_first != r.frames)
     throw InputError(dir.string() + ": shards cover frames 0-" + std::to_string(expected_first) + " of " +
                      std::to_string(r.frames) + " (missing shards; rerun infer)");
+  if (unverified > 0)
+    log::all_print(
+        "reduce: warning: {} of {} shard(s) in {} have no checksums (written by a dsir before they were "
+        "added), so their data is not verified; rerun infer on the folder to recompute them",
+        unverified, r.shards, dir.string());
   return r;
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "pipeline/errors.h"
+#include "pipeline/log.h"
 #include "stages/train/adam.h"
 #include "stages/train/models/model_registry.h"
 
@@ -52,9 +53,11 @@ void read_into(const h5::File& f, const std::string& name, torch::Tensor& t) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, EmitterNetImpl& model, Adam* optimizer,
-                     const ModelMeta& meta, const h5::Attributes& provenance) {
-  h5::File f = h5::File::create(path, provenance);
+void save_checkpoint(const std::string& path, EmitterNetImpl& model, Adam* optimizer, const ModelMeta& meta,
+                     const h5::Attributes& provenance) {
+  // Checksummed: a corrupted model or checkpoint is an error naming it when read, never weights
+  // silently changed.
+  h5::File f = h5::File::create(path, provenance, h5::Checksum::fletcher32);
   for (const auto& p : model.named_parameters()) write_tensor(f, "/state/" + p.key(), p.value());
   for (const auto& b : model.named_buffers()) write_tensor(f, "/state/" + b.key(), b.value());
   if (optimizer) {
@@ -107,13 +110,18 @@ std::shared_ptr<EmitterNetImpl> load_model(const std::string& path, ModelMeta* m
   m.step = static_cast<int64_t>(f.attr_double("/", "step"));
   m.val_loss = f.attr_double("/", "val_loss");
   // Absent in imported models.
-  if (f.has_attr("/", "step_in_epoch")) m.step_in_epoch = static_cast<int64_t>(f.attr_double("/", "step_in_epoch"));
+  if (f.has_attr("/", "step_in_epoch"))
+    m.step_in_epoch = static_cast<int64_t>(f.attr_double("/", "step_in_epoch"));
   if (f.has_attr("/", "epoch_loss_sum")) m.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
   if (f.has_attr("/", "best_val_loss")) m.best_val_loss = f.attr_double("/", "best_val_loss");
   if (f.has_attr("/", "epochs_since_best"))
     m.epochs_since_best = static_cast<int64_t>(f.attr_double("/", "epochs_since_best"));
   auto model = make_model(m.arch);
-  load_state(f, "/state", *model);
+  load_state(f, "/state", *model);  // verifies the checksums
+  const auto params = model->named_parameters();
+  if (!params.is_empty() && !f.checksummed("/state/" + params[0].key()))
+    log::warn("{}: no checksums (written by a dsir before they were added), so its data is not verified",
+              path);
   model->set_bn_mode(parse_bn_mode(m.bn_mode));
   if (meta) *meta = m;
   return model;

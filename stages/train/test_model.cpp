@@ -10,15 +10,16 @@
 
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
+#include "pipeline/mpi_context.h"
 #include "stages/train/adam.h"
 #include "stages/train/checkpoint.h"
-#include "stages/train/loss.h"
 #include "stages/train/distributed.h"
+#include "stages/train/loss.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/sync_batch_norm.h"
 #include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
-#include "pipeline/mpi_context.h"
+#include "tests/corrupt_file.h"
 #include "tests/shared_data.h"
 
 namespace {
@@ -140,6 +141,31 @@ TEST(Checkpoint, RoundTripKeepsWeightsAndMetadata) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Checkpoint, AFlippedByteInAWeightIsAnErrorNamingTheFileAndTheWeight) {
+  auto model = dsir::make_model("dsir");
+  const std::string dir = ::testing::TempDir() + "/dsir-ckpt-bad-" + std::to_string(getpid());
+  const std::string path = dir + "/checkpoint-epoch-0001.h5";
+  dsir::save_checkpoint(path, *model, nullptr, dsir::ModelMeta{}, {{"dsir_version", "test"}});
+  ASSERT_TRUE(dsir::h5::File::open(path).checksummed("/state/" + model->named_parameters()[0].key()));
+  // The largest weight: its bytes are unique in the file.
+  torch::Tensor weight;
+  std::string key;
+  for (const auto& p : model->named_parameters())
+    if (!weight.defined() || p.value().numel() > weight.numel()) weight = p.value(), key = p.key();
+  const torch::Tensor c = weight.detach().contiguous();
+  const std::vector<float> values(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  ASSERT_TRUE(dsir::test::flip_byte_inside(path, values));
+  try {
+    dsir::load_model(path, nullptr);
+    ADD_FAILURE() << "a corrupt checkpoint was loaded";
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": /state/" + key + ": read failed: checksum mismatch"),
+              std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 using dsir::test::max_rel_diff;
 
 // On one rank the synchronised BatchNorm is torch's BatchNorm2d: output, the three gradients and
@@ -205,7 +231,8 @@ TEST(GradientReducer, OneRankKeepsGradients) {
   net->forward(x).square().mean().backward();
   reducer.finish_step();
   auto params = net->parameters();
-  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(params[i].grad().equal(plain[i])) << "parameter " << i;
+  for (size_t i = 0; i < params.size(); ++i)
+    EXPECT_TRUE(params[i].grad().equal(plain[i])) << "parameter " << i;
 }
 
 }  // namespace

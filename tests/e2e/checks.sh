@@ -16,3 +16,12 @@ check() {  # check NAME EXPECTED_CODE PATTERN -- command...: exit code (or "nonz
     echo "$out" | tail -5
   fi
 }
+same_outputs() {  # same_outputs WHEN REF OUT ACQUISITION...: reduce's outputs identical byte for byte
+  local when=$1 ref=$2 out=$3 a f
+  shift 3
+  for a in "$@"; do
+    for f in localizations.csv reconstruction.tif; do
+      cmp -s "$ref/$a/$f" "$out/$a/$f" && ok "$a/$f identical $when" || bad "$a/$f differs $when"
+    done
+  done
+}

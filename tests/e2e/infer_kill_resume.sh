@@ -59,12 +59,7 @@ check "rerun skips the finished shards" 0 "infer: [0-9]+ shard\(s\) already comp
 [[ $(count) -eq $total_shards ]] && ok "every shard exists after the rerun" || bad "shards missing after the rerun"
 if find "$work/kill/infer" -name '*.tmp*' | grep -q .; then bad "temporaries left behind"; else ok "no temporaries left"; fi
 check "reduce the resumed run" 0 "reduce: .*cellB/reconstruction" -- "$dsir" reduce --input "$work/kill/infer" --output "$work/kill"
-for a in cellA cellB; do
-  for f in localizations.csv reconstruction.tif; do
-    cmp -s "$work/ref/$a/$f" "$work/kill/$a/$f" && ok "$a/$f identical after kill + resume" ||
-      bad "$a/$f differs after kill + resume"
-  done
-done
+same_outputs "after kill + resume" "$work/ref" "$work/kill" cellA cellB
 
 # Evaluation of one acquisition against the simulation's ground truth (the issue's CLI form).
 check "evaluate --locs --gt --tolerance-nm prints JSON" 0 '"tolerance_nm":250' -- "$dsir" evaluate \

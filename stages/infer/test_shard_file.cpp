@@ -1,0 +1,145 @@
+// The shard file (stages/infer/shard_file.h): round trip, and what a restarted infer and reduce
+// make of shards that are absent, of another run, without checksums (older dsir) or corrupted.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "pipeline/atomic_file.h"
+#include "pipeline/errors.h"
+#include "stages/infer/shard_file.h"
+#include "tests/corrupt_file.h"
+
+namespace fs = std::filesystem;
+
+namespace dsir {
+namespace {
+
+class ShardFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dsir_shard_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    shard_.info.source_file = "/data/cell.h5";
+    shard_.info.source_stat = "100 bytes, modified 1.0";
+    shard_.info.model_checksum = "abc";
+    shard_.info.settings_hash = "0123";
+    shard_.info.frame_range = "16:32";
+    shard_.info.settings = "threshold=0.3";
+    shard_.info.bn_mode = "running";
+    shard_.info.threshold = "0.3";
+    shard_.info.acquisition = "cell";
+    shard_.info.camera = "";
+    shard_.info.first_frame = 16;
+    shard_.info.frames = 16;
+    shard_.info.acquisition_frames = 40;
+    shard_.info.pixel_size_nm = 12.5;
+    shard_.info.raw_pixel_size_nm = 100;
+    shard_.info.raw_width = 4;
+    shard_.info.raw_height = 3;
+    shard_.height = 24;
+    shard_.width = 32;
+    for (size_t i = 0; i < 24 * 32; ++i) shard_.sum.push_back(0.001 * static_cast<double>(i) + 0.5);
+    Emitter e;
+    e.frame = 17;
+    e.x_nm = 120.5;
+    e.y_nm = 80.25;
+    e.confidence = 0.9;
+    shard_.localizations = {e};
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path() const { return (dir_ / "shard-00001.h5").string(); }
+  fs::path dir_;
+  Shard shard_;
+};
+
+TEST_F(ShardFileTest, RoundTripsWithChecksums) {
+  write_shard(path(), {{"dsir_version", "test"}}, shard_);
+  const Shard back = read_shard(path());
+  EXPECT_TRUE(back.checksummed);
+  EXPECT_EQ(back.info.identity(), shard_.info.identity());
+  EXPECT_EQ(back.info.shared(), shard_.info.shared());
+  EXPECT_EQ(back.info.shared().count("frame_range"), 0u);  // differs between an acquisition's shards
+  EXPECT_EQ(back.info.first_frame, 16u);
+  EXPECT_EQ(back.info.acquisition_frames, 40u);
+  EXPECT_EQ(back.info.raw_width, 4);
+  EXPECT_EQ(back.info.pixel_size_nm, 12.5);
+  EXPECT_EQ(back.height, 24u);
+  EXPECT_EQ(back.width, 32u);
+  EXPECT_EQ(back.sum, shard_.sum);
+  ASSERT_EQ(back.localizations.size(), 1u);
+  EXPECT_EQ(back.localizations[0].frame, 17);
+  EXPECT_EQ(check_shard(path(), shard_.info).state, ShardState::complete);
+}
+
+TEST_F(ShardFileTest, ARestartReusesOnlyTheSameIdentity) {
+  EXPECT_EQ(check_shard(path(), shard_.info).state, ShardState::absent);
+  write_shard(path(), {}, shard_);
+  for (auto field : {&ShardInfo::source_file, &ShardInfo::source_stat, &ShardInfo::model_checksum,
+                     &ShardInfo::settings_hash, &ShardInfo::frame_range}) {
+    ShardInfo other = shard_.info;
+    other.*field += "x";
+    EXPECT_EQ(check_shard(path(), other).state, ShardState::other);
+  }
+  write_text_file(path(), "not HDF5");  // an unreadable leftover is recomputed, not an error
+  const ShardCheck c = check_shard(path(), shard_.info);
+  EXPECT_EQ(c.state, ShardState::corrupt);
+  EXPECT_NE(c.reason.find(path()), std::string::npos) << c.reason;
+}
+
+TEST_F(ShardFileTest, AFlippedByteInTheSumIsFoundByReduceAndByARestart) {
+  write_shard(path(), {}, shard_);
+  ASSERT_TRUE(test::flip_byte_inside(path(), shard_.sum));
+  try {
+    read_shard(path());
+    ADD_FAILURE() << "a corrupt shard was read";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path() + ": /sum: read failed: checksum mismatch"),
+              std::string::npos)
+        << e.what();
+  }
+  const ShardCheck c = check_shard(path(), shard_.info);
+  EXPECT_EQ(c.state, ShardState::corrupt);
+  EXPECT_NE(c.reason.find("checksum mismatch"), std::string::npos) << c.reason;
+}
+
+TEST_F(ShardFileTest, AShardWithoutChecksumsIsReadButNotReused) {
+  // As an older dsir wrote it: the same layout, datasets without checksums.
+  {
+    h5::Attributes attrs = shard_.info.identity();
+    for (const auto& [k, v] : shard_.info.shared()) attrs[k] = v;
+    h5::File f = h5::File::create(path(), attrs);
+    f.write("/sum", shard_.sum, {shard_.height, shard_.width});
+    f.write_table("/localizations", emitters_to_table(shard_.localizations), 0);
+    for (const char* k : {"first_frame", "frames", "acquisition_frames", "pixel_size_nm", "raw_pixel_size_nm",
+                          "raw_width", "raw_height"})
+      f.set_attr("/", k, 1.0);
+    f.commit();
+  }
+  const Shard old = read_shard(path());
+  EXPECT_FALSE(old.checksummed);
+  EXPECT_EQ(old.sum, shard_.sum);
+  const ShardCheck c = check_shard(path(), shard_.info);
+  EXPECT_EQ(c.state, ShardState::unverifiable);
+  EXPECT_NE(c.reason.find(path() + ": no checksums"), std::string::npos) << c.reason;
+}
+
+TEST_F(ShardFileTest, AMissingAttributeIsAnErrorNamingIt) {
+  {
+    h5::File f = h5::File::create(path(), {});
+    f.write("/sum", shard_.sum, {shard_.height, shard_.width});
+    f.write_table("/localizations", emitters_to_table({}));
+    f.commit();
+  }
+  try {
+    read_shard(path());
+    ADD_FAILURE() << "read";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path() + ": missing attribute 'source_file'"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace dsir
