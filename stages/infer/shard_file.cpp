@@ -43,17 +43,17 @@ double number(const h5::File& f, const char* key) {
   return f.attr_double("/", key);
 }
 
-h5::Attributes select(const ShardInfo& info, bool TextField::*which) {
-  h5::Attributes out;
+ShardAttributes select(const ShardInfo& info, bool TextField::*which) {
+  ShardAttributes out;
   for (const auto& t : kText)
-    if (t.*which) out[t.name] = info.*(t.field);
+    if (t.*which) out.emplace_back(t.name, info.*(t.field));
   return out;
 }
 
 }  // namespace
 
-h5::Attributes ShardInfo::identity() const { return select(*this, &TextField::identity); }
-h5::Attributes ShardInfo::shared() const { return select(*this, &TextField::shared); }
+ShardAttributes ShardInfo::identity() const { return select(*this, &TextField::identity); }
+ShardAttributes ShardInfo::shared() const { return select(*this, &TextField::shared); }
 
 void write_shard(const std::string& path, const h5::Attributes& provenance, const Shard& shard) {
   h5::Attributes attrs = provenance;

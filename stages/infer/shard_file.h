@@ -5,12 +5,17 @@
 // corrupted shard is an error, never summed silently. No LibTorch here: reduce links this alone.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/csv.h"
 #include "pipeline/h5store.h"
 
 namespace dsir {
+
+// Attribute names and values in docs/data-format.md's order (the identity first), so that a
+// mismatch is reported by the first differing attribute in that order.
+using ShardAttributes = std::vector<std::pair<std::string, std::string>>;
 
 // A shard's attributes on "/".
 struct ShardInfo {
@@ -23,9 +28,9 @@ struct ShardInfo {
   double raw_pixel_size_nm = 0;
   int raw_width = 0, raw_height = 0;
 
-  h5::Attributes identity() const;
+  ShardAttributes identity() const;
   // The attributes a folder's shards must agree on; reduce copies them into the reconstruction.
-  h5::Attributes shared() const;
+  ShardAttributes shared() const;
 };
 
 struct Shard {

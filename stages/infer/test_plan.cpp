@@ -104,11 +104,11 @@ TEST(Plan, ShardIdentityNamesSourceModelSettingsAndFrames) {
   a.path = "/data/cell.h5";
   a.stat = "100 bytes, modified 1.0";
   const ShardInfo id = shard_identity(a, ShardTask{0, 3, 48, 16}, "abc", "threshold=0.3");
-  EXPECT_EQ(id.identity(), (h5::Attributes{{"source_file", "/data/cell.h5"},
-                                           {"source_stat", "100 bytes, modified 1.0"},
-                                           {"model_checksum", "abc"},
-                                           {"settings_hash", settings_hash("threshold=0.3")},
-                                           {"frame_range", "48:64"}}));
+  EXPECT_EQ(id.identity(), (ShardAttributes{{"source_file", "/data/cell.h5"},
+                                            {"source_stat", "100 bytes, modified 1.0"},
+                                            {"model_checksum", "abc"},
+                                            {"settings_hash", settings_hash("threshold=0.3")},
+                                            {"frame_range", "48:64"}}));
 }
 
 TEST_F(PlanTest, RemovesTemporariesAndSurplusShards) {
