@@ -12,6 +12,7 @@
 #include "pipeline/picture.h"
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
+#include "stages/reduce/drift.h"
 #include "stages/reduce/exports.h"
 
 namespace fs = std::filesystem;
@@ -31,6 +32,22 @@ const ConfigSection section(
          {},
          "--input"},
         {"output", KeyType::String, "''", "Output folder ('' = {run.dir}).", -1e300, 1e300, {}, "--output"},
+        {"drift",
+         KeyType::Choice,
+         "none",
+         "Drift correction of the localizations: none, or rcc (redundant cross-correlation, Wang et al. "
+         "2014; writes drift.csv and drift.png).",
+         -1e300,
+         1e300,
+         {"none", "rcc"},
+         "--drift"},
+        {"drift_bins", KeyType::Int, "10", "RCC: time bins (each needs >= 100 localizations).", 3, 1000},
+        {"drift_pixel_nm", KeyType::Float, "5", "RCC: histogram pixel of the fine cross-correlation (nm).",
+         0.1, 1e4},
+        {"drift_max_nm", KeyType::Float, "1000", "RCC: largest drift between two time bins searched (nm).", 1,
+         1e6},
+        {"drift_rmax_nm", KeyType::Float, "20",
+         "RCC: bin pairs whose least-squares residual exceeds this are dropped (nm).", 0.01, 1e6},
     });
 
 // Attributes every shard of one acquisition must share (a folder mixing runs is refused), and
@@ -190,8 +207,11 @@ void run(Context& ctx) {
   for (size_t i = 0; i < acquisitions.size(); ++i) {
     if (i % ranks != static_cast<size_t>(ctx.mpi.rank())) continue;
     const fs::path base(output);
-    report += write_outputs(reduce_acquisition(acquisitions[i]),
-                            acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), ctx);
+    const fs::path dir = acquisitions.size() == 1 ? base : base / acquisitions[i].filename();
+    Reconstruction r = reduce_acquisition(acquisitions[i]);
+    // Per acquisition, before every export and rendering, so they all agree.
+    report += drift::correct(r.locs, r.frames, dir.string(), ctx.config);
+    report += write_outputs(r, dir, ctx);
     progress.set(++done);
   }
   progress.finish();
