@@ -30,12 +30,6 @@ struct Bin {
   std::vector<std::vector<uint32_t>> cells;  // localizations per fine-search cell
 };
 
-struct Pair {
-  int i, j;       // bins, i < j
-  double rx, ry;  // measured drift of j relative to i (nm)
-  bool active = true;
-};
-
 struct Field {
   double x0, y0;  // lower corner (nm)
   double coarse_nm;
@@ -196,6 +190,37 @@ double residual(const Pair& p, const std::vector<double>& dx, const std::vector<
 
 }  // namespace
 
+PairSolution solve_pairs(std::vector<Pair> pairs, int bins, double rmax_nm) {
+  if (!connected(pairs, bins, -1)) throw Error("solve_pairs: the pairs do not tie every bin together");
+  // RCC's rmax: drop the worst pair while its residual exceeds rmax and the rest still ties every
+  // bin together, then solve again.
+  PairSolution sol;
+  for (;;) {
+    solve(pairs, bins, sol.x_nm, sol.y_nm);
+    std::vector<std::pair<double, int>> worst;
+    for (int k = 0; k < int(pairs.size()); ++k)
+      if (pairs[size_t(k)].active) worst.push_back({residual(pairs[size_t(k)], sol.x_nm, sol.y_nm), k});
+    std::sort(worst.begin(), worst.end(), std::greater<>());
+    bool dropped = false;
+    for (const auto& [r, k] : worst) {
+      if (r <= rmax_nm) break;
+      if (connected(pairs, bins, k)) {
+        pairs[size_t(k)].active = false;
+        ++sol.dropped;
+        dropped = true;
+        break;
+      }
+    }
+    if (!dropped) break;
+  }
+  double ss = 0;
+  size_t kept = 0;
+  for (const Pair& p : pairs)
+    if (p.active) ss += std::pow(residual(p, sol.x_nm, sol.y_nm), 2), ++kept;
+  sol.residual_rms_nm = std::sqrt(ss / double(kept));
+  return sol;
+}
+
 Options options_from_config(const Config& c) {
   Options o;
   o.bins = static_cast<int>(c.get_int("reduce.drift_bins"));
@@ -317,31 +342,10 @@ Estimate estimate_rcc(const std::vector<Emitter>& locs, uint64_t frames, const O
     throw InputError(where +
                      ": reduce.drift: rcc: the time bins do not correlate (too little structure or a "
                      "drift beyond reduce.drift_max_nm)");
-  // RCC's rmax: drop the worst pair while its residual exceeds rmax and the rest still ties every
-  // bin together, then solve again.
-  std::vector<double> dx, dy;
-  for (;;) {
-    solve(pairs, o.bins, dx, dy);
-    std::vector<std::pair<double, int>> worst;
-    for (int k = 0; k < int(pairs.size()); ++k)
-      if (pairs[size_t(k)].active) worst.push_back({residual(pairs[size_t(k)], dx, dy), k});
-    std::sort(worst.begin(), worst.end(), std::greater<>());
-    bool dropped = false;
-    for (const auto& [r, k] : worst) {
-      if (r <= o.rmax_nm) break;
-      if (connected(pairs, o.bins, k)) {
-        pairs[size_t(k)].active = false;
-        ++est.pairs_dropped;
-        dropped = true;
-        break;
-      }
-    }
-    if (!dropped) break;
-  }
-  double ss = 0;
-  for (const Pair& p : pairs)
-    if (p.active) ss += std::pow(residual(p, dx, dy), 2);
-  est.residual_rms_nm = std::sqrt(ss / double(est.pairs - est.pairs_dropped));
+  const PairSolution sol = solve_pairs(pairs, o.bins, o.rmax_nm);
+  est.pairs_dropped = sol.dropped;
+  est.residual_rms_nm = sol.residual_rms_nm;
+  const std::vector<double>&dx = sol.x_nm, &dy = sol.y_nm;
   est.bin_x_nm = dx;
   est.bin_y_nm = dy;
   est.x_nm = spline(est.bin_frame, dx, size_t(frames));
@@ -389,8 +393,8 @@ void save_plot(const std::string& path, const Estimate& d) {
   picture::save_line_plot(path, "Drift (RCC)", "frame", "drift (nm)", {x, y, bx, by});
 }
 
-std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& dir,
-                    const Config& config) {
+std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& where,
+                    const std::string& dir, const Config& config) {
   const fs::path csv = fs::path(dir) / "drift.csv", png = fs::path(dir) / "drift.png";
   if (config.get_string("reduce.drift") != "rcc") {
     // A drift.csv left by an earlier rcc run would describe coordinates these exports do not have.
@@ -398,7 +402,7 @@ std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::stri
     fs::remove(png);
     return "";
   }
-  const Estimate d = estimate_rcc(locs, frames, options_from_config(config), dir);
+  const Estimate d = estimate_rcc(locs, frames, options_from_config(config), where);
   apply(locs, d);
   write_csv(csv.string(), d);
   save_plot(png.string(), d);

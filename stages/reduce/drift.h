@@ -33,6 +33,24 @@ struct Estimate {
   double residual_rms_nm = 0;  // of the pairs kept, after the final solve
 };
 
+// One measured bin pair: bin j's localizations lie (rx, ry) from bin i's (i < j).
+struct Pair {
+  int i = 0, j = 0;
+  double rx = 0, ry = 0;
+  bool active = true;
+};
+
+struct PairSolution {
+  std::vector<double> x_nm, y_nm;  // per bin, bin 0 at 0
+  size_t dropped = 0;
+  double residual_rms_nm = 0;  // of the pairs kept
+};
+
+// Least squares for the per-bin drift from D_j - D_i = (rx, ry) over the pairs, dropping the worst
+// pair while its residual exceeds rmax_nm and the others still connect every bin (RCC's rmax).
+// Error when the pairs do not connect all `bins`.
+PairSolution solve_pairs(std::vector<Pair> pairs, int bins, double rmax_nm);
+
 // Drift of `locs` (frames 0 .. frames-1) by RCC. InputError naming `where` when a bin has fewer
 // than min_locs_per_bin localizations or no pair of bins correlates.
 Estimate estimate_rcc(const std::vector<Emitter>& locs, uint64_t frames, const Options& options,
@@ -47,10 +65,11 @@ void write_csv(const std::string& path, const Estimate& drift);
 void save_plot(const std::string& path, const Estimate& drift);
 
 // What reduce does per acquisition (after merging, before any export) under reduce.drift: rcc:
-// estimate, apply, write <dir>/drift.{csv,png}; returns a log line. Under none: removes a drift.csv
-// and drift.png an earlier rcc run left in <dir>, returns "".
-std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& dir,
-                    const Config& config);
+// estimate (errors name `where`, the shard folder), apply, write <dir>/drift.{csv,png}; returns a
+// log line. Under none: removes a drift.csv and drift.png an earlier rcc run left in <dir>,
+// returns "".
+std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& where,
+                    const std::string& dir, const Config& config);
 
 // Natural cubic spline through (t, v) evaluated at 0 .. n-1, extended linearly beyond the ends.
 std::vector<double> spline(const std::vector<double>& t, const std::vector<double>& v, size_t n);

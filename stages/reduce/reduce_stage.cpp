@@ -210,7 +210,7 @@ void run(Context& ctx) {
     const fs::path dir = acquisitions.size() == 1 ? base : base / acquisitions[i].filename();
     Reconstruction r = reduce_acquisition(acquisitions[i]);
     // Per acquisition, before every export and rendering, so they all agree.
-    report += drift::correct(r.locs, r.frames, dir.string(), ctx.config);
+    report += drift::correct(r.locs, r.frames, acquisitions[i].string(), dir.string(), ctx.config);
     report += write_outputs(r, dir, ctx);
     progress.set(++done);
   }

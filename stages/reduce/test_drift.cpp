@@ -7,6 +7,7 @@
 #include <random>
 
 #include "pipeline/atomic_file.h"
+#include "pipeline/config.h"
 #include "pipeline/errors.h"
 #include "stages/reduce/drift.h"
 
@@ -102,6 +103,32 @@ TEST(Drift, NoDriftEstimatesNearZero) {
   EXPECT_LE(worst, 10.0);
 }
 
+// RCC's rmax on exact pair measurements with one gross outlier: it is dropped and the drift is
+// exact again; with rmax beyond the outlier it is kept and pulls every bin off.
+TEST(Drift, RmaxDropsTheOutlierPair) {
+  const int bins = 6;
+  std::vector<drift::Pair> pairs;
+  for (int i = 0; i < bins; ++i)
+    for (int j = i + 1; j < bins; ++j) pairs.push_back({i, j, 10.0 * (j - i), -5.0 * (j - i) * (j + i)});
+  pairs[3].rx += 200;  // bins 0 and 4
+  const drift::PairSolution kept = drift::solve_pairs(pairs, bins, 1e6);
+  EXPECT_EQ(kept.dropped, 0u);
+  EXPECT_GT(std::abs(kept.x_nm[4] - 40), 20.0);
+  const drift::PairSolution sol = drift::solve_pairs(pairs, bins, 20);
+  EXPECT_EQ(sol.dropped, 1u);
+  for (int b = 0; b < bins; ++b) {
+    EXPECT_NEAR(sol.x_nm[size_t(b)], 10.0 * b, 1e-9) << b;
+    EXPECT_NEAR(sol.y_nm[size_t(b)], -5.0 * b * b, 1e-9) << b;
+  }
+  EXPECT_NEAR(sol.residual_rms_nm, 0, 1e-9);
+  // A pair that alone ties a bin in is never dropped: bin 3 measured only against bin 0.
+  std::vector<drift::Pair> chain = {{0, 1, 10, 0}, {1, 2, 10, 0}, {0, 2, 20, 0}, {0, 3, 500, 0}};
+  const drift::PairSolution c = drift::solve_pairs(chain, 4, 20);
+  EXPECT_EQ(c.dropped, 0u);
+  EXPECT_NEAR(c.x_nm[3], 500, 1e-9);
+  EXPECT_THROW(drift::solve_pairs({{0, 1, 10, 0}}, 3, 20), Error);  // bin 2 unconnected
+}
+
 TEST(Drift, TooFewLocalizationsPerBinIsAnErrorNamingTheBin) {
   // 400 frames x 2 localizations: 80 per bin, fewer than the 100 a bin needs.
   const std::vector<Emitter> locs = simulate(true, 400, 2);
@@ -145,6 +172,26 @@ TEST(Drift, ApplySubtractsAndKeepsTheRawCoordinatesThroughTheCsv) {
   drift::write_csv((dir / "drift.csv").string(), est);
   EXPECT_EQ(read_text_file((dir / "drift.csv").string()),
             "frame,drift_x_nm,drift_y_nm\n1,0.000,0.000\n2,10.000,-5.000\n3,20.000,-10.000\n");
+  fs::remove_all(dir);
+}
+
+// What reduce runs per acquisition: under rcc the files appear and the table is corrected; under
+// none an earlier run's drift files go (they would describe other coordinates).
+TEST(Drift, CorrectWritesDriftFilesUnderRccAndRemovesThemUnderNone) {
+  const fs::path dir = fs::temp_directory_path() / ("dsir_drift_correct_" + std::to_string(getpid()));
+  std::vector<Emitter> locs = simulate(true);
+  const std::string line =
+      drift::correct(locs, kFrames, "sim", dir.string(), Config::load("", {"reduce.drift=rcc"}));
+  EXPECT_NE(line.find("drift corrected by RCC (10 bins, "), std::string::npos) << line;
+  EXPECT_TRUE(fs::exists(dir / "drift.csv"));
+  EXPECT_GT(fs::file_size(dir / "drift.png"), 1000u);
+  EXPECT_FALSE(std::isnan(locs.back().x_raw_nm));
+  EXPECT_NEAR(locs.back().x_raw_nm - locs.back().x_nm, drift_x(kFrames - 1), 15.0);
+  std::vector<Emitter> untouched = simulate(true);
+  EXPECT_EQ(drift::correct(untouched, kFrames, "sim", dir.string(), Config::defaults()), "");
+  EXPECT_FALSE(fs::exists(dir / "drift.csv"));
+  EXPECT_FALSE(fs::exists(dir / "drift.png"));
+  EXPECT_TRUE(std::isnan(untouched.back().x_raw_nm));
   fs::remove_all(dir);
 }
 
