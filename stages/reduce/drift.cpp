@@ -309,6 +309,13 @@ Estimate estimate_rcc(const std::vector<Emitter>& locs, uint64_t frames, const O
   const auto grid = [](double extent, double cell) { return int(std::floor(extent / cell)) + 1; };
   while (double(grid(x1 - x0, f.coarse_nm)) * grid(y1 - y0, f.coarse_nm) > double(kMaxCoarsePixels))
     f.coarse_nm *= 2;  // a huge field: coarser search, the fine stage still uses pixel_nm
+  // Beyond that the fine search window (four coarse pixels) would outgrow memory: a field this size
+  // means stray coordinates rather than a sample.
+  if (f.coarse_nm > 4 * o.pixel_nm * kCoarse)
+    throw InputError(
+        fmt::format("{}: reduce.drift: rcc: the localizations span {:.0f} x {:.0f} nm, too large for "
+                    "the cross-correlation at reduce.drift_pixel_nm = {} (stray coordinates?)",
+                    where, x1 - x0, y1 - y0, o.pixel_nm));
   f.gw = grid(x1 - x0, f.coarse_nm), f.gh = grid(y1 - y0, f.coarse_nm);
   f.cell_nm = 4 * f.coarse_nm;  // each fine search box (4 coarse pixels wide) spans <= 2 cells per axis
   f.cw = grid(x1 - x0, f.cell_nm), f.ch = grid(y1 - y0, f.cell_nm);
