@@ -123,8 +123,10 @@ FrcResult frc(const std::vector<metrics::Point>& locs, const FrcOptions& o) {
       std::find_if(r.frc_smooth.begin(), r.frc_smooth.end(), [](double v) { return v < kThreshold; });
   if (below == r.frc_smooth.end()) {
     r.why = fmt::format(
-        "the FRC stays above 1/7 up to the Nyquist frequency of the {:.3g} nm pixel (resolution "
-        "finer than two pixels; lower evaluate.frc_pixel_nm)",
+        "the FRC stays above 1/7 up to the Nyquist frequency of the {:.3g} nm pixel: the halves "
+        "share structure at every scale (localizations locked to a grid, or repeated in consecutive "
+        "frames: try evaluate.frc_block_frames), or the resolution is finer than two pixels (lower "
+        "evaluate.frc_pixel_nm)",
         r.pixel_nm);
     return r;
   }
