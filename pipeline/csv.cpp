@@ -102,7 +102,9 @@ LocalizationFile read_localizations_csv(const std::string& path) {
              {"photons", {"intensity [photon]"}, false},
              {"offset", {"offset [photon]"}, false},
              {"bkgstd", {"bkgstd [photon]"}, false},
-             {"confidence", {"confidence"}, false}};
+             {"confidence", {"confidence"}, false},
+             {"x_raw", {"x_raw [nm]"}, false},
+             {"y_raw", {"y_raw [nm]"}, false}};
   } else if (has("x") && has("y")) {
     out.format = CsvFormat::Dsir;
     roles = {{"frame", {"frame"}, true}, {"x", {"x"}, true}, {"y", {"y"}, true}};
@@ -164,6 +166,10 @@ LocalizationFile read_localizations_csv(const std::string& path) {
         e.bkgstd = v;
       } else if (role == "confidence") {
         e.confidence = v;
+      } else if (role == "x_raw") {
+        e.x_raw_nm = v;
+      } else if (role == "y_raw") {
+        e.y_raw_nm = v;
       }
     }
     out.emitters.push_back(e);
@@ -172,14 +178,17 @@ LocalizationFile read_localizations_csv(const std::string& path) {
 }
 
 void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>& emitters) {
-  bool confidence = false;
-  for (const auto& e : emitters) confidence = confidence || !std::isnan(e.confidence);
+  bool confidence = false, raw = false;
+  for (const auto& e : emitters) {
+    confidence = confidence || !std::isnan(e.confidence);
+    raw = raw || !std::isnan(e.x_raw_nm) || !std::isnan(e.y_raw_nm);
+  }
   AtomicPath out(path);
   {
     std::ofstream f(out.tmp());
     f << "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\","
          "\"offset [photon]\",\"bkgstd [photon]\""
-      << (confidence ? ",\"confidence\"" : "") << "\n";
+      << (confidence ? ",\"confidence\"" : "") << (raw ? ",\"x_raw [nm]\",\"y_raw [nm]\"" : "") << "\n";
     char buf[512];
     auto num = [](double v) {
       if (std::isnan(v)) return std::string("0");
@@ -194,6 +203,7 @@ void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>&
                     num(e.offset).c_str(), num(e.bkgstd).c_str());
       f << buf;
       if (confidence) f << "," << num(e.confidence);
+      if (raw) f << "," << num(e.x_raw_nm) << "," << num(e.y_raw_nm);
       f << "\n";
     }
     f.close();
@@ -218,6 +228,13 @@ h5::Table emitters_to_table(const std::vector<Emitter>& emitters) {
   column("offset", h5::DType::f64, [](const Emitter& e) { return e.offset; });
   column("bkgstd", h5::DType::f64, [](const Emitter& e) { return e.bkgstd; });
   column("confidence", h5::DType::f64, [](const Emitter& e) { return e.confidence; });
+  // Only drift-corrected tables carry the raw coordinates: other tables keep their layout.
+  bool raw = false;
+  for (const auto& e : emitters) raw = raw || !std::isnan(e.x_raw_nm) || !std::isnan(e.y_raw_nm);
+  if (raw) {
+    column("x_raw_nm", h5::DType::f64, [](const Emitter& e) { return e.x_raw_nm; });
+    column("y_raw_nm", h5::DType::f64, [](const Emitter& e) { return e.y_raw_nm; });
+  }
   return t;
 }
 
@@ -242,6 +259,8 @@ std::vector<Emitter> table_to_emitters(const h5::Table& t, const std::string& wh
   fill("offset", [](Emitter& e, double v) { e.offset = v; });
   fill("bkgstd", [](Emitter& e, double v) { e.bkgstd = v; });
   fill("confidence", [](Emitter& e, double v) { e.confidence = v; });
+  fill("x_raw_nm", [](Emitter& e, double v) { e.x_raw_nm = v; });
+  fill("y_raw_nm", [](Emitter& e, double v) { e.y_raw_nm = v; });
   return out;
 }
 

@@ -20,6 +20,8 @@ struct Emitter {
   double offset = nan;      // background level (photons)
   double bkgstd = nan;      // background noise (photons)
   double confidence = nan;  // network confidence (predicted localizations only)
+  double x_raw_nm = nan;    // before drift correction (reduce.drift); NaN when not corrected
+  double y_raw_nm = nan;
 };
 
 enum class CsvFormat { ThunderStorm, SmlmChallenge, Dsir };
@@ -34,10 +36,12 @@ struct LocalizationFile {
 LocalizationFile read_localizations_csv(const std::string& path);
 
 // ThunderSTORM's exact header: "id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",
-// "offset [photon]","bkgstd [photon]" (+ "confidence" when any emitter has one). Atomic.
+// "offset [photon]","bkgstd [photon]" (+ "confidence" when any emitter has one, + "x_raw [nm]",
+// "y_raw [nm]" when drift-corrected). Atomic.
 void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>& emitters);
 
-// HDF5 table form (columns frame, x_nm, y_nm, sigma_nm, photons, offset, bkgstd, confidence).
+// HDF5 table form (columns frame, x_nm, y_nm, sigma_nm, photons, offset, bkgstd, confidence, and
+// x_raw_nm, y_raw_nm when any emitter has them).
 h5::Table emitters_to_table(const std::vector<Emitter>& emitters);
 std::vector<Emitter> table_to_emitters(const h5::Table& table, const std::string& where);
 

@@ -1,6 +1,7 @@
 // Stage `evaluate`: localization metrics (JI, lateral RMSE, efficiency; greedy and Hungarian
 // matching) at each tolerance, and the image correlation of the reconstruction against the
-// ground truth. Prints one JSON object on stdout; writes metrics.json.
+// ground truth; FRC resolution and NeNA precision, which need none. Prints one JSON object on
+// stdout; writes metrics.json (+ frc.png, nena.png).
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/evaluate/metrics.h"
+#include "stages/evaluate/quality.h"
 
 namespace fs = std::filesystem;
 
@@ -19,12 +21,13 @@ namespace dsir {
 namespace {
 
 const ConfigSection section(
-    "evaluate", "Metrics against ground truth (Sage et al. 2019).",
+    "evaluate", "Metrics against ground truth (Sage et al. 2019); FRC and NeNA without it.",
     {
         {"locs", KeyType::String, "''", "Localizations CSV ('' = {run.dir}/localizations.csv).", -1e300, 1e300, {},
          "--locs"},
         {"gt", KeyType::String, "''",
-         "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5).", -1e300, 1e300, {},
+         "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5 if it has /emitters, "
+         "else none: FRC and NeNA only).", -1e300, 1e300, {},
          "--gt"},
         {"reconstruction", KeyType::String, "''",
          "reconstruction.h5 for the image metric ('' = {run.dir}/reconstruction.h5 when evaluating the run).",
@@ -34,6 +37,10 @@ const ConfigSection section(
         {"output", KeyType::String, "''",
          "metrics.json path ('' = {run.dir}/metrics.json when evaluating the run, else stdout only).", -1e300, 1e300,
          {}, "--output"},
+        {"frc_pixel_nm", KeyType::Float, "5", "FRC: histogram pixel (nm; coarsened for fields over 4096 pixels).", 0.1,
+         1e4},
+        {"frc_block_frames", KeyType::Int, "1",
+         "FRC: the halves are odd/even blocks of this many frames (1 = odd/even frames).", 1, 1e9},
     });
 
 std::vector<metrics::Point> to_points(const std::vector<Emitter>& e) {
@@ -61,12 +68,56 @@ nlohmann::json match_json(const metrics::MatchResult& m) {
           {"efficiency", m.efficiency}};
 }
 
+bool has_truth(const std::string& h5_path) {
+  return fs::exists(h5_path) && h5::File::open(h5_path).has("/emitters");
+}
+
+// One JSON line on stdout; metrics.json when there is an output path.
+void emit(const nlohmann::json& j, const std::string& out_path) {
+  std::cout << j.dump() << std::endl;
+  if (!out_path.empty()) {
+    write_text_file(out_path, j.dump(2) + "\n");
+    log::print("evaluate: wrote {}", out_path);
+  }
+}
+
+// FRC resolution and NeNA precision (null, with the reason logged, where undefined); with an
+// output path, frc.png and nena.png beside it.
+void add_quality(nlohmann::json& j, const std::vector<metrics::Point>& locs,
+                 const quality::FrcOptions& options, const std::string& out_path) {
+  const quality::FrcResult frc = quality::frc(locs, options);
+  const quality::NenaResult nena = quality::nena(locs);
+  if (!frc.defined) log::warn("evaluate: FRC resolution undefined: {}", frc.why);
+  if (!nena.defined) log::warn("evaluate: NeNA precision undefined: {}", nena.why);
+  j["frc_resolution_nm"] = frc.defined ? nlohmann::json(frc.resolution_nm) : nlohmann::json();
+  j["nena_precision_nm"] = nena.defined ? nlohmann::json(nena.sigma_nm) : nlohmann::json();
+  j["frc"] = {{"pixel_nm", frc.pixel_nm},
+              {"block_frames", options.block_frames},
+              {"halves", {frc.half_a, frc.half_b}},
+              {"crossing_per_nm", frc.crossing_per_nm},
+              {"threshold", 1.0 / 7}};
+  j["nena"] = {{"pairs", nena.pairs}, {"pair_fraction", nena.pair_fraction}};
+  if (!frc.defined) j["frc"]["undefined"] = frc.why;
+  if (!nena.defined) j["nena"]["undefined"] = nena.why;
+  if (out_path.empty()) return;
+  const fs::path dir = fs::path(out_path).parent_path();
+  if (!frc.q_per_nm.empty()) quality::save_frc_plot((dir / "frc.png").string(), frc);
+  if (!nena.d_nm.empty()) quality::save_nena_plot((dir / "nena.png").string(), nena);
+}
+
 void run(Context& ctx) {
   const Config& c = ctx.config;
   // Evaluating the run's own outputs (no --locs): its reconstruction and metrics.json come too.
   const bool own_run = c.get_string("evaluate.locs").empty();
   const std::string locs_path = ctx.input_path("evaluate.locs", "localizations.csv");
-  const std::string gt_path = ctx.input_path("evaluate.gt", "data/acquisition.h5");
+  // Ground truth is optional only where nobody asked for it: the run's acquisition without /emitters.
+  std::string gt_path = c.get_string("evaluate.gt");
+  if (gt_path.empty()) {
+    gt_path = ctx.run_dir() + "/data/acquisition.h5";
+    if (!has_truth(gt_path)) gt_path.clear();
+  } else {
+    gt_path = ctx.input_path("evaluate.gt", "");
+  }
   std::string recon_path = c.get_string("evaluate.reconstruction");
   if (recon_path.empty() && own_run) recon_path = ctx.run_dir() + "/reconstruction.h5";
   if (!recon_path.empty()) require_file(recon_path, "evaluate.reconstruction");
@@ -75,11 +126,23 @@ void run(Context& ctx) {
   if (!ctx.mpi.is_root()) return;  // small work: rank 0 alone
 
   const auto predicted = to_points(read_localizations_csv(locs_path).emitters);
-  const auto truth = to_points(read_truth(gt_path));
   nlohmann::json j;
   j["localizations"] = predicted.size();
-  j["ground_truth"] = truth.size();
   j["locs_file"] = locs_path;
+  quality::FrcOptions frc;
+  frc.pixel_nm = c.get_double("evaluate.frc_pixel_nm");
+  frc.block_frames = c.get_int("evaluate.frc_block_frames");
+  add_quality(j, predicted, frc, out_path);
+  if (gt_path.empty()) {
+    log::print("evaluate: no ground truth ({} is absent or has no /emitters): FRC and NeNA only",
+               ctx.run_dir() + "/data/acquisition.h5");
+    j["ground_truth"] = nullptr;
+    j["gt_file"] = nullptr;
+    emit(j, out_path);
+    return;
+  }
+  const auto truth = to_points(read_truth(gt_path));
+  j["ground_truth"] = truth.size();
   j["gt_file"] = gt_path;
   nlohmann::json tol = nlohmann::json::array();
   for (double t : c.get_doubles("evaluate.tolerance_nm")) {
@@ -100,15 +163,11 @@ void run(Context& ctx) {
                                                 static_cast<int>(d[0]), px, truth, blur);
     j["image"] = {{"pearson", r}, {"blur_sigma_nm", blur}, {"pixel_size_nm", px}, {"file", recon_path}};
   }
-  const std::string text = j.dump(2);
-  std::cout << j.dump() << std::endl;
-  if (!out_path.empty()) {
-    write_text_file(out_path, text + "\n");
-    log::print("evaluate: wrote {}", out_path);
-  }
+  emit(j, out_path);
 }
 
-const CommandRegistrar registrar({"evaluate", 70, "Localization and image metrics against ground truth (JSON).",
+const CommandRegistrar registrar({"evaluate", 70,
+                                  "Metrics against ground truth; FRC resolution and NeNA precision without (JSON).",
                                   run});
 
 }  // namespace

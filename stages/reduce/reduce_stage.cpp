@@ -15,6 +15,7 @@
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
 #include "stages/infer/shard_file.h"
+#include "stages/reduce/drift.h"
 #include "stages/reduce/exports.h"
 #include "stages/reduce/render.h"
 
@@ -53,6 +54,22 @@ const ConfigSection section(
          "pixel.",
          0,
          1e4},
+        {"drift",
+         KeyType::Choice,
+         "none",
+         "Drift correction of the localizations: none, or rcc (redundant cross-correlation, Wang et al. "
+         "2014; writes drift.csv and drift.png).",
+         -1e300,
+         1e300,
+         {"none", "rcc"},
+         "--drift"},
+        {"drift_bins", KeyType::Int, "10", "RCC: time bins (each needs >= 100 localizations).", 3, 1000},
+        {"drift_pixel_nm", KeyType::Float, "5", "RCC: histogram pixel of the fine cross-correlation (nm).",
+         0.1, 1e4},
+        {"drift_max_nm", KeyType::Float, "1000", "RCC: largest drift between two time bins searched (nm).", 1,
+         1e6},
+        {"drift_rmax_nm", KeyType::Float, "20",
+         "RCC: bin pairs whose least-squares residual exceeds this are dropped (nm).", 0.01, 1e6},
     });
 
 struct RenderSettings {
@@ -252,8 +269,11 @@ void run(Context& ctx) {
   for (size_t i = 0; i < acquisitions.size(); ++i) {
     if (i % ranks != static_cast<size_t>(ctx.mpi.rank())) continue;
     const fs::path base(output);
-    report += write_outputs(reduce_acquisition(acquisitions[i]),
-                            acquisitions.size() == 1 ? base : base / acquisitions[i].filename(), render, ctx);
+    const fs::path dir = acquisitions.size() == 1 ? base : base / acquisitions[i].filename();
+    Reconstruction r = reduce_acquisition(acquisitions[i]);
+    // Per acquisition, before every export and rendering, so they all agree.
+    report += drift::correct(r.locs, r.frames, acquisitions[i].string(), dir.string(), ctx.config);
+    report += write_outputs(r, dir, render, ctx);
     progress.set(++done);
   }
   progress.finish();
