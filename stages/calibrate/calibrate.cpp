@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <filesystem>
 
 #include "pipeline/errors.h"
 #include "pipeline/picture.h"
 #include "pipeline/tiff.h"
 #include "stages/simulate/camera_fit.h"
+#include "stages/upscale/raw_stack.h"
 
 namespace dsir::calibrate {
 namespace {
@@ -208,12 +210,44 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
 
 }  // namespace
 
-Stack read_tiff_stacks(const std::vector<std::string>& files) {
+namespace {
+
+bool is_raw_h5(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".h5" || ext == ".hdf5";
+}
+
+// A raw.h5 (docs/data-format.md) appended to `s`, its frames checked against the first file's size.
+void append_raw_h5(Stack& s, const std::string& file, const std::string& first_file) {
+  const RawStack raw(file);
+  if (s.width == 0) {
+    s.width = raw.width();
+    s.height = raw.height();
+    s.pixel_size_nm = raw.pixel_size_nm();
+  } else if (raw.width() != s.width || raw.height() != s.height) {
+    throw InputError(fmt::format("{}: frames of {}x{} pixels, but {} has {}x{}", file, raw.width(),
+                                 raw.height(), first_file, s.width, s.height));
+  }
+  const size_t npx = static_cast<size_t>(s.width) * static_cast<size_t>(s.height);
+  for (uint64_t f = 0; f < raw.frames(); ++f) {
+    const std::vector<float> frame = raw.read(f, 1);
+    s.frames.emplace_back(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(npx));
+    s.sources.push_back(file);
+  }
+}
+
+}  // namespace
+
+Stack read_stacks(const std::vector<std::string>& files) {
   Stack s;
   for (const auto& file : files) {
+    if (is_raw_h5(file)) {
+      append_raw_h5(s, file, files.front());
+      continue;
+    }
     tiff::Reader reader(file);
     const auto& info = reader.info();
-    if (s.frames.empty() && s.width == 0) {
+    if (s.width == 0) {
       s.width = static_cast<int>(info.width);
       s.height = static_cast<int>(info.height);
       s.pixel_size_nm = info.pixel_size_nm;

@@ -17,9 +17,9 @@ struct Stack {
   std::vector<std::string> sources;
 };
 
-// TIFF stacks, concatenated. InputError naming the file when one is unreadable or its frames
-// differ in size from the first file's.
-Stack read_tiff_stacks(const std::vector<std::string>& files);
+// TIFF stacks or raw.h5 files (by extension .h5/.hdf5), concatenated. InputError naming the file
+// when one is unreadable or its frames differ in size from the first file's.
+Stack read_stacks(const std::vector<std::string>& files);
 
 // One isolated spot fitted with a pixel-integrated 2-D Gaussian plus a constant (least squares).
 struct SpotFit {

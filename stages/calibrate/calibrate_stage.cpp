@@ -20,7 +20,7 @@ const ConfigSection section(
         {"frames",
          KeyType::StringList,
          "[]",
-         "TIFF files or globs forming one acquisition.",
+         "TIFF files or raw.h5 files (or globs) forming one acquisition.",
          -1e300,
          1e300,
          {},
@@ -49,7 +49,7 @@ void run(Context& ctx) {
     throw ConfigError("calibrate.frames: no frames given (dsir calibrate --frames A.tif [B.tif ...])");
   const std::vector<std::string> files = expand_inputs(c.get_strings("calibrate.frames"));
   for (const auto& f : files) require_file(f, "calibrate.frames");
-  calibrate::Stack stack = calibrate::read_tiff_stacks(files);
+  calibrate::Stack stack = calibrate::read_stacks(files);
   if (c.get_double("calibrate.pixel_size_nm") > 0)
     stack.pixel_size_nm = c.get_double("calibrate.pixel_size_nm");
   const calibrate::Calibration cal = calibrate::calibrate(stack);

@@ -6,6 +6,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
 #include "stages/calibrate/calibrate.h"
+#include "stages/ingest/raw_file.h"
 #include "stages/simulate/simulator.h"
 #include "tests/shared_data.h"
 
@@ -157,7 +158,7 @@ TEST(Calibrate, YamlHasTheSimulatorKeys) {
 TEST(Calibrate, DeepStormDemo1IsTooDense) {
   const fs::path tif = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1" / "ArtificialDataset_demo1.tif";
   DSIR_NEED_SHARED_FILE(tif);
-  Stack s = calibrate::read_tiff_stacks({tif.string()});
+  Stack s = calibrate::read_stacks({tif.string()});
   if (!(s.pixel_size_nm > 0)) s.pixel_size_nm = 100;  // the dataset's documented pixel size
   try {
     calibrate::calibrate(s);
@@ -166,6 +167,33 @@ TEST(Calibrate, DeepStormDemo1IsTooDense) {
     EXPECT_NE(std::string(e.what()).find("ArtificialDataset_demo1.tif"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("too dense"), std::string::npos) << e.what();
   }
+}
+
+// A raw.h5 (what ingest writes) is read like a TIFF stack: the same frames, the same calibration.
+TEST(Calibrate, RawH5Input) {
+  sim::Camera cam;
+  cam.em_gain = 100;
+  cam.e_per_adu = 50;
+  const Stack in_memory = simulate_stack(cam, 15, 150);
+  const fs::path path = fs::path(testing::TempDir()) / "calibrate_raw.h5";
+  RawFileInfo info;
+  info.frames = in_memory.frames.size();
+  info.width = info.height = 48;
+  info.pixel_size_nm = kPixelNm;
+  RawFileWriter writer(path.string(), info, {});
+  for (const auto& f : in_memory.frames) {
+    const std::vector<uint16_t> px(f.begin(), f.end());
+    writer.write_frame(px.data());
+  }
+  writer.commit();
+  const Stack read = calibrate::read_stacks({path.string()});
+  ASSERT_EQ(read.frames, in_memory.frames);
+  EXPECT_EQ(read.pixel_size_nm, kPixelNm);
+  EXPECT_EQ(read.sources.front(), path.string());
+  const Calibration a = calibrate::calibrate(in_memory), b = calibrate::calibrate(read);
+  EXPECT_EQ(a.base_level, b.base_level);
+  EXPECT_EQ(a.adu_per_photon, b.adu_per_photon);
+  EXPECT_TRUE(b.em);
 }
 
 TEST(Calibrate, BadInputNamesTheFile) {
@@ -202,7 +230,7 @@ TEST(Calibrate, BadInputNamesTheFile) {
   };
   const std::string a = write("a.tif", 32, 32), b = write("b.tif", 32, 40);
   try {
-    calibrate::read_tiff_stacks({a, b});
+    calibrate::read_stacks({a, b});
     FAIL() << "frames of different sizes were accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("b.tif"), std::string::npos) << e.what();
