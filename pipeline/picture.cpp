@@ -164,12 +164,8 @@ Axis nice_axis(double lo, double hi, bool integer_steps) {
 
 constexpr Rgb kBlack{0, 0, 0};
 constexpr Rgb kWhite{255, 255, 255};
-constexpr std::array<Rgb, 6> kPalette{{{31, 119, 180},
-                                       {255, 127, 14},
-                                       {44, 160, 44},
-                                       {214, 39, 40},
-                                       {148, 103, 189},
-                                       {140, 86, 75}}};
+constexpr std::array<Rgb, 6> kPalette{
+    {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}}};
 
 }  // namespace
 
@@ -196,6 +192,11 @@ Rgb Canvas::get(int x, int y) const {
   if (x < 0 || y < 0 || x >= w_ || y >= h_) return {};
   const uint8_t* p = &px_[(size_t(y) * w_ + x) * 3];
   return {p[0], p[1], p[2]};
+}
+
+void Canvas::paste(const Canvas& other, int x, int y) {
+  for (int r = 0; r < other.height(); ++r)
+    for (int c = 0; c < other.width(); ++c) set(x + c, y + r, other.get(c, r));
 }
 
 void Canvas::fill_rect(int x, int y, int w, int h, Rgb c) {
@@ -256,8 +257,8 @@ int Canvas::text_width(const std::string& s, int scale) {
 void Canvas::blit(int x, int y, const std::vector<uint8_t>& gray, int w, int h, int zoom,
                   const std::string& cmap) {
   if (w < 0 || h < 0 || gray.size() != size_t(w) * size_t(h))
-    throw Error("blit: " + std::to_string(gray.size()) + " pixels for a " + std::to_string(w) +
-                "x" + std::to_string(h) + " image");
+    throw Error("blit: " + std::to_string(gray.size()) + " pixels for a " + std::to_string(w) + "x" +
+                std::to_string(h) + " image");
   zoom = std::max(zoom, 1);
   std::array<Rgb, 256> lut;
   for (int v = 0; v < 256; ++v) lut[v] = colormap(cmap, uint8_t(v));
@@ -278,8 +279,7 @@ void Canvas::save_png(const std::string& path) const {
   out.commit();
 }
 
-std::vector<uint8_t> to_8bit(const std::vector<float>& img, double lo_percentile,
-                             double hi_percentile) {
+std::vector<uint8_t> to_8bit(const std::vector<float>& img, double lo_percentile, double hi_percentile) {
   std::vector<float> v;
   v.reserve(img.size());
   for (float x : img)
@@ -316,9 +316,7 @@ Rgb colormap(const std::string& name, uint8_t v) {
   const double t = v / 255.0;
   if (name == "gray") return {v, v, v};
   if (name == "hot") {
-    auto ramp = [t](double start) {
-      return uint8_t(std::lround(255 * std::clamp(3 * t - start, 0.0, 1.0)));
-    };
+    auto ramp = [t](double start) { return uint8_t(std::lround(255 * std::clamp(3 * t - start, 0.0, 1.0))); };
     return {ramp(0), ramp(1), ramp(2)};
   }
   if (name == "fire") {
@@ -335,8 +333,8 @@ void save_image_png(const std::string& path, const std::vector<float>& img, int 
                     double pixel_size_nm, const std::string& cmap, double lo_percentile,
                     double hi_percentile) {
   if (width <= 0 || height <= 0 || img.size() != size_t(width) * size_t(height))
-    throw Error(path + ": " + std::to_string(img.size()) + " pixels for a " +
-                std::to_string(width) + "x" + std::to_string(height) + " image");
+    throw Error(path + ": " + std::to_string(img.size()) + " pixels for a " + std::to_string(width) + "x" +
+                std::to_string(height) + " image");
   const int zoom = std::max(1, 512 / std::max(width, height));  // small images are enlarged
   Canvas cv(width * zoom, height * zoom, kBlack);
   cv.blit(0, 0, to_8bit(img, lo_percentile, hi_percentile), width, height, zoom, cmap);
@@ -362,8 +360,14 @@ void save_image_png(const std::string& path, const std::vector<float>& img, int 
 }
 
 void save_line_plot(const std::string& path, const std::string& title, const std::string& x_label,
-                    const std::string& y_label, const std::vector<Series>& series, bool log_y,
-                    int width, int height) {
+                    const std::string& y_label, const std::vector<Series>& series, bool log_y, int width,
+                    int height) {
+  line_plot(path, title, x_label, y_label, series, log_y, width, height).save_png(path);
+}
+
+Canvas line_plot(const std::string& path, const std::string& title, const std::string& x_label,
+                 const std::string& y_label, const std::vector<Series>& series, bool log_y, int width,
+                 int height) {
   if (width < 160 || height < 120)
     throw Error(path + ": plot size " + std::to_string(width) + "x" + std::to_string(height) +
                 " is too small (at least 160x120)");
@@ -373,8 +377,8 @@ void save_line_plot(const std::string& path, const std::string& title, const std
   for (size_t s = 0; s < series.size(); ++s) {
     const Series& se = series[s];
     if (se.x.size() != se.y.size())
-      throw Error(path + ": series '" + se.name + "' has " + std::to_string(se.x.size()) +
-                  " x values but " + std::to_string(se.y.size()) + " y values");
+      throw Error(path + ": series '" + se.name + "' has " + std::to_string(se.x.size()) + " x values but " +
+                  std::to_string(se.y.size()) + " y values");
     for (size_t i = 0; i < se.x.size(); ++i) {
       double x = se.x[i], y = se.y[i];
       if (log_y) y = y > 0 ? std::log10(y) : NAN;
@@ -467,7 +471,7 @@ void save_line_plot(const std::string& path, const std::string& title, const std
       cv.text(bx + 30, y, series[s].name, kBlack);
     }
   }
-  cv.save_png(path);
+  return cv;
 }
 
 void save_panels_png(const std::string& path, const std::vector<Panel>& panels, int panel_height) {
@@ -480,8 +484,8 @@ void save_panels_png(const std::string& path, const std::vector<Panel>& panels, 
   int total_w = gap;
   for (const Panel& p : panels) {
     if (p.width <= 0 || p.height <= 0 || p.image.size() != size_t(p.width) * size_t(p.height))
-      throw Error(path + ": panel '" + p.title + "' has " + std::to_string(p.image.size()) +
-                  " pixels for " + std::to_string(p.width) + "x" + std::to_string(p.height));
+      throw Error(path + ": panel '" + p.title + "' has " + std::to_string(p.image.size()) + " pixels for " +
+                  std::to_string(p.width) + "x" + std::to_string(p.height));
     const int w = std::max(1, int(std::lround(double(p.width) * panel_height / p.height)));
     widths.push_back(w);
     total_w += w + gap;

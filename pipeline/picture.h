@@ -20,6 +20,7 @@ class Canvas {
   void set(int x, int y, Rgb c);  // ignores out-of-bounds
   Rgb get(int x, int y) const;
   void fill_rect(int x, int y, int w, int h, Rgb c);
+  void paste(const Canvas& other, int x, int y);  // `other`'s top-left corner at (x, y)
   void line(double x0, double y0, double x1, double y1, Rgb c, int thickness = 1);
   // Text in a built-in 5x7 font (ASCII 32..126), `scale` pixels per font pixel.
   void text(int x, int y, const std::string& s, Rgb c, int scale = 1);
@@ -36,8 +37,7 @@ class Canvas {
 };
 
 // Maps a float image to 8 bits between its lo/hi percentiles (e.g. 0.5 and 99.5).
-std::vector<uint8_t> to_8bit(const std::vector<float>& img, double lo_percentile,
-                             double hi_percentile);
+std::vector<uint8_t> to_8bit(const std::vector<float>& img, double lo_percentile, double hi_percentile);
 
 // Colormaps: "gray", "hot" (black-red-yellow-white), "magma"-like "fire".
 Rgb colormap(const std::string& name, uint8_t v);
@@ -45,8 +45,8 @@ Rgb colormap(const std::string& name, uint8_t v);
 // A reconstruction as PNG: percentile-scaled, colormap, with a scale bar and its length label
 // (chosen automatically as a round length near 1/5 of the width) in the lower right corner.
 void save_image_png(const std::string& path, const std::vector<float>& img, int width, int height,
-                    double pixel_size_nm, const std::string& colormap = "hot",
-                    double lo_percentile = 0.5, double hi_percentile = 99.5);
+                    double pixel_size_nm, const std::string& colormap = "hot", double lo_percentile = 0.5,
+                    double hi_percentile = 99.5);
 
 struct Series {
   std::string name;
@@ -58,6 +58,11 @@ struct Series {
 void save_line_plot(const std::string& path, const std::string& title, const std::string& x_label,
                     const std::string& y_label, const std::vector<Series>& series, bool log_y = false,
                     int width = 800, int height = 500);
+// The same plot as a canvas (to combine plots); `path` only names it in errors. Points between
+// non-finite values are drawn as marks, so a series of points separated by NaN is a scatter plot.
+Canvas line_plot(const std::string& path, const std::string& title, const std::string& x_label,
+                 const std::string& y_label, const std::vector<Series>& series, bool log_y = false,
+                 int width = 800, int height = 500);
 
 // Panels side by side (e.g. input | label | prediction), each percentile-scaled on its own and
 // titled; panels are resampled (nearest) to a common height `panel_height`.

@@ -1,5 +1,6 @@
 #include "stages/simulate/camera_fit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -37,6 +38,16 @@ Line least_squares(const std::vector<double>& x, const std::vector<double>& y) {
 }
 
 }  // namespace
+
+void set_gain(Camera& cam, double adu_per_photon, bool em) {
+  if (em) {
+    cam.e_per_adu = std::max(1.0, 1.0 / adu_per_photon);
+    cam.em_gain = adu_per_photon * cam.e_per_adu;
+  } else {
+    cam.e_per_adu = 1.0 / adu_per_photon;
+    cam.em_gain = 0;
+  }
+}
 
 CameraFit fit_camera(const std::vector<double>& expected, const std::vector<double>& observed,
                      const CameraFitOptions& options) {
@@ -77,13 +88,7 @@ CameraFit fit_camera(const std::vector<double>& expected, const std::vector<doub
   cam.base_level = fit.base_level;
   cam.quantum_efficiency = 1.0;
   cam.read_noise_e = 0;
-  if (fit.em_gain) {
-    cam.e_per_adu = std::max(1.0, 1.0 / a);
-    cam.em_gain = a * cam.e_per_adu;
-  } else {
-    cam.e_per_adu = 1.0 / a;
-    cam.em_gain = 0;
-  }
+  set_gain(cam, a, fit.em_gain);
 
   double sum = 0, sum2 = 0;
   for (size_t i = 0; i < expected.size(); ++i) {

@@ -38,6 +38,11 @@ struct CameraFit {
   uint64_t pixels = 0;
 };
 
+// Sets cam.e_per_adu and cam.em_gain for `adu_per_photon` ADU per photoelectron. Behind an EM
+// register only the ratio is identifiable (Gamma(n, g) / e = Gamma(n, g / e)), so e_per_adu is 1
+// unless the EM gain would fall below 1; without one, e_per_adu = 1 / adu_per_photon.
+void set_gain(Camera& cam, double adu_per_photon, bool em);
+
 // `expected` (photons, background excluded) and `observed` (ADU) pixel by pixel. Error when the
 // sizes differ or the expected image is constant (nothing to fit).
 CameraFit fit_camera(const std::vector<double>& expected, const std::vector<double>& observed,

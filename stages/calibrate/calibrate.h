@@ -1,0 +1,73 @@
+#pragma once
+// Camera and data properties from an acquisition alone (no ground truth): base level, ADU per
+// photon, EM register on/off, read noise, background, PSF width and emitter density, written as
+// the simulator's config keys so simulated training data matches the camera (README.md).
+#include <string>
+#include <vector>
+
+#include "stages/simulate/simulator.h"
+
+namespace dsir::calibrate {
+
+// Frames in memory, all the same size. `sources[i]` names the file frame i came from (errors).
+struct Stack {
+  int width = 0, height = 0;
+  double pixel_size_nm = 0;  // 0: unknown
+  std::vector<std::vector<float>> frames;
+  std::vector<std::string> sources;
+};
+
+// TIFF stacks or raw.h5 files (by extension .h5/.hdf5), concatenated. InputError naming the file
+// when one is unreadable or its frames differ in size from the first file's.
+Stack read_stacks(const std::vector<std::string>& files);
+
+// One isolated spot fitted with a pixel-integrated 2-D Gaussian plus a constant (least squares).
+struct SpotFit {
+  int frame = 0;
+  double x = 0, y = 0;  // pixels, pixel (r, c) covers [c, c+1) x [r, r+1)
+  double sigma_px = 0;
+  double total_adu = 0;   // the Gaussian's integral, ADU
+  double offset_adu = 0;  // the constant under it
+};
+
+// The variance of one bin of spot pixels (by fitted mean) with the fit's pull on the residuals
+// undone (calibrate.cpp, Sample), or of the background pixels.
+struct MomentBin {
+  double mean_adu = 0, kappa2 = 0;
+  double count = 0;
+};
+
+struct Calibration {
+  // Background pixels (outside every detected spot), pooled over frames.
+  double background_mean_adu = 0, background_kappa2 = 0, background_kappa3 = 0;
+  uint64_t background_samples = 0;
+  std::vector<MomentBin> bins;                    // spot pixels, by fitted mean; bins[0] is the background
+  double kappa2_slope = 0, kappa2_intercept = 0;  // kappa2 = slope * mean + intercept (= F² g)
+  // (background κ3 / κ2) / kappa2_slope: 1.5 behind an EM register, 1 without (less with read noise)
+  double skew_ratio = 0;
+  bool em = false;
+  double adu_per_photon = 0;  // g, quantum efficiency folded in
+  double base_level = 0;      // ADU
+  double read_noise_adu = 0;
+  double background_photons = 0;
+  std::vector<SpotFit> spots;  // isolated spots that were fitted
+  double sigma_nm = 0;         // median of the fits; 0 when pixel_size_nm is unknown
+  double sigma_px = 0;
+  double detections_per_frame = 0;
+  double density_per_um2 = 0;  // 0 when pixel_size_nm is unknown
+  int frames = 0, width = 0, height = 0;
+  double pixel_size_nm = 0;
+  sim::Camera camera;  // the simulator camera with these properties
+};
+
+// InputError naming the stack's file when it has fewer than 2 frames, constant pixels or too
+// few isolated spots to fit.
+Calibration calibrate(const Stack& stack);
+
+// The simulator's config keys (camera.*, psf.fwhm_nm, simulate.*.density) as a YAML config.
+std::string calibration_yaml(const Calibration& c, const std::string& source);
+
+// Mean–variance plot with the fitted line and a histogram of the spot widths, side by side.
+void save_calibration_png(const std::string& path, const Calibration& c);
+
+}  // namespace dsir::calibrate

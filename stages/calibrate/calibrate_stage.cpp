@@ -1,0 +1,83 @@
+// Command `calibrate`: the camera and data properties of an acquisition, from its frames alone,
+// as simulator config keys (camera.yaml) and a picture of the fits (calibration.png).
+#include <filesystem>
+
+#include "pipeline/atomic_file.h"
+#include "pipeline/config.h"
+#include "pipeline/context.h"
+#include "pipeline/errors.h"
+#include "pipeline/log.h"
+#include "pipeline/registry.h"
+#include "stages/calibrate/calibrate.h"
+#include "stages/ingest/ingest.h"
+
+namespace dsir {
+namespace {
+
+const ConfigSection section(
+    "calibrate", "Camera and data properties from an acquisition alone (stages/calibrate/README.md).",
+    {
+        {"frames",
+         KeyType::StringList,
+         "[]",
+         "TIFF files or raw.h5 files (or globs) forming one acquisition.",
+         -1e300,
+         1e300,
+         {},
+         "--frames"},
+        {"output",
+         KeyType::String,
+         "''",
+         "Output config fragment ('' = camera.yaml beside the first input); calibration.png goes beside it.",
+         -1e300,
+         1e300,
+         {},
+         "--output"},
+        {"pixel_size_nm",
+         KeyType::Float,
+         "0",
+         "Pixel size (nm); 0 = from the TIFF resolution tags.",
+         0,
+         1e5,
+         {},
+         "--pixel-size"},
+    });
+
+void run(Context& ctx) {
+  const Config& c = ctx.config;
+  if (c.get_strings("calibrate.frames").empty())
+    throw ConfigError("calibrate.frames: no frames given (dsir calibrate --frames A.tif [B.tif ...])");
+  const std::vector<std::string> files = expand_inputs(c.get_strings("calibrate.frames"));
+  for (const auto& f : files) require_file(f, "calibrate.frames");
+  calibrate::Stack stack = calibrate::read_stacks(files);
+  if (c.get_double("calibrate.pixel_size_nm") > 0)
+    stack.pixel_size_nm = c.get_double("calibrate.pixel_size_nm");
+  const calibrate::Calibration cal = calibrate::calibrate(stack);
+
+  std::string output = c.get_string("calibrate.output");
+  if (output.empty()) output = (std::filesystem::path(files.front()).parent_path() / "camera.yaml").string();
+  const std::string png = (std::filesystem::path(output).parent_path() / "calibration.png").string();
+  if (ctx.mpi.is_root()) {
+    write_text_file(output, calibrate::calibration_yaml(cal, files.front()));
+    calibrate::save_calibration_png(png, cal);
+    log::print("calibrate: {} frames of {}x{} from {}{}", cal.frames, cal.width, cal.height, files.front(),
+               files.size() > 1 ? fmt::format(" (+ {} more)", files.size() - 1) : "");
+    log::print(
+        "calibrate: base level {:.2f} ADU, {:.4g} ADU/photon, EM {} (ratio {:.3f}), read noise {:.3g} ADU",
+        cal.base_level, cal.adu_per_photon, cal.em ? "on" : "off", cal.skew_ratio, cal.read_noise_adu);
+    log::print("calibrate: background {:.3g} photons/pixel, PSF sigma {:.4g} {} ({} spots), {:.3g} {}",
+               cal.background_photons, cal.pixel_size_nm > 0 ? cal.sigma_nm : cal.sigma_px,
+               cal.pixel_size_nm > 0 ? "nm" : "px", cal.spots.size(),
+               cal.pixel_size_nm > 0 ? cal.density_per_um2 : cal.detections_per_frame,
+               cal.pixel_size_nm > 0 ? "emitters/um^2/frame" : "detections/frame (pixel size unknown)");
+    log::print("calibrate: wrote {} and {}", output, png);
+  }
+}
+
+const CommandRegistrar registrar({"calibrate", -1,
+                                  "Camera (base, ADU/photon, EM, read noise), background, PSF and density "
+                                  "from the frames alone, as simulator config keys.",
+                                  run});
+
+}  // namespace
+}  // namespace dsir
