@@ -50,14 +50,13 @@ class File {
 
   // Whole datasets.
   template <class T>
-  void write(const std::string& name, const std::vector<T>& data, const Dims& dims,
-             const Dims& chunk = {}, int deflate = 0);
+  void write(const std::string& name, const std::vector<T>& data, const Dims& dims, const Dims& chunk = {},
+             int deflate = 0);
   template <class T>
   std::vector<T> read(const std::string& name) const;  // converts from the stored type
 
   // Streaming: create a dataset, then write/read slabs along the first dimension.
-  void create_dataset(const std::string& name, DType type, const Dims& dims, const Dims& chunk,
-                      int deflate);
+  void create_dataset(const std::string& name, DType type, const Dims& dims, const Dims& chunk, int deflate);
   template <class T>
   void write_rows(const std::string& name, uint64_t first, uint64_t count, const T* data);
   template <class T>
@@ -74,6 +73,9 @@ class File {
   std::string attr_string(const std::string& object, const std::string& key) const;
   double attr_double(const std::string& object, const std::string& key) const;
   std::vector<double> attr_doubles(const std::string& object, const std::string& key) const;
+  // A numeric attribute that must be a whole number in [min, max] (counts, factors, epochs):
+  // InputError naming the file and attribute otherwise (NaN, 1e300 and 2.5 included).
+  int64_t attr_int(const std::string& object, const std::string& key, int64_t min, int64_t max) const;
 
  private:
   File() = default;

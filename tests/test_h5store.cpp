@@ -1,7 +1,5 @@
 // Tests of pipeline/h5store.h: typed datasets, slabs, compound tables, attributes, atomic
 // creation (temporary name + rename on commit) and error messages.
-#include "pipeline/h5store.h"
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "pipeline/h5store.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -424,8 +423,8 @@ TEST_F(H5StoreTest, AttributeOnMissingObjectIsAnInputError) {
 }
 
 TEST_F(H5StoreTest, ProvenanceAttributesAppearOnRoot) {
-  const Attributes prov = {{"dsir_version", "1.2.3"}, {"config_hash", "0123456789abcdef"},
-                           {"stage", "simulate"}};
+  const Attributes prov = {
+      {"dsir_version", "1.2.3"}, {"config_hash", "0123456789abcdef"}, {"stage", "simulate"}};
   {
     File f = File::create(path(), prov);
     f.commit();
@@ -453,7 +452,8 @@ TEST_F(H5StoreTest, StaleTemporariesOfDeadProcessesOfThisHostAreRemoved) {
   const std::string dead_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(dead);
   const std::string dead_elsewhere = ".big.h5.tmp.other-node-7." + std::to_string(dead);
   const std::string live_here = ".big.h5.tmp." + std::string(host) + "." + std::to_string(getppid());
-  for (const std::string& name : {dead_here, dead_elsewhere, live_here}) std::ofstream(path(name)) << "partial";
+  for (const std::string& name : {dead_here, dead_elsewhere, live_here})
+    std::ofstream(path(name)) << "partial";
   File f = File::create(path("out.h5"), {});
   f.commit();
   const auto left = entries();
@@ -584,9 +584,9 @@ TEST_F(H5StoreTest, HasWalksNestedPaths) {
   EXPECT_TRUE(f.has("a/b/c"));  // relative to the root
   EXPECT_TRUE(f.has("/"));
   EXPECT_FALSE(f.has("/a/b/d"));
-  EXPECT_FALSE(f.has("/a/x/c"));      // missing intermediate group
-  EXPECT_FALSE(f.has("/x/y/z"));      // missing first group
-  EXPECT_FALSE(f.has("/a/b/c/d"));    // below a dataset
+  EXPECT_FALSE(f.has("/a/x/c"));    // missing intermediate group
+  EXPECT_FALSE(f.has("/x/y/z"));    // missing first group
+  EXPECT_FALSE(f.has("/a/b/c/d"));  // below a dataset
   EXPECT_FALSE(f.has("/zz"));
 }
 
@@ -600,6 +600,48 @@ TEST_F(H5StoreTest, HasWorksAfterReopening) {
   EXPECT_TRUE(f.has("/g1/g2/data"));
   EXPECT_FALSE(f.has("/g1/g3/data"));
   EXPECT_EQ(f.read<uint8_t>("/g1/g2/data"), (std::vector<uint8_t>{1, 2}));
+}
+
+// Counts, factors and epochs stored as double attributes: converting NaN, 1e300 or -1 to an
+// integer type was undefined behaviour in the readers (found writing the fuzz harnesses).
+TEST_F(H5StoreTest, AttrIntAcceptsOnlyWholeNumbersInItsRange) {
+  {
+    File f = File::create(path(), {});
+    f.set_attr("/", "ok", 8.0);
+    f.set_attr("/", "nan", std::nan(""));
+    f.set_attr("/", "huge", 1e300);
+    f.set_attr("/", "half", 2.5);
+    f.set_attr("/", "negative", -1.0);
+    f.set_attr("/", "beyond", 33.0);
+    f.commit();
+  }
+  File f = File::open(path());
+  EXPECT_EQ(f.attr_int("/", "ok", 1, 32), 8);
+  for (const char* key : {"nan", "huge", "half", "negative", "beyond"}) {
+    const std::string msg = input_error([&] { f.attr_int("/", key, 1, 32); });
+    EXPECT_TRUE(contains(msg, path())) << msg;
+    EXPECT_TRUE(contains(msg, std::string("attribute '") + key + "'")) << msg;
+    EXPECT_TRUE(contains(msg, "whole number in [1, 32]")) << msg;
+  }
+  // The full int64 range is capped at 2^53, where doubles stop being exact.
+  EXPECT_TRUE(contains(input_error([&] { f.attr_int("/", "huge", 0, INT64_MAX); }), "9007199254740992"));
+}
+
+// A file may declare any dimensions: rows whose element count wraps around 64 bits read as an
+// empty vector (the wrapped count was 0), and a row range whose end wraps passed the bounds check.
+TEST_F(H5StoreTest, RowReadsWhoseSizeOverflowsAreErrors) {
+  const uint64_t big = uint64_t(1) << 32;
+  {
+    File f = File::create(path(), {});
+    f.create_dataset("/huge", DType::f32, {big, big, big}, {1, 1, 1}, 0);  // chunked: nothing stored
+    f.write("/small", std::vector<float>{1, 2, 3}, {3});
+    f.commit();
+  }
+  File f = File::open(path());
+  EXPECT_TRUE(contains(input_error([&] { f.read_rows<float>("/huge", 0, 1); }), "overflow 64 bits"));
+  EXPECT_TRUE(
+      contains(input_error([&] { f.read_rows<float>("/small", 2, UINT64_MAX); }), "row range out of bounds"));
+  EXPECT_EQ(f.read_rows<float>("/small", 1, 2), (std::vector<float>{2, 3}));
 }
 
 TEST(H5Version, ReportsMajorMinorRelease) {

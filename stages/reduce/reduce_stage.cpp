@@ -13,6 +13,7 @@
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
 #include "stages/reduce/exports.h"
+#include "stages/reduce/shard.h"
 
 namespace fs = std::filesystem;
 
@@ -33,11 +34,6 @@ const ConfigSection section(
         {"output", KeyType::String, "''", "Output folder ('' = {run.dir}).", -1e300, 1e300, {}, "--output"},
     });
 
-// Attributes every shard of one acquisition must share (a folder mixing runs is refused), and
-// that the reconstruction carries as provenance.
-const char* const kShared[] = {"source_file", "source_stat", "model_checksum", "settings_hash", "settings",
-                               "bn_mode",     "threshold",   "acquisition",    "camera"};
-
 struct Reconstruction {
   std::vector<double> sum;
   std::vector<Emitter> locs;
@@ -48,20 +44,6 @@ struct Reconstruction {
   uint64_t frames = 0, shards = 0;
   h5::Attributes shared;
 };
-
-std::string required_attr(const h5::File& f, const std::string& key) {
-  if (!f.has_attr("/", key))
-    throw InputError(f.path() + ": missing attribute '" + key +
-                     "' (not a shard of this dsir version; rerun infer)");
-  return f.attr_string("/", key);
-}
-
-double required_number(const h5::File& f, const std::string& key) {
-  if (!f.has_attr("/", key))
-    throw InputError(f.path() + ": missing attribute '" + key +
-                     "' (not a shard of this dsir version; rerun infer)");
-  return f.attr_double("/", key);
-}
 
 Reconstruction reduce_acquisition(const fs::path& dir) {
   std::vector<fs::path> files;
@@ -76,10 +58,8 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
   uint64_t expected_first = 0;
   for (const auto& p : files) {
     h5::File f = h5::File::open(p.string());  // InputError naming the file when unreadable
-    if (!f.has("/sum") || !f.has("/localizations"))
-      throw InputError(p.string() + ": not a complete inference shard (missing /sum or /localizations)");
-    for (const char* key : kShared) {
-      const std::string v = required_attr(f, key);
+    const ShardHeader h = read_shard_header(f);
+    for (const auto& [key, v] : h.shared) {
       if (first_file.empty()) {
         r.shared[key] = v;
       } else if (r.shared[key] != v) {
@@ -89,24 +69,22 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
                         p.string(), key, v, first_file, r.shared[key]));
       }
     }
-    const uint64_t first = static_cast<uint64_t>(required_number(f, "first_frame"));
-    const uint64_t count = static_cast<uint64_t>(required_number(f, "frames"));
+    const uint64_t first = h.first_frame;
+    const uint64_t count = h.frames;
     if (first != expected_first)
       throw InputError(p.string() + ": starts at frame " + std::to_string(first) + ", expected " +
                        std::to_string(expected_first) + " (a shard is missing; rerun infer)");
-    const h5::Dims d = f.shape("/sum");
-    if (d.size() != 2) throw InputError(p.string() + ": /sum must be 2-D");
     if (first_file.empty()) {
-      r.height = static_cast<int>(d[0]);
-      r.width = static_cast<int>(d[1]);
-      r.pixel_size_nm = required_number(f, "pixel_size_nm");
-      r.frames = static_cast<uint64_t>(required_number(f, "acquisition_frames"));
-      r.raw_width = static_cast<int>(required_number(f, "raw_width"));
-      r.raw_height = static_cast<int>(required_number(f, "raw_height"));
-      r.raw_pixel_size_nm = required_number(f, "raw_pixel_size_nm");
-      r.sum.assign(d[0] * d[1], 0.0);
+      r.height = static_cast<int>(h.height);
+      r.width = static_cast<int>(h.width);
+      r.pixel_size_nm = h.pixel_size_nm;
+      r.frames = h.acquisition_frames;
+      r.raw_width = h.raw_width;
+      r.raw_height = h.raw_height;
+      r.raw_pixel_size_nm = h.raw_pixel_size_nm;
+      r.sum.assign(h.height * h.width, 0.0);
       first_file = p.string();
-    } else if (static_cast<int>(d[0]) != r.height || static_cast<int>(d[1]) != r.width) {
+    } else if (static_cast<int>(h.height) != r.height || static_cast<int>(h.width) != r.width) {
       throw InputError(p.string() + ": /sum size differs from the other shards");
     }
     const std::vector<double> part = f.read<double>("/sum");

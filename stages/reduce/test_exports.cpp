@@ -5,15 +5,76 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "pipeline/atomic_file.h"
+#include "pipeline/csv.h"
+#include "pipeline/errors.h"
+#include "pipeline/h5store.h"
 #include "pipeline/tiff.h"
 #include "stages/reduce/exports.h"
+#include "stages/reduce/shard.h"
 
 namespace fs = std::filesystem;
 
 namespace dsir {
 namespace {
+
+// A shard's frame numbers and sizes are doubles in the file: NaN or 1e300 converted to uint64_t
+// or int was undefined behaviour in reduce, and a /sum declared far beyond the raw frame was
+// allocated as it came (found writing tests/fuzz/fuzz_shard_h5.cpp).
+TEST(ShardHeader, ValuesOutOfRangeAreErrorsNamingTheAttribute) {
+  const std::string dir = ::testing::TempDir() + "/dsir-shard-" + std::to_string(getpid());
+  fs::create_directories(dir);
+  const std::string path = dir + "/shard-00000.h5";
+  struct Case {
+    const char* key;
+    double value;
+    uint64_t sum_side;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"first_frame", std::nan(""), 8, "attribute 'first_frame' is nan"},
+      {"frames", 1e300, 8, "attribute 'frames' is"},
+      {"raw_width", 1e9, 8, "attribute 'raw_width' is"},
+      {"frames", 5, 8, "frames 0 to 5 are beyond the acquisition's 4"},
+      {"pixel_size_nm", -1, 8, "attribute 'pixel_size_nm' must be a finite number > 0"},
+      {"frames", 4, 65, "/sum is 65 x 65, not an upscaled image of the 2 x 2 raw frame"},
+      {"frames", 4, 8, nullptr},  // the good shard
+  };
+  for (const Case& c : cases) {
+    h5::Attributes text;
+    for (const char* key : kShardShared) text[key] = "x";
+    {
+      auto f = h5::File::create(path, text);
+      f.write("/sum", std::vector<double>(c.sum_side * c.sum_side), {c.sum_side, c.sum_side});
+      f.write_table("/localizations", emitters_to_table({}));
+      const std::map<std::string, double> numbers = {
+          {"first_frame", 0},         {"frames", 4},    {"acquisition_frames", 4}, {"pixel_size_nm", 25},
+          {"raw_pixel_size_nm", 100}, {"raw_width", 2}, {"raw_height", 2}};
+      for (const auto& [key, v] : numbers) f.set_attr("/", key, key == c.key ? c.value : v);
+      f.commit();
+    }
+    const h5::File f = h5::File::open(path);
+    if (c.expected == nullptr) {
+      const ShardHeader h = read_shard_header(f);
+      EXPECT_EQ(h.frames, 4u);
+      EXPECT_EQ(h.height, 8u);
+      EXPECT_EQ(h.raw_width, 2);
+      ASSERT_EQ(h.shared.size(), 9u);
+      EXPECT_EQ(h.shared.front().first, "source_file");  // kShardShared's order
+      continue;
+    }
+    try {
+      read_shard_header(f);
+      ADD_FAILURE() << c.key << " = " << c.value << ": no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+    }
+  }
+  fs::remove_all(dir);
+}
 
 TEST(Exports, LocalizationPrecisionIsMortensen) {
   // N = 1000, s = 1, b = 10: sa2 = 1 + 1/12, v = sa2 (16/9 + 8 pi sa2 b / N) / N.
