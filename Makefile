@@ -4,7 +4,12 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test clean
+# The sanitizer and fuzz checks that CI runs after `make test` (docs/reliability.md).
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build run test test-sanitize test-fuzz clean
 
 all: build
 
@@ -22,5 +27,24 @@ run: build
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200
 
+# ASan + UBSan over the unit tests. -O1 -g1: line numbers in reports at a fraction of the compile
+# time of full debug info; no benchmarks (not part of the unit label).
+test-sanitize: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+	  -DDSIR_SANITIZE=address,undefined -DDSIR_BUILD_BENCH=OFF > $(ASAN_BUILD).configure.log 2>&1 \
+	  || { cat $(ASAN_BUILD).configure.log; exit 1; }
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -L unit -j $(JOBS) --timeout 1200
+
+# The libFuzzer harnesses (clang-14), each for FUZZ_SECONDS from its seed corpus.
+test-fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 \
+	  -DCMAKE_CXX_COMPILER=clang++-14 -DDSIR_FUZZ=ON -DDSIR_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  > $(FUZZ_BUILD).configure.log 2>&1 || { cat $(FUZZ_BUILD).configure.log; exit 1; }
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log
+	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(FUZZ_BUILD) \
+	  $(FUZZ_BUILD).configure.log

@@ -8,6 +8,39 @@ set(DSIR_MPI_ENV
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1)
 
+# Under DSIR_SANITIZE: leaks inside the uninstrumented third-party libraries are suppressed (each
+# with its reason in the file); everything else, leak or undefined behaviour, fails the test.
+set(DSIR_TEST_ENV ${DSIR_MPI_ENV})
+if(DSIR_SANITIZE)
+  set(DSIR_SANITIZER_DIR ${CMAKE_SOURCE_DIR}/tests/sanitizers)
+  set(DSIR_SANITIZER_ENV
+    # fast_unwind_on_malloc=0: Open MPI and HDF5 have no frame pointers; the slow unwinder finds
+    # the frames in them that the suppressions name (tests/sanitizers/lsan.supp).
+    "ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
+    "LSAN_OPTIONS=suppressions=${DSIR_SANITIZER_DIR}/lsan.supp:print_suppressions=0"
+    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=${DSIR_SANITIZER_DIR}/ubsan.supp")
+  list(APPEND DSIR_TEST_ENV ${DSIR_SANITIZER_ENV})
+endif()
+
+# Gives the sanitizer settings to the tests add_test() created in the calling directory (scripts
+# that run `dsir`), once that directory is processed: set_tests_properties would replace them.
+function(dsir_sanitizer_env_at_end_of_directory)
+  if(NOT DSIR_SANITIZE)
+    return()
+  endif()
+  get_property(done DIRECTORY PROPERTY DSIR_SANITIZER_ENV_DEFERRED)
+  if(NOT done)
+    set_property(DIRECTORY PROPERTY DSIR_SANITIZER_ENV_DEFERRED TRUE)
+    cmake_language(DEFER CALL dsir_append_sanitizer_env)
+  endif()
+endfunction()
+function(dsir_append_sanitizer_env)
+  get_property(tests DIRECTORY PROPERTY TESTS)
+  if(tests)
+    set_property(TEST ${tests} APPEND PROPERTY ENVIRONMENT ${DSIR_SANITIZER_ENV})
+  endif()
+endfunction()
+
 # The read-only shared material (reference files, demo data) that tests compare against.
 set(DSIR_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH "Shared reference data (tests skip what is missing)")
 
@@ -20,9 +53,16 @@ function(dsir_add_test name)
   target_compile_definitions(${name} PRIVATE
     DSIR_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DSIR_BINARY_DIR="${CMAKE_BINARY_DIR}"
     DSIR_SHARED_DIR="${DSIR_SHARED_DIR}")
-  # Listing a binary's tests loads LibTorch: allow for a loaded machine (the default is 5 s).
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "${DSIR_MPI_ENV}")
+  if(DSIR_SANITIZE)
+    # ctest lists a binary's tests by running it without the tests' ENVIRONMENT: through this
+    # launcher the listing gets the sanitizer options too (Open MPI's leaks are suppressed there).
+    set_target_properties(${name} PROPERTIES CROSSCOMPILING_EMULATOR
+      "${CMAKE_COMMAND};-E;env;${DSIR_SANITIZER_ENV}")
+  endif()
+  # The listing starts MPI; instrumented, on a busy machine, that takes more than the default 5 s.
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
+    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "${DSIR_TEST_ENV}")
+  dsir_sanitizer_env_at_end_of_directory()
 endfunction()
 
 # dsir_add_mpi_test(<name> NP <n> SOURCES ... LIBS ...): one ctest case running the binary under mpirun.
@@ -36,5 +76,5 @@ function(dsir_add_mpi_test name)
   add_test(NAME ${name}_np${ARG_NP}
     COMMAND ${DSIR_MPIEXEC} ${DSIR_MPIEXEC_FLAGS} -np ${ARG_NP} $<TARGET_FILE:${name}>)
   set_tests_properties(${name}_np${ARG_NP} PROPERTIES LABELS mpi TIMEOUT 600 RUN_SERIAL TRUE
-    ENVIRONMENT "${DSIR_MPI_ENV}")
+    ENVIRONMENT "${DSIR_TEST_ENV}")
 endfunction()

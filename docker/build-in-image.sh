@@ -18,6 +18,7 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   hdf5-tools procps libopenblas0-openmp
+  clang-14 libclang-rt-14-dev        # libFuzzer (tests/fuzz), as scripts/install-deps.sh
   curl unzip ca-certificates       # to fetch LibTorch
 )
 export DEBIAN_FRONTEND=noninteractive

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
@@ -153,6 +155,19 @@ uint64_t product(const Dims& d) {
   uint64_t n = 1;
   for (auto v : d) n *= v;
   return n;
+}
+
+// The element count of a read, refused when it wraps around 64 bits or cannot be a buffer of T:
+// a file may declare any dimensions, and a wrapped count would be a too-small buffer for HDF5.
+template <class T>
+size_t elements_to_read(const Dims& d) {
+  uint64_t n = 1;
+  for (auto v : d)
+    if (v != 0 && n > std::numeric_limits<uint64_t>::max() / v)
+      return std::numeric_limits<size_t>::max();
+    else
+      n *= v;
+  return n > std::numeric_limits<size_t>::max() / sizeof(T) ? std::numeric_limits<size_t>::max() : size_t(n);
 }
 
 }  // namespace
@@ -312,7 +327,7 @@ void select_rows(hid_t space, const Dims& dims, uint64_t first, uint64_t count) 
 template <class T>
 void File::write_rows(const std::string& name, uint64_t first, uint64_t count, const T* data) {
   Dims dims = shape(name);
-  if (dims.empty() || first + count > dims[0]) fail("row range out of bounds", name);
+  if (dims.empty() || count > dims[0] || first > dims[0] - count) fail("row range out of bounds", name);
   Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
   Handle fspace(H5Dget_space(ds), H5Sclose);
   select_rows(fspace, dims, first, count);
@@ -327,13 +342,18 @@ template <class T>
 std::vector<T> File::read_rows(const std::string& name, uint64_t first, uint64_t count) const {
   quiet_this_thread();
   Dims dims = shape(name);
-  if (dims.empty() || first + count > dims[0]) fail("row range out of bounds", name);
+  if (dims.empty() || count > dims[0] || first > dims[0] - count) fail("row range out of bounds", name);
   Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
   Handle fspace(H5Dget_space(ds), H5Sclose);
   select_rows(fspace, dims, first, count);
   Dims mdims = dims;
   mdims[0] = count;
-  std::vector<T> out(product(mdims));
+  const size_t n = elements_to_read<T>(mdims);
+  if (n == std::numeric_limits<size_t>::max())
+    fail("rows " + std::to_string(first) + " to " + std::to_string(first + count) +
+             " are too large to read (dimensions overflow 64 bits)",
+         name);
+  std::vector<T> out(n);
   std::vector<hsize_t> md(mdims.begin(), mdims.end());
   Handle mspace(H5Screate_simple(static_cast<int>(md.size()), md.data(), nullptr), H5Sclose);
   if (!out.empty() && H5Dread(ds, native(dtype_of<T>()), mspace, fspace, H5P_DEFAULT, out.data()) < 0)
@@ -561,6 +581,18 @@ double File::attr_double(const std::string& object, const std::string& key) cons
   auto v = attr_doubles(object, key);
   if (v.size() != 1) fail("attribute '" + key + "' is not a scalar", object);
   return v[0];
+}
+
+int64_t File::attr_int(const std::string& object, const std::string& key, int64_t min, int64_t max) const {
+  const double v = attr_double(object, key);
+  // Compared as double before the conversion: a cast of NaN or of a value beyond int64 is undefined.
+  // Beyond 2^53 a double is no longer every whole number, so that is the ceiling.
+  const int64_t top = std::min(max, int64_t(1) << 53);
+  if (!(v >= static_cast<double>(min) && v <= static_cast<double>(top) && v == std::floor(v)))
+    fail("attribute '" + key + "' is " + std::to_string(v) + ", expected a whole number in [" +
+             std::to_string(min) + ", " + std::to_string(top) + "]",
+         object);
+  return static_cast<int64_t>(v);
 }
 
 }  // namespace dsir::h5

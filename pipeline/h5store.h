@@ -82,6 +82,9 @@ class File {
   std::string attr_string(const std::string& object, const std::string& key) const;
   double attr_double(const std::string& object, const std::string& key) const;
   std::vector<double> attr_doubles(const std::string& object, const std::string& key) const;
+  // A numeric attribute that must be a whole number in [min, max] (counts, factors, epochs):
+  // InputError naming the file and attribute otherwise (NaN, 1e300 and 2.5 included).
+  int64_t attr_int(const std::string& object, const std::string& key, int64_t min, int64_t max) const;
 
  private:
   File() = default;

@@ -193,7 +193,10 @@ constexpr uint64_t kNoDirectory = std::numeric_limits<uint64_t>::max();
 
 struct Reader::Impl {
   TIFF* tif = nullptr;
-  std::string errors;        // libtiff messages not yet reported
+  std::string errors;  // libtiff messages not yet reported
+  // Its warnings: libtiff keeps the address for the handle's life (reading a later directory
+  // warns too), so it lives here, not on the constructor's stack.
+  std::string warnings;
   Layout first;              // frame 0's layout; every frame must match
   uint64_t current = 0;      // directory libtiff is on; kNoDirectory after a failed move
   std::vector<uint8_t> buf;  // one strip, tile or (contiguous layout) frame
@@ -214,8 +217,7 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
   Impl& d = *impl_;
   // "m": no memory mapping. libtiff maps the whole file by default, and every frame read stays
   // resident in the process (RSS grew by one frame per frame ingested: 4 GiB for a 4 GiB stack).
-  std::string warnings;
-  d.tif = open_tiff(path, "rm", &d.errors, &warnings);
+  d.tif = open_tiff(path, "rm", &d.errors, &d.warnings);
   if (d.tif == nullptr) throw InputError(path + ": cannot open as TIFF: " + take(d.errors, "unknown error"));
   // Walks the IFD chain (offsets only); a broken chain is reported now, not as missing frames.
   tdir_t dirs = TIFFNumberOfDirectories(d.tif);
@@ -224,11 +226,11 @@ Reader::Reader(const std::string& path) : impl_(std::make_unique<Impl>()), path_
                      take(d.errors, "no image directory"));
   // libtiff stops at a directory it has seen and only warns: the file is corrupt, and its frame
   // count is a guess.
-  std::string lowered = warnings;
+  std::string lowered = d.warnings;
   for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lowered.find("loop") != std::string::npos)
     throw InputError(path + ": its chain of image directories loops back after " + std::to_string(dirs) +
-                     " frame(s) (corrupt file): " + warnings);
+                     " frame(s) (corrupt file): " + d.warnings);
 
   d.first = read_layout(d.tif);
   check_supported(d.first, frame_prefix(path, 0));
@@ -293,6 +295,7 @@ void Reader::read_frame(uint64_t index, float* out) {
   }
 
   d.errors.clear();
+  d.warnings.clear();  // only the opening's are reported; later ones would only pile up
   if (index != d.current) {
     // TIFFReadDirectory continues from the current IFD (O(1)); TIFFSetDirectory walks the chain.
     bool next = d.current != kNoDirectory && index == d.current + 1;

@@ -16,6 +16,7 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   hdf5-tools procps                  # h5diff/h5dump and pgrep, called by the tests
+  clang-14 libclang-rt-14-dev        # libFuzzer and its sanitizer runtimes (tests/fuzz, DSIR_FUZZ)
   slurmctld slurmd slurm-client munge  # Slurm 22.05 for the slurm tests (a private single-node cluster)
 )
 if [[ ${DSIR_WITH_PEERS:-0} == 1 ]]; then

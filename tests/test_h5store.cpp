@@ -657,6 +657,48 @@ TEST_F(H5StoreTest, HasWorksAfterReopening) {
   EXPECT_EQ(f.read<uint8_t>("/g1/g2/data"), (std::vector<uint8_t>{1, 2}));
 }
 
+// Counts, factors and epochs stored as double attributes: converting NaN, 1e300 or -1 to an
+// integer type was undefined behaviour in the readers (found writing the fuzz harnesses).
+TEST_F(H5StoreTest, AttrIntAcceptsOnlyWholeNumbersInItsRange) {
+  {
+    File f = File::create(path(), {});
+    f.set_attr("/", "ok", 8.0);
+    f.set_attr("/", "nan", std::nan(""));
+    f.set_attr("/", "huge", 1e300);
+    f.set_attr("/", "half", 2.5);
+    f.set_attr("/", "negative", -1.0);
+    f.set_attr("/", "beyond", 33.0);
+    f.commit();
+  }
+  File f = File::open(path());
+  EXPECT_EQ(f.attr_int("/", "ok", 1, 32), 8);
+  for (const char* key : {"nan", "huge", "half", "negative", "beyond"}) {
+    const std::string msg = input_error([&] { f.attr_int("/", key, 1, 32); });
+    EXPECT_TRUE(contains(msg, path())) << msg;
+    EXPECT_TRUE(contains(msg, std::string("attribute '") + key + "'")) << msg;
+    EXPECT_TRUE(contains(msg, "whole number in [1, 32]")) << msg;
+  }
+  // The full int64 range is capped at 2^53, where doubles stop being exact.
+  EXPECT_TRUE(contains(input_error([&] { f.attr_int("/", "huge", 0, INT64_MAX); }), "9007199254740992"));
+}
+
+// A file may declare any dimensions: rows whose element count wraps around 64 bits read as an
+// empty vector (the wrapped count was 0), and a row range whose end wraps passed the bounds check.
+TEST_F(H5StoreTest, RowReadsWhoseSizeOverflowsAreErrors) {
+  const uint64_t big = uint64_t(1) << 32;
+  {
+    File f = File::create(path(), {});
+    f.create_dataset("/huge", DType::f32, {big, big, big}, {1, 1, 1}, 0);  // chunked: nothing stored
+    f.write("/small", std::vector<float>{1, 2, 3}, {3});
+    f.commit();
+  }
+  File f = File::open(path());
+  EXPECT_TRUE(contains(input_error([&] { f.read_rows<float>("/huge", 0, 1); }), "overflow 64 bits"));
+  EXPECT_TRUE(
+      contains(input_error([&] { f.read_rows<float>("/small", 2, UINT64_MAX); }), "row range out of bounds"));
+  EXPECT_EQ(f.read_rows<float>("/small", 1, 2), (std::vector<float>{2, 3}));
+}
+
 TEST(H5Version, ReportsMajorMinorRelease) {
   const std::string v = dsir::h5::hdf5_version();
   EXPECT_EQ(std::count(v.begin(), v.end(), '.'), 2) << v;

@@ -1,5 +1,3 @@
-#include "pipeline/tiff.h"
-
 #include <gtest/gtest.h>
 #include <tiffio.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "pipeline/tiff.h"
 #include "tests/shared_data.h"
 
 namespace fs = std::filesystem;
@@ -76,9 +75,9 @@ void write_raw(const std::string& path, const Spec& s, const std::vector<std::ve
             for (uint32_t c = 0; c < f.tile && x + c < f.width; ++c)
               std::memcpy(&tile[(r * f.tile + c) * sample_bytes],
                           data + ((y + r) * f.width + x + c) * sample_bytes, sample_bytes);
-          ASSERT_GE(TIFFWriteEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile.data(),
-                                         tmsize_t(tile.size())),
-                    0);
+          ASSERT_GE(
+              TIFFWriteEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile.data(), tmsize_t(tile.size())),
+              0);
         }
     } else {
       TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 3);  // several strips, the last one short
@@ -136,8 +135,8 @@ std::string input_error(F f) {
 // A classic big-endian TIFF laid out like ImageJ's: the IFD first, then the pixel data of all
 // `frames` frames contiguously (ImageJ's layout for stacks over 4 GiB has only this one IFD).
 std::vector<uint8_t> imagej_like_tiff(uint32_t w, uint32_t h, const std::vector<uint16_t>& pixels,
-                                      const std::string& description, uint32_t xres_num,
-                                      uint32_t xres_den, uint16_t resunit) {
+                                      const std::string& description, uint32_t xres_num, uint32_t xres_den,
+                                      uint16_t resunit) {
   std::vector<uint8_t> f{'M', 'M', 0, 42};  // big-endian classic TIFF
   auto u16 = [&](uint32_t v) {
     f.push_back(uint8_t(v >> 8));
@@ -190,8 +189,8 @@ std::vector<uint8_t> imagej_like_tiff(uint32_t w, uint32_t h, const std::vector<
 }
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              std::streamsize(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
 }
 
 }  // namespace
@@ -480,7 +479,8 @@ TEST_F(TiffTest, ImageJContiguousStackBeyondTheOnlyIfd) {
 TEST_F(TiffTest, DirectoryChainThatLoopsBackIsAnError) {
   auto bytes = imagej_like_tiff(8, 6, pattern16(8, 6, 1), "plain\n", 1, 1, RESUNIT_NONE);
   const auto be32 = [&](size_t at) {
-    return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 | bytes[at + 3];
+    return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 |
+           bytes[at + 3];
   };
   const uint32_t ifd = be32(4);
   const size_t next = ifd + 2 + 12 * (size_t(bytes[ifd]) << 8 | bytes[ifd + 1]);
@@ -493,6 +493,22 @@ TEST_F(TiffTest, DirectoryChainThatLoopsBackIsAnError) {
   EXPECT_NE(msg.find("loops back"), std::string::npos) << msg;
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_tiff): libtiff warns while reading a later frame's directory
+// (here an unknown tag type in the second IFD), and its warning handler wrote into the
+// constructor's local string, freed by then: heap-use-after-free under ASan (the sanitizer build
+// runs this test), silent memory corruption elsewhere.
+TEST_F(TiffTest, WarningWhileReadingALaterFrameIsSafe) {
+  const std::string path =
+      std::string(DSIR_SOURCE_DIR) + "/tests/fuzz/corpus/tiff/warning-after-the-first-directory.tif";
+  Reader r(path);
+  ASSERT_EQ(r.info().frames, 3u);
+  std::vector<float> frame(size_t(r.info().width) * r.info().height);
+  for (uint64_t k : {0, 1, 2, 0, 2}) {  // in order, then back (libtiff's seek warns again)
+    r.read_frame(k, frame.data());
+    EXPECT_EQ(frame[1], float(10 * k + 1)) << "frame " << k;
+  }
+}
+
 // A description's frame count that is not a count, or promises more frames than the file holds,
 // is an error at opening ("images=-1" used to become 2^64 - 1 frames and fail much later).
 TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
@@ -503,10 +519,14 @@ TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
     all.insert(all.end(), f.begin(), f.end());
   }
   for (const auto& [images, expected] :
-       {std::pair<std::string, std::string>{"-1", "not a positive frame count"}, {"0", "not a positive frame count"},
-        {"4x", "not a positive frame count"}, {"5", "room for 4 frames"}, {"1099511627776", "room for 4 frames"}}) {
+       {std::pair<std::string, std::string>{"-1", "not a positive frame count"},
+        {"0", "not a positive frame count"},
+        {"4x", "not a positive frame count"},
+        {"5", "room for 4 frames"},
+        {"1099511627776", "room for 4 frames"}}) {
     const std::string path = file("imagej-" + images + ".tif");
-    write_file(path, imagej_like_tiff(w, h, all, "ImageJ=1.53t\nimages=" + images + "\n", 10, 1, RESUNIT_NONE));
+    write_file(path,
+               imagej_like_tiff(w, h, all, "ImageJ=1.53t\nimages=" + images + "\n", 10, 1, RESUNIT_NONE));
     const std::string msg = input_error([&] { Reader r(path); });
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
     EXPECT_NE(msg.find(expected), std::string::npos) << images << ": " << msg;
@@ -570,8 +590,7 @@ TEST(TiffRealData, DeepStormDemoStack) {
 }
 
 TEST(TiffRealData, SmlmChallengeTubulinsFrame) {
-  const std::string path =
-      DSIR_SHARED_DIR "/data/smlm2013-tubulins-frame20/tubulins1_00020.tif";
+  const std::string path = DSIR_SHARED_DIR "/data/smlm2013-tubulins-frame20/tubulins1_00020.tif";
   DSIR_NEED_SHARED_FILE(path);
   Reader r(path);
   EXPECT_EQ(r.info().frames, 1u);

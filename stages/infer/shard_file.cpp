@@ -1,5 +1,6 @@
 #include "stages/infer/shard_file.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "pipeline/errors.h"
@@ -38,9 +39,18 @@ std::string text(const h5::File& f, const char* key) {
   if (!f.has_attr("/", key)) missing(f.path(), std::string("attribute '") + key + "'");
   return f.attr_string("/", key);
 }
-double number(const h5::File& f, const char* key) {
+double positive_number(const h5::File& f, const char* key) {
   if (!f.has_attr("/", key)) missing(f.path(), std::string("attribute '") + key + "'");
-  return f.attr_double("/", key);
+  const double v = f.attr_double("/", key);
+  if (!(v > 0) || !std::isfinite(v))
+    throw InputError(f.path() + ": attribute '" + key + "' must be a finite number > 0, got " + std::to_string(v));
+  return v;
+}
+// Frame counts and indices and frame sides are doubles in the file: whole numbers in range (a
+// conversion of NaN or 1e300 to an integer would be undefined; found writing tests/fuzz).
+int64_t whole_number(const h5::File& f, const char* key, int64_t min, int64_t max) {
+  if (!f.has_attr("/", key)) missing(f.path(), std::string("attribute '") + key + "'");
+  return f.attr_int("/", key, min, max);
 }
 
 ShardAttributes select(const ShardInfo& info, bool TextField::*which) {
@@ -78,15 +88,27 @@ Shard read_shard(const std::string& path) {
     throw InputError(path + ": not a complete inference shard (missing /sum or /localizations)");
   Shard s;
   for (const auto& t : kText) s.info.*(t.field) = text(f, t.name);
-  s.info.first_frame = static_cast<uint64_t>(number(f, "first_frame"));
-  s.info.frames = static_cast<uint64_t>(number(f, "frames"));
-  s.info.acquisition_frames = static_cast<uint64_t>(number(f, "acquisition_frames"));
-  s.info.pixel_size_nm = number(f, "pixel_size_nm");
-  s.info.raw_pixel_size_nm = number(f, "raw_pixel_size_nm");
-  s.info.raw_width = static_cast<int>(number(f, "raw_width"));
-  s.info.raw_height = static_cast<int>(number(f, "raw_height"));
+  constexpr int64_t kMaxFrames = int64_t(1) << 53;
+  s.info.first_frame = static_cast<uint64_t>(whole_number(f, "first_frame", 0, kMaxFrames));
+  s.info.frames = static_cast<uint64_t>(whole_number(f, "frames", 0, kMaxFrames));
+  s.info.acquisition_frames = static_cast<uint64_t>(whole_number(f, "acquisition_frames", 0, kMaxFrames));
+  if (s.info.first_frame + s.info.frames > s.info.acquisition_frames)
+    throw InputError(path + ": frames " + std::to_string(s.info.first_frame) + " to " +
+                     std::to_string(s.info.first_frame + s.info.frames) + " are beyond the acquisition's " +
+                     std::to_string(s.info.acquisition_frames));
+  s.info.pixel_size_nm = positive_number(f, "pixel_size_nm");
+  s.info.raw_pixel_size_nm = positive_number(f, "raw_pixel_size_nm");
+  constexpr int64_t kMaxSide = int64_t(1) << 16;  // raw.h5's bound (stages/upscale/raw_stack.cpp)
+  s.info.raw_width = static_cast<int>(whole_number(f, "raw_width", 1, kMaxSide));
+  s.info.raw_height = static_cast<int>(whole_number(f, "raw_height", 1, kMaxSide));
   const h5::Dims d = f.shape(kSum);
   if (d.size() != 2) throw InputError(path + ": /sum must be 2-D");
+  // The image is the raw frame upscaled by at most upscale.factor's 32: a larger declared /sum
+  // would be allocated as it came.
+  if (d[0] == 0 || d[1] == 0 || d[0] > uint64_t(s.info.raw_height) * 32 || d[1] > uint64_t(s.info.raw_width) * 32)
+    throw InputError(path + ": /sum is " + std::to_string(d[0]) + " x " + std::to_string(d[1]) +
+                     ", not an upscaled image of the " + std::to_string(s.info.raw_height) + " x " +
+                     std::to_string(s.info.raw_width) + " raw frame");
   s.height = d[0];
   s.width = d[1];
   s.checksummed = f.checksummed(kSum) && f.checksummed(kLocalizations);

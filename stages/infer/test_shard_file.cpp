@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "pipeline/atomic_file.h"
@@ -53,6 +54,62 @@ class ShardFileTest : public ::testing::Test {
   fs::path dir_;
   Shard shard_;
 };
+
+// A shard's frame numbers and sizes are doubles in the file: NaN or 1e300 converted to an
+// integer was undefined behaviour in reduce, and a /sum declared far beyond the raw frame was
+// allocated as it came (found writing tests/fuzz/fuzz_shard_h5.cpp). Each is an error naming the
+// file and the attribute.
+TEST_F(ShardFileTest, ValuesOutOfRangeAreErrorsNamingTheAttribute) {
+  struct Case {
+    const char* key;
+    double value;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"first_frame", std::nan(""), "attribute 'first_frame' is nan"},
+      {"frames", 1e300, "attribute 'frames' is"},
+      {"raw_width", 1e9, "attribute 'raw_width' is"},
+      {"frames", 30, "frames 16 to 46 are beyond the acquisition's 40"},
+      {"pixel_size_nm", -1, "attribute 'pixel_size_nm' must be a finite number > 0"},
+      {"raw_height", 0.5, "attribute 'raw_height' is"},
+  };
+  for (const Case& c : cases) {
+    {  // write_shard's layout, by hand, with one number replaced
+      h5::Attributes text;
+      for (const auto& [key, value] : shard_.info.identity()) text[key] = value;
+      for (const auto& [key, value] : shard_.info.shared()) text[key] = value;
+      h5::File f = h5::File::create(path(), text, h5::Checksum::fletcher32);
+      f.write("/sum", shard_.sum, {shard_.height, shard_.width});
+      f.write_table("/localizations", emitters_to_table(shard_.localizations));
+      const std::pair<const char*, double> numbers[] = {
+          {"first_frame", 16},        {"frames", 16},   {"acquisition_frames", 40}, {"pixel_size_nm", 12.5},
+          {"raw_pixel_size_nm", 100}, {"raw_width", 4}, {"raw_height", 3}};
+      for (const auto& [key, v] : numbers) f.set_attr("/", key, std::string(key) == c.key ? c.value : v);
+      f.commit();
+    }
+    try {
+      read_shard(path());
+      ADD_FAILURE() << c.key << " = " << c.value << ": no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+    }
+  }
+  // A /sum larger than 32x the raw frame (3 x 4 here): refused before it is read.
+  Shard big = shard_;
+  big.height = 97;
+  big.width = 8;
+  big.sum.assign(97 * 8, 0.0);
+  write_shard(path(), {{"dsir_version", "test"}}, big);
+  try {
+    read_shard(path());
+    ADD_FAILURE() << "a /sum of 97 x 8 for a 3 x 4 raw frame was read";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/sum is 97 x 8, not an upscaled image of the 3 x 4 raw frame"),
+              std::string::npos)
+        << e.what();
+  }
+}
 
 TEST_F(ShardFileTest, RoundTripsWithChecksums) {
   write_shard(path(), {{"dsir_version", "test"}}, shard_);

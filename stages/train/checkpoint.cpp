@@ -97,25 +97,7 @@ void load_state(const h5::File& f, const std::string& group, EmitterNetImpl& mod
 
 std::shared_ptr<EmitterNetImpl> load_model(const std::string& path, ModelMeta* meta) {
   h5::File f = h5::File::open(path);
-  if (!f.has("/state") || !f.has_attr("/", "arch"))
-    throw InputError(path + ": not a dsir model/checkpoint (missing /state or the arch attribute)");
-  ModelMeta m;
-  m.arch = f.attr_string("/", "arch");
-  m.bn_mode = f.attr_string("/", "bn_mode");
-  m.label_scale = f.attr_double("/", "label_scale");
-  m.factor = static_cast<int>(f.attr_double("/", "factor"));
-  m.raw_pixel_size_nm = f.attr_double("/", "raw_pixel_size_nm");
-  m.normalize = f.attr_string("/", "normalize");
-  m.epoch = static_cast<int64_t>(f.attr_double("/", "epoch"));
-  m.step = static_cast<int64_t>(f.attr_double("/", "step"));
-  m.val_loss = f.attr_double("/", "val_loss");
-  // Absent in imported models.
-  if (f.has_attr("/", "step_in_epoch"))
-    m.step_in_epoch = static_cast<int64_t>(f.attr_double("/", "step_in_epoch"));
-  if (f.has_attr("/", "epoch_loss_sum")) m.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
-  if (f.has_attr("/", "best_val_loss")) m.best_val_loss = f.attr_double("/", "best_val_loss");
-  if (f.has_attr("/", "epochs_since_best"))
-    m.epochs_since_best = static_cast<int64_t>(f.attr_double("/", "epochs_since_best"));
+  const ModelMeta m = read_model_meta(f);
   auto model = make_model(m.arch);
   load_state(f, "/state", *model);  // verifies the checksums
   const auto params = model->named_parameters();
@@ -136,7 +118,7 @@ void load_optimizer(const std::string& path, EmitterNetImpl& model, Adam& optimi
     read_into(f, "/optimizer/exp_avg/" + params[i].key(), optimizer.exp_avg()[i]);
     read_into(f, "/optimizer/exp_avg_sq/" + params[i].key(), optimizer.exp_avg_sq()[i]);
   }
-  optimizer.set_steps(static_cast<int64_t>(f.attr_double("/optimizer", "step")));
+  optimizer.set_steps(f.attr_int("/optimizer", "step", 0, int64_t(1) << 53));
 }
 
 std::string model_checksum(EmitterNetImpl& model) {

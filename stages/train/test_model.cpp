@@ -20,6 +20,7 @@
 #include "stages/train/test_tensors.h"
 #include "stages/train/torch_setup.h"
 #include "tests/corrupt_file.h"
+#include "stages/train/upscaled_set.h"
 #include "tests/shared_data.h"
 
 namespace {
@@ -161,6 +162,52 @@ TEST(Checkpoint, AFlippedByteInAWeightIsAnErrorNamingTheFileAndTheWeight) {
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find(path + ": /state/" + key + ": read failed: checksum mismatch"),
               std::string::npos)
+          << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A model's and upscaled.h5's numbers converted to int without a check: a factor of NaN or 1e300
+// was undefined behaviour (float-cast-overflow; found writing tests/fuzz). Each is now an error
+// naming the file and the attribute.
+TEST(Checkpoint, MetadataAndUpscaledAttributesOutOfRangeAreErrors) {
+  const std::string dir = ::testing::TempDir() + "/dsir-ckpt-bad-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  for (const char* key : {"factor", "epoch"}) {
+    for (double bad : {std::nan(""), 1e300, -1.0, 2.5}) {
+      const std::string path = dir + "/bad.h5";
+      {
+        auto f =
+            dsir::h5::File::create(path, {{"arch", "dsir"}, {"bn_mode", "running"}, {"normalize", "none"}});
+        f.write("/state/w", std::vector<float>(1), {1});
+        for (const char* number : {"label_scale", "factor", "raw_pixel_size_nm", "epoch", "step", "val_loss"})
+          f.set_attr("/", number, std::string(number) == key ? bad : 8.0);
+        f.commit();
+      }
+      try {
+        dsir::load_model(path, nullptr);
+        ADD_FAILURE() << key << " = " << bad << " loaded";
+      } catch (const dsir::InputError& e) {
+        EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(std::string("attribute '") + key + "'"), std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  {
+    auto f = dsir::h5::File::create(dir + "/up.h5", {});
+    f.write("/inputs", std::vector<float>(4), {1, 2, 2});
+    f.write("/labels", std::vector<float>(4), {1, 2, 2});
+    f.set_attr("/", "factor", std::nan(""));
+    f.set_attr("/", "raw_pixel_size_nm", 100.0);
+    f.set_attr("/", "normalize", "none");
+    f.commit();
+  }
+  try {
+    dsir::UpscaledSet set(dir + "/up.h5");
+    ADD_FAILURE() << "factor NaN read as " << set.factor;
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("up.h5: /: attribute 'factor' is nan"), std::string::npos)
         << e.what();
   }
   std::filesystem::remove_all(dir);

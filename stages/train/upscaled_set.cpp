@@ -10,20 +10,7 @@
 namespace dsir {
 
 UpscaledSet::UpscaledSet(const std::string& path) : file_(h5::File::open(path)) {
-  for (const char* d : {"/inputs", "/labels"})
-    if (!file_.has(d))
-      throw InputError(path + ": missing dataset " + std::string(d) + " (not an upscaled.h5?)");
-  const h5::Dims d = file_.shape("/inputs");
-  if (d.size() != 3 || file_.shape("/labels") != d)
-    throw InputError(path + ": /inputs and /labels must both be frames x height x width");
-  frames = d[0];
-  height = static_cast<int64_t>(d[1]);
-  width = static_cast<int64_t>(d[2]);
-  for (const char* a : {"factor", "raw_pixel_size_nm", "normalize"})
-    if (!file_.has_attr("/", a)) throw InputError(path + ": missing attribute " + std::string(a));
-  factor = static_cast<int>(file_.attr_double("/", "factor"));
-  raw_pixel_size_nm = file_.attr_double("/", "raw_pixel_size_nm");
-  normalize = file_.attr_string("/", "normalize");
+  static_cast<UpscaledLayout&>(*this) = read_upscaled_layout(file_);
 }
 
 std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uint64_t>& idx,

@@ -7,22 +7,17 @@
 #include <vector>
 
 #include "pipeline/h5store.h"
+#include "stages/train/upscaled_layout.h"
 
 namespace dsir {
 
-class UpscaledSet {
+class UpscaledSet : public UpscaledLayout {
  public:
   explicit UpscaledSet(const std::string& path);  // InputError naming what is missing
   // (n, 1, H, W) inputs and labels (× label_scale) for the given frame indices; runs of
   // consecutive indices are read with one HDF5 call each (validation reads whole ranges).
   std::pair<torch::Tensor, torch::Tensor> batch(const std::vector<uint64_t>& frames,
                                                 double label_scale) const;
-
-  uint64_t frames = 0;
-  int64_t height = 0, width = 0;
-  int factor = 8;
-  double raw_pixel_size_nm = 0;
-  std::string normalize;
 
  private:
   h5::File file_;

@@ -10,6 +10,12 @@ RawStack::RawStack(const std::string& path) : path_(path), file_(h5::File::open(
   if (!file_.has("/frames")) throw InputError(path + ": missing dataset /frames (not a raw.h5?)");
   h5::Dims d = file_.shape("/frames");
   if (d.size() != 3) throw InputError(path + ": /frames must be 3-D (frames x height x width)");
+  // A camera frame is at most a few thousand pixels a side. Checked before the narrowing to int:
+  // a side of 2^32 + 5 read as 5, and 2^32 as 0 ("empty").
+  constexpr uint64_t kMaxSide = uint64_t(1) << 16;
+  if (d[1] > kMaxSide || d[2] > kMaxSide)
+    throw InputError(path + ": /frames has frames of " + std::to_string(d[1]) + " x " + std::to_string(d[2]) +
+                     " pixels; at most " + std::to_string(kMaxSide) + " a side are supported");
   frames_ = d[0];
   height_ = static_cast<int>(d[1]);
   width_ = static_cast<int>(d[2]);

@@ -9,6 +9,7 @@
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/registry.h"
+#include "stages/upscale/raw_stack.h"
 #include "stages/upscale/upscale.h"
 
 namespace fs = std::filesystem;
@@ -155,6 +156,27 @@ TEST_F(UpscaleStage, InconsistentRawFilesAreErrorsNamingTheCause) {
       EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << c.name << ": " << e.what();
     }
     EXPECT_FALSE(fs::exists(dir_ + "/up.h5")) << c.name;
+  }
+}
+
+// A /frames side beyond int: 2^32 + 5 rows were read as 5 (the narrowing to int), 2^32 as 0
+// ("empty"). Found writing the fuzz harness of raw.h5 (tests/fuzz/fuzz_raw_h5.cpp).
+TEST_F(UpscaleStage, FrameSidesBeyondTheLimitAreErrors) {
+  const std::string path = dir_ + "/wide.h5";
+  {
+    auto f = dsir::h5::File::create(path, {});
+    // Chunked: a file of a few KB may declare this much.
+    f.create_dataset("/frames", dsir::h5::DType::f32, {1, (uint64_t(1) << 32) + 5, 1}, {1, 1, 1}, 0);
+    f.set_attr("/", "pixel_size_nm", 100.0);
+    f.commit();
+  }
+  try {
+    dsir::RawStack raw(path);
+    ADD_FAILURE() << "opened as " << raw.height() << " x " << raw.width() << " pixels";
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("4294967301 x 1 pixels; at most 65536 a side"), std::string::npos)
+        << e.what();
   }
 }
 
