@@ -172,9 +172,15 @@ TEST_F(ShardFileTest, AShardWithoutChecksumsIsReadButNotReused) {
     h5::File f = h5::File::create(path(), attrs);
     f.write("/sum", shard_.sum, {shard_.height, shard_.width});
     f.write_table("/localizations", emitters_to_table(shard_.localizations), 0);
-    for (const char* k : {"first_frame", "frames", "acquisition_frames", "pixel_size_nm", "raw_pixel_size_nm",
-                          "raw_width", "raw_height"})
-      f.set_attr("/", k, 1.0);
+    const ShardInfo& i = shard_.info;
+    const std::pair<const char*, double> numbers[] = {{"first_frame", double(i.first_frame)},
+                                                      {"frames", double(i.frames)},
+                                                      {"acquisition_frames", double(i.acquisition_frames)},
+                                                      {"pixel_size_nm", i.pixel_size_nm},
+                                                      {"raw_pixel_size_nm", i.raw_pixel_size_nm},
+                                                      {"raw_width", double(i.raw_width)},
+                                                      {"raw_height", double(i.raw_height)}};
+    for (const auto& [k, v] : numbers) f.set_attr("/", k, v);
     f.commit();
   }
   const Shard old = read_shard(path());

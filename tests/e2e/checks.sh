@@ -13,7 +13,7 @@ check() {  # check NAME EXPECTED_CODE PATTERN -- command...: exit code (or "nonz
     ok "$name"
   else
     bad "$name (exit $code, wanted $want and /$pattern/)"
-    echo "$out" | tail -5
+    echo "$out" | grep -vE "frames \([0-9]+%\)" | tail -25
   fi
 }
 same_outputs() {  # same_outputs WHEN REF OUT ACQUISITION...: reduce's outputs identical byte for byte

@@ -39,10 +39,13 @@ for _ in $(seq 1 600); do
   kill -0 $job 2>/dev/null || break
   sleep 0.02
 done
-victim=$(pgrep -P $job | tail -1)
+ranks=$(pgrep -P $job)
+victim=$(tail -1 <<<"$ranks")
 [[ -n $victim ]] && kill -KILL "$victim"
 wait $job
 code=$?
+# shellcheck disable=SC2086
+mpi_wait_for_ranks $ranks  # the other rank may still be ending, holding the folder's lock
 at_kill=$(count)
 echo "killed rank pid ${victim:-none}: mpirun exit $code, $at_kill of $total_shards shards on disk"
 if [[ -n $victim && $code -ne 0 && $at_kill -ge 1 && $at_kill -lt $total_shards ]]; then

@@ -13,9 +13,21 @@ mpi_kill_one_rank() {
   "$@" >"$log" 2>&1 &  # a simple command: $! is mpirun itself, whose children are the ranks
   job=$!
   sleep "$delay"
-  victim=$(pgrep -P $job | sed -n "$((1 + RANDOM % 2))p")
+  local ranks
+  ranks=$(pgrep -P $job)
+  victim=$(sed -n "$((1 + RANDOM % 2))p" <<<"$ranks")
   start=$(date +%s)
   [[ -n $victim ]] && kill -KILL "$victim"
   wait $job
   code=$? took=$(($(date +%s) - start))
+  mpi_wait_for_ranks $ranks
+}
+
+# mpi_wait_for_ranks PID...: waits (up to 60 s) until these processes have ended. mpirun can
+# return while a rank it signalled is still ending, holding its files and locks.
+mpi_wait_for_ranks() {
+  local pid deadline=$((SECONDS + 60))
+  for pid in "$@"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  done
 }
