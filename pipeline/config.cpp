@@ -1,10 +1,12 @@
 #include "pipeline/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "pipeline/errors.h"
@@ -93,6 +95,78 @@ std::string range_text(const KeySpec& s) {
 std::string mark_text(const std::string& file, const YAML::Mark& m) {
   if (m.is_null()) return file;
   return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Records where a document's root starts and whether yaml-cpp made it an empty (null) node.
+class RootRecorder : public YAML::EventHandler {
+ public:
+  bool null_root = false;
+  YAML::Mark root_mark = YAML::Mark::null_mark();
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { root(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { root(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    root(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    root(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    root(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  bool seen_ = false;
+  void root(const YAML::Mark& mark, bool is_null) {
+    if (seen_) return;
+    seen_ = true;
+    null_root = is_null;
+    root_mark = mark;
+  }
+};
+
+// The one document of a config file. Not YAML::LoadAll: in yaml-cpp 0.7 (Debian 12's) it loops
+// forever, allocating, on input such as a stray ',' where a value should start — the parser
+// reports an empty document without consuming the token, again and again (found by the config
+// fuzzer; fixed upstream in yaml-cpp PR #1319). Here an empty document at the position of the
+// previous empty one is that stall, and a syntax error.
+YAML::Node load_single_document(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the config file");
+  std::ostringstream text_stream;
+  text_stream << in.rdbuf();
+  const std::string text = text_stream.str();
+
+  std::istringstream documents_in(text);
+  YAML::Parser parser(documents_in);
+  int documents = 0;
+  YAML::Mark previous_null = YAML::Mark::null_mark();
+  for (;;) {
+    RootRecorder recorder;
+    if (!parser.HandleNextDocument(recorder)) break;
+    if (recorder.null_root) {
+      if (!previous_null.is_null() && previous_null.pos == recorder.root_mark.pos) {
+        const auto at = static_cast<std::size_t>(recorder.root_mark.pos);
+        const std::string found = at < text.size() ? "'" + std::string(1, text[at]) + "'" : "the end";
+        throw ConfigError(mark_text(path, recorder.root_mark) + ": YAML syntax error: unexpected " + found +
+                          " where a value should start");
+      }
+      previous_null = recorder.root_mark;
+    } else {
+      previous_null = YAML::Mark::null_mark();
+    }
+    ++documents;
+  }
+  // A second document after '---' would be ignored silently; say so instead.
+  if (documents > 1)
+    throw ConfigError(path + ": " + std::to_string(documents) +
+                      " YAML documents (separated by '---'); a config is one document");
+  return documents == 0 ? YAML::Node() : YAML::Load(text);
 }
 
 double parse_number(const YAML::Node& n, const KeyEntry& e, const std::string& origin, bool integer) {
@@ -337,6 +411,24 @@ std::string nearest_word(const std::string& word, const std::vector<std::string>
   return best;
 }
 
+std::string flag_value_text(const KeySpec& s) {
+  std::string range = range_text(s);
+  switch (s.type) {
+    case KeyType::Int: return range.empty() ? "INT" : "INT in " + range;
+    case KeyType::Float: return range.empty() ? "FLOAT" : "FLOAT in " + range;
+    case KeyType::FloatList: return range.empty() ? "FLOAT" : "FLOAT in " + range;  // CLI11 adds " ..."
+    case KeyType::Bool: return "BOOL";
+    case KeyType::Choice: {
+      std::string c;
+      for (const auto& x : s.choices) c += (c.empty() ? "" : "|") + x;
+      return "{" + c + "}";
+    }
+    case KeyType::String:
+    case KeyType::StringList: return "TEXT";
+  }
+  return "TEXT";
+}
+
 std::string schema_markdown() {
   std::ostringstream o;
   std::string section;
@@ -365,12 +457,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
       throw ConfigError(path + ": config file not found");
     YAML::Node root;
     try {
-      const std::vector<YAML::Node> documents = YAML::LoadAllFromFile(path);
-      // A second document after '---' would be ignored silently; say so instead.
-      if (documents.size() > 1)
-        throw ConfigError(path + ": " + std::to_string(documents.size()) +
-                          " YAML documents (separated by '---'); a config is one document");
-      if (!documents.empty()) root = documents.front();
+      root = load_single_document(path);
     } catch (const YAML::Exception& ex) {
       throw ConfigError(mark_text(path, ex.mark) + ": YAML syntax error: " + ex.msg);
     }

@@ -40,6 +40,8 @@ const std::vector<KeyEntry>& schema();  // sorted by key
 const KeyEntry* find_key(const std::string& key);
 std::string section_summary(const std::string& section);
 std::string schema_markdown();  // the reference table in docs/config.md
+// A key's value as --help shows it: "INT", "FLOAT", "BOOL", "TEXT", "{a|b}", with its range.
+std::string flag_value_text(const KeySpec& spec);
 
 using Value = std::variant<int64_t, double, bool, std::string, std::vector<double>,
                            std::vector<std::string>>;

@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 
@@ -95,6 +97,15 @@ void Progress::finish() {
   show(true);
 }
 
+std::string eta_text(uint64_t done, uint64_t total, double elapsed_s) {
+  if (done == 0 || done >= total || !(elapsed_s > 0)) return "";
+  const double left = elapsed_s * static_cast<double>(total - done) / static_cast<double>(done);
+  const auto s = static_cast<uint64_t>(std::llround(std::min(left, 1e9)));
+  if (s < 60) return fmt::format("ETA {} s", s);
+  if (s < 3600) return fmt::format("ETA {} min {:02d} s", s / 60, s % 60);
+  return fmt::format("ETA {} h {:02d} min", s / 3600, (s % 3600) / 60);
+}
+
 void Progress::show(bool final) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   uint64_t shown = std::min<uint64_t>(total_, static_cast<uint64_t>(done_ * scale_ + 0.5));
@@ -106,10 +117,13 @@ void Progress::show(bool final) {
     int filled = static_cast<int>(frac * width);
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r%-10s [%s] %3.0f%% %llu/%llu %s, %.1f %s/s", label_.c_str(), bar.c_str(),
-                 frac * 100, static_cast<unsigned long long>(shown),
-                 static_cast<unsigned long long>(total_), unit_.c_str(), rate, unit_.c_str());
-    if (final) std::fprintf(stderr, ", %.1f s\n", elapsed);
+    // While running: the time left; at the end: the time taken. Trailing spaces clear what a
+    // longer previous line left on the terminal.
+    const std::string eta = final ? "" : eta_text(shown, total_, elapsed);
+    const std::string tail = final ? fmt::format(", {:.1f} s\n", elapsed) : (eta.empty() ? "" : ", " + eta) + "   ";
+    std::fprintf(stderr, "\r%-10s [%s] %3.0f%% %llu/%llu %s, %.1f %s/s%s", label_.c_str(), bar.c_str(), frac * 100,
+                 static_cast<unsigned long long>(shown), static_cast<unsigned long long>(total_), unit_.c_str(), rate,
+                 unit_.c_str(), tail.c_str());
     std::fflush(stderr);
     if (final) {
       // The terminal already showed the bar; keep the log file complete too.
@@ -121,8 +135,9 @@ void Progress::show(bool final) {
                           unit_)));
     }
   } else {
-    log::print("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, {:.1f} s", label_, shown, total_, unit_,
-               frac * 100, rate, unit_, elapsed);
+    const std::string eta = final ? "" : eta_text(shown, total_, elapsed);
+    log::print("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, {:.1f} s{}{}", label_, shown, total_, unit_, frac * 100, rate,
+               unit_, elapsed, eta.empty() ? "" : ", ", eta);
   }
 }
 

@@ -38,6 +38,10 @@ void all_print(spdlog::format_string_t<A...> f, A&&... a) {
 
 namespace dsir {
 
+// "ETA 3 min 12 s": the time left at the rate so far, for progress lines; "" before any work is
+// done (no rate yet) or once all is.
+std::string eta_text(uint64_t done, uint64_t total, double elapsed_s);
+
 // Progress of long work, shown by rank 0: a bar on a terminal, otherwise a log line every
 // `interval` seconds and at the end (Slurm logs stay readable).
 class Progress {

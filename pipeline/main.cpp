@@ -48,6 +48,9 @@ void add_flags(CLI::App* sub, const std::string& section, Request& req) {
           e.spec.flag, [&req, key = e.key](int64_t) { req.bool_flags[key] = true; }, help);
     } else {
       auto* opt = sub->add_option(e.spec.flag, req.flags[e.key], help);
+      // The value's type and range, and the schema's default where there is one (not '').
+      opt->type_name(dsir::flag_value_text(e.spec));
+      if (e.spec.default_yaml != "''") opt->default_str(e.spec.default_yaml);
       if (e.spec.type == dsir::KeyType::StringList || e.spec.type == dsir::KeyType::FloatList)
         opt->expected(1, -1);
       else

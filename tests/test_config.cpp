@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "pipeline/log.h"
 
 namespace fs = std::filesystem;
 using dsir::Config;
@@ -198,6 +199,19 @@ TEST_F(ConfigTest, SecondYamlDocumentIsAnError) {
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("2 YAML documents"), std::string::npos) << msg;
   EXPECT_EQ(Config::load(write("---\ntst:\n  lr: 3\n")).get_double("tst.lr"), 3);  // one document, marked
+}
+
+// yaml-cpp 0.7's LoadAll never returns on these (it allocates an empty document per turn without
+// moving on; found by the config fuzzer, tests/fuzz/corpus/config/yaml-cpp-loadall-stall.yaml).
+TEST_F(ConfigTest, InputThatStallsYamlCppIsASyntaxErrorNotAHang) {
+  for (const std::string text : {std::string(","), std::string("\n  , stages: []},@p,f: {x: 1}}\n")}) {
+    const std::string path = write(text);
+    const std::string msg = load_error(path);
+    EXPECT_NE(msg.find(path + ":"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("YAML syntax error: unexpected ','"), std::string::npos) << msg;
+  }
+  const std::string msg = load_error(write("tst:\n  lr: 1\n---\n"));  // an empty second document still counts
+  EXPECT_NE(msg.find("2 YAML documents"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, EmptyFileGivesDefaults) {
@@ -643,3 +657,16 @@ TEST(ConfigDocs, SchemaMarkdownListsEveryTestKey) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Progress lines' time left (pipeline/log.h)
+
+TEST(EtaText, TimeLeftAtTheRateSoFar) {
+  EXPECT_EQ(dsir::eta_text(0, 100, 5.0), "");    // no rate yet
+  EXPECT_EQ(dsir::eta_text(100, 100, 5.0), "");  // done
+  EXPECT_EQ(dsir::eta_text(10, 100, 0.0), "");
+  EXPECT_EQ(dsir::eta_text(50, 100, 30.0), "ETA 30 s");
+  EXPECT_EQ(dsir::eta_text(25, 100, 64.0), "ETA 3 min 12 s");   // 75 left at 25 per 64 s
+  EXPECT_EQ(dsir::eta_text(1, 3, 1800.0), "ETA 1 h 00 min");
+  EXPECT_EQ(dsir::eta_text(1, 1000, 3600.0), "ETA 999 h 00 min");
+}
