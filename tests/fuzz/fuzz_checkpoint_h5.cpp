@@ -15,7 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       f.attr_int("/optimizer", "step", 0, int64_t(1) << 53);
       f.attr_double("/optimizer", "lr");
     }
-  } catch (const dsir::Error&) {
+    dsir::fuzz::report_read();
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
   }
   return 0;
 }

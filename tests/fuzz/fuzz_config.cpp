@@ -26,9 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string effective;
   try {
     effective = dsir::Config::load(file.hold(data, size), overrides).to_yaml();
-  } catch (const dsir::Error&) {
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
     return 0;
   }
+  dsir::fuzz::report_read();
   try {
     const std::string again = dsir::Config::load(written.hold(effective)).to_yaml();
     if (again == effective) return 0;

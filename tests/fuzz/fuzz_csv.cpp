@@ -14,9 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dsir::LocalizationFile read;
   try {
     read = dsir::read_localizations_csv(file.hold(data, size));
-  } catch (const dsir::Error&) {
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
     return 0;
   }
+  dsir::fuzz::report_read();
   for (const dsir::Emitter& e : read.emitters)
     if (e.frame < 0 || !std::isfinite(e.x_nm) || !std::isfinite(e.y_nm)) {
       std::fprintf(stderr, "accepted an emitter with frame %lld, x %g, y %g\n",

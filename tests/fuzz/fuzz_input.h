@@ -1,8 +1,11 @@
 #pragma once
-// The readers take file names, so a fuzz input becomes a file: an in-memory one (memfd), named
-// /proc/self/fd/N, which libtiff, HDF5 and std::ifstream open like any path. Nothing touches disk,
-// and a process reuses its files, so millions of runs leave nothing behind.
-#include <sys/mman.h>
+// The readers take file names, so a fuzz input becomes a file: one on tmpfs (/dev/shm, else
+// $TMPDIR or /tmp), rewritten for each input, that libtiff, HDF5 and std::ifstream open like any
+// path, and removed when the fuzzer ends. Not a memfd: HDF5 1.10 resolves the real path of the
+// file it opens (H5F__build_actual_name), and a memfd's /proc/self/fd/N leads to
+// "/memfd:NAME (deleted)", so every HDF5 open failed and the HDF5 targets only ever fuzzed the
+// refusal (tests/fuzz/check_seeds.sh now guards against that).
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -14,13 +17,23 @@ namespace dsir::fuzz {
 
 class MemoryFile {
  public:
-  explicit MemoryFile(const char* name) : fd_(memfd_create(name, 0)) {
+  explicit MemoryFile(const char* name) {
+    const char* tmp = std::getenv("TMPDIR");
+    const std::string folder = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (tmp && *tmp ? tmp : "/tmp");
+    path_ = folder + "/" + name + "." + std::to_string(getpid());
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd_ < 0) {
-      std::perror("memfd_create");
+      std::perror(path_.c_str());
       std::abort();
     }
-    path_ = "/proc/self/fd/" + std::to_string(fd_);
   }
+  ~MemoryFile() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  MemoryFile(const MemoryFile&) = delete;
+  MemoryFile& operator=(const MemoryFile&) = delete;
+
   // Replaces the content with `size` bytes and returns the file's name.
   const std::string& hold(const uint8_t* data, size_t size) {
     if (ftruncate(fd_, 0) != 0) std::abort();
@@ -36,8 +49,22 @@ class MemoryFile {
   }
 
  private:
-  int fd_;
+  int fd_ = -1;
   std::string path_;
 };
+
+// With DSIR_FUZZ_VERBOSE set, each input's outcome goes to stderr: "dsir-fuzz: read" when the
+// reader went to its end, "dsir-fuzz: refused: WHY" when it threw dsir's error. check_seeds.sh
+// counts them, so that seeds which never get past the first check cannot go unnoticed.
+inline bool verbose() {
+  static const bool on = std::getenv("DSIR_FUZZ_VERBOSE") != nullptr;
+  return on;
+}
+inline void report_read() {
+  if (verbose()) std::fprintf(stderr, "dsir-fuzz: read\n");
+}
+inline void report_refused(const char* why) {
+  if (verbose()) std::fprintf(stderr, "dsir-fuzz: refused: %s\n", why);
+}
 
 }  // namespace dsir::fuzz

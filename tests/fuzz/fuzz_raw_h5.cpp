@@ -18,7 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     raw.read(0, 1);
     raw.read(raw.frames() - 1, 1);
     if (raw.frames() * frame <= (uint64_t(1) << 20)) raw.mean_std();
-  } catch (const dsir::Error&) {
+    dsir::fuzz::report_read();
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
   }
   return 0;
 }

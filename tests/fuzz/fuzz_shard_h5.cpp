@@ -18,10 +18,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     i.frame_range = "0:4";
     return i;
   }();
-  dsir::check_shard(path, expected);  // a state for anything unreadable, never an exception
+  const dsir::ShardCheck check = dsir::check_shard(path, expected);  // a state, never an exception
   try {
     dsir::read_shard(path);
-  } catch (const dsir::Error&) {
+    if (check.state == dsir::ShardState::complete) dsir::fuzz::report_read();
+    else dsir::fuzz::report_refused(("read, but check_shard: " + check.reason).c_str());
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
   }
   return 0;
 }

@@ -22,7 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (uint64_t k = 0; k < n; ++k) reader.read_frame(k, frame.data());
     reader.read_frame(info.frames - 1, frame.data());
     reader.read_frame(0, frame.data());
-  } catch (const dsir::Error&) {
+    dsir::fuzz::report_read();
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
   }
   return 0;
 }

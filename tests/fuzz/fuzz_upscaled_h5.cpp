@@ -12,7 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // UpscaledSet::batch reads runs of rows like these.
     f.read_rows<float>("/inputs", 0, 1);
     f.read_rows<float>("/labels", l.frames - 1, 1);
-  } catch (const dsir::Error&) {
+    dsir::fuzz::report_read();
+  } catch (const dsir::Error& e) {
+    dsir::fuzz::report_refused(e.what());
   }
   return 0;
 }

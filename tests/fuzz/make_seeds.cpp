@@ -11,6 +11,7 @@
 #include "pipeline/csv.h"
 #include "pipeline/h5store.h"
 #include "pipeline/tiff.h"
+#include "stages/infer/shard_file.h"
 
 namespace fs = std::filesystem;
 using dsir::h5::DType;
@@ -62,7 +63,8 @@ void upscaled_h5(const std::string& path) {
 }
 
 void checkpoint_h5(const std::string& path) {
-  auto f = dsir::h5::File::create(path, {{"dsir_version", "fuzz-seed"}});
+  // With checksums, as stages/train/checkpoint.cpp writes them.
+  auto f = dsir::h5::File::create(path, {{"dsir_version", "fuzz-seed"}}, dsir::h5::Checksum::fletcher32);
   f.write("/state/conv.weight", std::vector<float>(4, 0.25f), {1, 1, 2, 2});
   f.write("/optimizer/exp_avg/conv.weight", std::vector<float>(4, 0.f), {1, 1, 2, 2});
   f.set_attr("/optimizer", "step", 12.0);
@@ -81,27 +83,26 @@ void checkpoint_h5(const std::string& path) {
   f.commit();
 }
 
+// Through the shard's own writer; its identity is the one fuzz_shard_h5.cpp expects.
 void shard_h5(const std::string& path) {
-  auto f = dsir::h5::File::create(path, {{"source_file", "/data/raw.h5"},
-                                         {"source_stat", "100 bytes, modified 1.0"},
-                                         {"model_checksum", "0123456789abcdef"},
-                                         {"settings_hash", "fedcba9876543210"},
-                                         {"settings", "threshold=0.5"},
-                                         {"bn_mode", "running"},
-                                         {"threshold", "0.5"},
-                                         {"acquisition", "raw"},
-                                         {"camera", ""},
-                                         {"frame_range", "0:4"}});
-  f.write("/sum", std::vector<double>(8 * 8, 0.125), {8, 8});
-  f.write_table("/localizations", dsir::emitters_to_table(emitters(4)), 0);
-  f.set_attr("/", "first_frame", 0.0);
-  f.set_attr("/", "frames", 4.0);
-  f.set_attr("/", "acquisition_frames", 4.0);
-  f.set_attr("/", "pixel_size_nm", 25.0);
-  f.set_attr("/", "raw_pixel_size_nm", 100.0);
-  f.set_attr("/", "raw_width", 2.0);
-  f.set_attr("/", "raw_height", 2.0);
-  f.commit();
+  dsir::Shard shard;
+  dsir::ShardInfo& i = shard.info;
+  i.source_file = "/data/raw.h5";
+  i.source_stat = "100 bytes, modified 1.0";
+  i.model_checksum = "0123456789abcdef";
+  i.settings_hash = "fedcba9876543210";
+  i.frame_range = "0:4";
+  i.settings = "threshold=0.5";
+  i.bn_mode = "running";
+  i.threshold = "0.5";
+  i.acquisition = "raw";
+  i.first_frame = 0, i.frames = 4, i.acquisition_frames = 4;
+  i.pixel_size_nm = 25, i.raw_pixel_size_nm = 100;
+  i.raw_width = 2, i.raw_height = 2;
+  shard.height = shard.width = 8;
+  shard.sum.assign(8 * 8, 0.125);
+  shard.localizations = emitters(4);
+  dsir::write_shard(path, {{"dsir_version", "fuzz-seed"}}, shard);
 }
 
 template <class T>
