@@ -206,8 +206,16 @@ File File::create(const std::string& path, const Attributes& provenance, Checksu
   f.path_ = path;
   f.checksum_ = checksum;
   f.atomic_ = std::make_unique<AtomicPath>(path);
+  // HDF5 1.10's file format throughout (superblock v3, object headers v2, checksummed chunk
+  // indexes): every piece of metadata carries a checksum that HDF5 verifies before it parses it,
+  // so a corrupted byte there is an error. In the default (1.0) format the metadata has none, and
+  // HDF5 1.10.8 parses a corrupted object header or datatype out of bounds (found by the fuzzers,
+  // docs/reliability.md). h5py and any HDF5 since 1.10 read it.
+  const hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_libver_bounds(access, H5F_LIBVER_V110, H5F_LIBVER_V110);
   errno = 0;
-  f.id_ = H5Fcreate(f.atomic_->tmp().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  f.id_ = H5Fcreate(f.atomic_->tmp().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access);
+  H5Pclose(access);
   if (f.id_ < 0) throw Error(path + ": cannot create HDF5 file" + system_reason());
   for (const auto& [k, v] : provenance) f.set_attr("/", k, v);
   return f;
