@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -76,8 +77,49 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
   // Older checkpoints beyond keep_checkpoints (3) are not kept; metrics.jsonl has one line per epoch.
   const std::string metrics = dsir::read_text_file(dir_ + "/b/metrics.jsonl");
   EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 3);
+  // metrics.csv: the same epochs and numbers as metrics.jsonl, the resumed run's included.
+  std::stringstream csv(dsir::read_text_file(dir_ + "/b/metrics.csv")), jsonl(metrics);
+  std::string row, line;
+  std::getline(csv, row);
+  EXPECT_EQ(row, "epoch,step,train_loss,val_loss,lr,frames_per_s,seconds");
+  for (int epoch = 1; epoch <= 3; ++epoch) {
+    ASSERT_TRUE(std::getline(csv, row) && std::getline(jsonl, line)) << "epoch " << epoch;
+    const nlohmann::json j = nlohmann::json::parse(line);
+    std::vector<std::string> cells;
+    std::stringstream cs(row);
+    for (std::string cell; std::getline(cs, cell, ',');) cells.push_back(cell);
+    ASSERT_EQ(cells.size(), 7u) << row;
+    EXPECT_EQ(std::stoll(cells[0]), epoch);
+    EXPECT_EQ(std::stod(cells[2]), j["train_loss"].get<double>()) << row;  // exact: shortest round-trip text
+    EXPECT_EQ(std::stod(cells[4]), j["lr"].get<double>()) << row;
+  }
   EXPECT_TRUE(fs::exists(dir_ + "/b/loss.png"));
   EXPECT_TRUE(fs::exists(dir_ + "/b/previews/epoch-0003.png"));
+}
+
+// A newest checkpoint that does not read whole (here cut in half, as a full disk or an
+// interrupted copy leaves it) is passed over for the one before; the run then ends bit-identical
+// to an uninterrupted one. A file whose name only looks like a checkpoint's is ignored.
+TEST_F(TrainStage, ACorruptNewestCheckpointResumesFromTheOneBefore) {
+  train("a", 3, false);
+  train("b", 2, false);
+  const std::string newest = dir_ + "/b/checkpoint-epoch-0002.h5";
+  fs::resize_file(newest, fs::file_size(newest) / 2);
+  std::ofstream(dir_ + "/b/checkpoint-epoch-notes.h5") << "not a checkpoint";
+  train("b", 3, true);
+  EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
+  EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
+  const std::string metrics = dsir::read_text_file(dir_ + "/b/metrics.jsonl");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 3);
+  // With no readable checkpoint left: the error names the oldest one tried.
+  for (const char* name : {"/b/checkpoint-epoch-0001.h5", "/b/checkpoint-epoch-0002.h5", "/b/checkpoint-epoch-0003.h5"})
+    fs::resize_file(dir_ + name, 100);
+  try {
+    train("b", 4, true);
+    ADD_FAILURE() << "resumed from cut checkpoints";
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint-epoch-0001.h5"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(TrainStage, StopSignalCheckpointsMidEpochAndResumeIsBitIdentical) {

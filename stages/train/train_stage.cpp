@@ -8,6 +8,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <vector>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
@@ -126,21 +128,47 @@ std::vector<float> to_vector(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
+// metrics.jsonl as a table for spreadsheets: the same numbers (shortest exact text), one row per
+// epoch, an empty cell for null (no validation set).
+std::string metrics_csv(const std::vector<std::string>& jsonl_lines) {
+  static const char* const kColumns[] = {"epoch", "step", "train_loss", "val_loss", "lr", "frames_per_s", "seconds"};
+  std::string out = "epoch,step,train_loss,val_loss,lr,frames_per_s,seconds\n";
+  for (const std::string& line : jsonl_lines) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    const char* separator = "";
+    for (const char* column : kColumns) {
+      out += separator;
+      separator = ",";
+      if (j.contains(column) && !j[column].is_null()) out += j[column].dump();
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 std::string checkpoint_name(const std::string& dir, int64_t epoch) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "/checkpoint-epoch-%04lld.h5", static_cast<long long>(epoch));
   return dir + buf;
 }
 
-int64_t newest_checkpoint_epoch(const std::string& dir) {
-  int64_t best = -1;
-  if (!fs::exists(dir)) return best;
+// Epochs of the checkpoint-epoch-NNNN.h5 files in `dir`, newest first; other names are ignored.
+std::vector<int64_t> checkpoint_epochs(const std::string& dir) {
+  static const std::string prefix = "checkpoint-epoch-", suffix = ".h5";
+  std::vector<int64_t> epochs;
+  if (!fs::exists(dir)) return epochs;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind("checkpoint-epoch-", 0) == 0 && e.path().extension() == ".h5")
-      best = std::max<int64_t>(best, std::stoll(n.substr(17, n.size() - 20)));
+    if (n.size() <= prefix.size() + suffix.size() || n.compare(0, prefix.size(), prefix) != 0 ||
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string digits = n.substr(prefix.size(), n.size() - prefix.size() - suffix.size());
+    if (digits.size() > 12 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    epochs.push_back(std::stoll(digits));
   }
-  return best;
+  std::sort(epochs.rbegin(), epochs.rend());
+  return epochs;
 }
 
 class Trainer {
@@ -200,7 +228,9 @@ class Trainer {
                reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
     StopSignals signals;
     const double budget_s = c_.get_double("train.time_limit_min") * 60.0;
-    if (budget_s > 0) deadline_ = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(budget_s));
+    if (budget_s > 0)
+      deadline_ = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(budget_s));
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::optional<double> epoch_loss = train_epoch(epoch, steps, reducer);
@@ -229,19 +259,33 @@ class Trainer {
   };
 
   // Restores weights, buffers, optimizer, epoch and position within it, curves, best loss.
+  // Continues from the newest checkpoint that reads whole. One that does not (a checksum
+  // mismatch, a cut file) is passed over with a warning for the one before: training from an
+  // earlier epoch ends with the same weights, only later. Every rank reads the same files, so all
+  // come to the same checkpoint.
   void resume() {
-    const int64_t last = newest_checkpoint_epoch(out_dir_);
-    if (last < 0) {
+    const std::vector<int64_t> epochs = checkpoint_epochs(out_dir_);
+    if (epochs.empty()) {
       log::print("train: nothing to resume in {}; starting afresh", out_dir_);
       return;
     }
-    const std::string ck = checkpoint_name(out_dir_, last);
+    std::string ck;
     ModelMeta m;
-    load_model(ck, &m);  // metadata (and a check that the file is a readable model)
-    if (m.arch != meta_.arch) throw ConfigError("train.model: '" + meta_.arch + "' but " + ck + " holds '" + m.arch + "'");
-    load_state(h5::File::open(ck), "/state", *model_);
-    load_optimizer(ck, *model_, *adam_);
-    adam_->options().lr = h5::File::open(ck).attr_double("/optimizer", "lr");
+    for (size_t k = 0; k < epochs.size(); ++k) {
+      ck = checkpoint_name(out_dir_, epochs[k]);
+      try {
+        load_model(ck, &m);  // metadata (and a check that the file is a readable model)
+        if (m.arch != meta_.arch)
+          throw ConfigError("train.model: '" + meta_.arch + "' but " + ck + " holds '" + m.arch + "'");
+        load_state(h5::File::open(ck), "/state", *model_);
+        load_optimizer(ck, *model_, *adam_);
+        adam_->options().lr = h5::File::open(ck).attr_double("/optimizer", "lr");
+        break;
+      } catch (const InputError& e) {
+        if (k + 1 == epochs.size()) throw;
+        log::warn("train: not resuming from {}; trying {}", e.what(), checkpoint_name(out_dir_, epochs[k + 1]));
+      }
+    }
     meta_.epoch = m.epoch;
     meta_.step_in_epoch = m.step_in_epoch;
     meta_.epoch_loss_sum = m.epoch_loss_sum;
@@ -267,9 +311,13 @@ class Trainer {
     return channels_last_ ? d.contiguous(at::MemoryFormat::ChannelsLast) : d;
   }
 
-  // Whether train.time_limit_min is spent, as rank 0's clock says (ranks must agree).
+  // Whether train.time_limit_min is spent by this rank's clock; only rank 0's counts, so that
+  // the ranks, summing this, agree.
+  bool past_deadline_on_root() const {
+    return ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_;
+  }
   bool time_is_up() {
-    double up = ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_ ? 1.0 : 0.0;
+    double up = past_deadline_on_root() ? 1.0 : 0.0;
     ctx_.mpi.allreduce_sum(&up, 1);
     return up > 0;
   }
@@ -349,8 +397,7 @@ class Trainer {
       broadcast_buffers(ctx_.mpi, *model_);
       // Agree on the step's loss, on whether a stop signal arrived (on any rank) and on whether
       // the time limit is spent (rank 0's clock).
-      const bool late = ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_;
-      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal), late ? 1.0 : 0.0};
+      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal), past_deadline_on_root() ? 1.0 : 0.0};
       ctx_.mpi.allreduce_sum(agreed, 3);
       loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
@@ -436,6 +483,7 @@ class Trainer {
     std::string text;
     for (const auto& l : metrics_lines_) text += l + "\n";
     write_text_file(out_dir_ + "/metrics.jsonl", text);
+    write_text_file(out_dir_ + "/metrics.csv", metrics_csv(metrics_lines_));
     curve_epoch_.push_back(static_cast<double>(epoch + 1));
     curve_train_.push_back(train_loss);
     curve_val_.push_back(val_loss);

@@ -65,12 +65,31 @@ flip "$work/model.h5" "$weight"
 check "infer with a model whose $weight has a flipped byte: an error naming it" 1 \
   "model.h5: $weight: read failed: checksum mismatch" -- \
   "$dsir" infer run.threads=1 --checkpoint "$work/model.h5" --input "$work/archive/cellA.h5" --output "$work/bad-model"
+# The newest checkpoint corrupt: resume passes it over, naming it, for the one before, and
+# training to the same epoch ends with the uninterrupted run's weights. Every checkpoint corrupt:
+# an error naming the last one tried.
 cp -r "$fixture/train" "$work/train"
-newest=$(ls "$work/train"/checkpoint-epoch-*.h5 | sort | tail -1)
-flip "$newest" "$weight"
-check "train --resume from a checkpoint with a flipped byte: an error naming it" 1 \
-  "$(basename "$newest"): $weight: read failed: checksum mismatch" -- \
-  "$dsir" train run.threads=1 --input "$fixture/data/train-upscaled.h5" --output "$work/train" --epochs 9 --resume
+checkpoints=($(ls "$work/train"/checkpoint-epoch-*.h5 | sort))
+newest=${checkpoints[-1]}
+epochs=$(basename "$newest" .h5)
+epochs=$((10#${epochs#checkpoint-epoch-}))
+# The fixture's own training (its effective config, two ranks), so that the weights can match.
+train_args=(train "$fixture/config.yaml" --input "$fixture/data/train-upscaled.h5" --output "$work/train" --resume)
+if [[ ${#checkpoints[@]} -ge 2 ]]; then
+  flip "$newest" "$weight"
+  check "train --resume with the newest checkpoint's $weight flipped: it resumes from the one before" 0 \
+    "not resuming from .*$(basename "$newest"): $weight: read failed: checksum mismatch.*; trying .*$(basename "${checkpoints[-2]}")" -- \
+    "${MPIRUN[@]}" 2 "$dsir" "${train_args[@]}" --epochs "$epochs"
+  h5diff -q "$fixture/train/$(basename "$newest")" "$newest" /state /state &&
+    ok "the retrained $(basename "$newest") equals the uninterrupted run's (/state)" ||
+    bad "the retrained $(basename "$newest") differs from the uninterrupted run's"
+else
+  bad "the fixture's training left fewer than 2 checkpoints (${checkpoints[*]})"
+fi
+for c in "${checkpoints[@]}"; do flip "$c" "$weight"; done
+check "train --resume with every checkpoint's $weight flipped: an error naming the oldest" 1 \
+  "$(basename "${checkpoints[0]}"): $weight: read failed: checksum mismatch" -- \
+  "$dsir" "${train_args[@]}" --epochs 9
 
 # Two jobs on one folder. The first job's ranks are stopped (SIGSTOP) once its lock exists, so
 # that the second surely meets a running first whatever the machine's speed, then continued.
