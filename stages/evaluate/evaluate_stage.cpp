@@ -2,6 +2,8 @@
 // matching) at each tolerance, and the image correlation of the reconstruction against the
 // ground truth; FRC resolution and NeNA precision, which need none. Prints one JSON object on
 // stdout; writes metrics.json (+ frc.png, nena.png).
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -59,13 +61,36 @@ std::vector<Emitter> read_truth(const std::string& path) {
   return read_localizations_csv(path).emitters;
 }
 
+// null where a metric is undefined: no RMSE (nor efficiency) without a true positive, no JI
+// when both sets are empty.
 nlohmann::json match_json(const metrics::MatchResult& m) {
+  const nlohmann::json undefined;
+  const bool matched = m.tp > 0, any = m.tp + m.fp + m.fn > 0;
   return {{"tp", m.tp},
           {"fp", m.fp},
           {"fn", m.fn},
-          {"jaccard", m.jaccard},
-          {"rmse_lateral_nm", m.rmse_lateral_nm},
-          {"efficiency", m.efficiency}};
+          {"jaccard", any ? nlohmann::json(m.jaccard) : undefined},
+          {"rmse_lateral_nm", matched ? nlohmann::json(m.rmse_lateral_nm) : undefined},
+          {"efficiency", matched ? nlohmann::json(m.efficiency) : undefined}};
+}
+
+nlohmann::json extent_json(const metrics::Extent& e) {
+  if (e.empty()) return nullptr;
+  return {{"frames", {e.first_frame, e.last_frame}}, {"x_nm", {e.x_min, e.x_max}}, {"y_nm", {e.y_min, e.y_max}}};
+}
+nlohmann::json fraction_json(double f) { return std::isfinite(f) ? nlohmann::json(f) : nlohmann::json(); }
+
+// Whether localizations and ground truth cover the same frames and field; each shortfall is
+// logged as a warning and listed in metrics.json.
+nlohmann::json overlap_json(const metrics::Overlap& o) {
+  for (const std::string& w : o.warnings) log::warn("evaluate: {}", w);
+  return {{"localizations", extent_json(o.locs)},
+          {"ground_truth", extent_json(o.truth)},
+          {"localizations_in_truth_frames", fraction_json(o.locs_in_truth_frames)},
+          {"truth_in_localization_frames", fraction_json(o.truth_in_locs_frames)},
+          {"localizations_in_truth_field", fraction_json(o.locs_in_truth_field)},
+          {"truth_in_localization_field", fraction_json(o.truth_in_locs_field)},
+          {"warnings", o.warnings}};
 }
 
 bool has_truth(const std::string& h5_path) {
@@ -144,8 +169,11 @@ void run(Context& ctx) {
   const auto truth = to_points(read_truth(gt_path));
   j["ground_truth"] = truth.size();
   j["gt_file"] = gt_path;
+  const std::vector<double> tolerances = c.get_doubles("evaluate.tolerance_nm");
+  const double largest_tolerance = tolerances.empty() ? 0 : *std::max_element(tolerances.begin(), tolerances.end());
+  j["overlap"] = overlap_json(metrics::overlap(predicted, truth, largest_tolerance));
   nlohmann::json tol = nlohmann::json::array();
-  for (double t : c.get_doubles("evaluate.tolerance_nm")) {
+  for (double t : tolerances) {
     nlohmann::json entry;
     entry["tolerance_nm"] = t;
     entry["greedy"] = match_json(metrics::match(predicted, truth, t, metrics::Matching::Greedy));

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -244,6 +245,71 @@ MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>&
   r.rmse_lateral_nm = r.tp == 0 ? 0.0 : std::sqrt(tally.sum_sq / static_cast<double>(r.tp));
   r.efficiency = efficiency(r.jaccard, r.rmse_lateral_nm);
   return r;
+}
+
+Extent extent(const std::vector<Point>& points) {
+  Extent e;
+  if (points.empty()) return e;
+  e.first_frame = e.last_frame = points[0].frame;
+  e.x_min = e.x_max = points[0].x_nm;
+  e.y_min = e.y_max = points[0].y_nm;
+  for (const Point& p : points) {
+    e.first_frame = std::min(e.first_frame, p.frame), e.last_frame = std::max(e.last_frame, p.frame);
+    e.x_min = std::min(e.x_min, p.x_nm), e.x_max = std::max(e.x_max, p.x_nm);
+    e.y_min = std::min(e.y_min, p.y_nm), e.y_max = std::max(e.y_max, p.y_nm);
+  }
+  return e;
+}
+
+namespace {
+
+double fraction_within(const std::vector<Point>& points, const Extent& e, bool frames, double margin_nm) {
+  if (points.empty()) return std::numeric_limits<double>::quiet_NaN();
+  size_t inside = 0;
+  for (const Point& p : points)
+    inside += frames ? (p.frame >= e.first_frame && p.frame <= e.last_frame)
+                     : (p.x_nm >= e.x_min - margin_nm && p.x_nm <= e.x_max + margin_nm &&
+                        p.y_nm >= e.y_min - margin_nm && p.y_nm <= e.y_max + margin_nm);
+  return static_cast<double>(inside) / static_cast<double>(points.size());
+}
+
+std::string percent(double f) { return std::to_string(static_cast<int>(std::lround(100 * f))) + " %"; }
+std::string frames_text(const Extent& e) {  // 1-based, as the CSV files and the log count frames
+  return "frames " + std::to_string(e.first_frame + 1) + "-" + std::to_string(e.last_frame + 1);
+}
+std::string field_text(const Extent& e) {
+  auto nm = [](double v) { return std::to_string(static_cast<long long>(std::lround(v))); };
+  return "x " + nm(e.x_min) + "-" + nm(e.x_max) + " nm, y " + nm(e.y_min) + "-" + nm(e.y_max) + " nm";
+}
+
+}  // namespace
+
+Overlap overlap(const std::vector<Point>& locs, const std::vector<Point>& truth, double margin_nm) {
+  Overlap o;
+  o.locs = extent(locs), o.truth = extent(truth);
+  o.locs_in_truth_frames = fraction_within(locs, o.truth, true, 0);
+  o.truth_in_locs_frames = fraction_within(truth, o.locs, true, 0);
+  o.locs_in_truth_field = fraction_within(locs, o.truth, false, margin_nm);
+  o.truth_in_locs_field = fraction_within(truth, o.locs, false, margin_nm);
+  if (locs.empty()) o.warnings.push_back("there are no localizations");
+  if (truth.empty()) o.warnings.push_back("the ground truth is empty");
+  if (locs.empty() || truth.empty()) return o;
+  // NaN never compares below, so only real fractions warn.
+  if (o.locs_in_truth_frames < kOverlapWarnBelow)
+    o.warnings.push_back("only " + percent(o.locs_in_truth_frames) + " of the localizations (" +
+                         frames_text(o.locs) + ") lie in the ground truth's " + frames_text(o.truth));
+  if (o.truth_in_locs_frames < kOverlapWarnBelow)
+    o.warnings.push_back("only " + percent(o.truth_in_locs_frames) + " of the ground truth (" +
+                         frames_text(o.truth) + ") lies in the localizations' " + frames_text(o.locs));
+  if (o.locs_in_truth_field < kOverlapWarnBelow)
+    o.warnings.push_back("only " + percent(o.locs_in_truth_field) + " of the localizations (" + field_text(o.locs) +
+                         ") lie in the ground truth's field (" + field_text(o.truth) +
+                         ", with the tolerance around it): a different field or pixel size?");
+  if (o.truth_in_locs_field < kOverlapWarnBelow)
+    o.warnings.push_back("only " + percent(o.truth_in_locs_field) + " of the ground truth (" + field_text(o.truth) +
+                         ") lies in the localizations' field (" + field_text(o.locs) +
+                         ", with the tolerance around it): a different field or pixel size?");
+  return o;
 }
 
 double efficiency(double jaccard, double rmse_nm) {

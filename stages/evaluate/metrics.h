@@ -29,6 +29,28 @@ MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>&
 
 double efficiency(double jaccard, double rmse_nm);
 
+// Frames and field a point set covers (0-based frames, nm).
+struct Extent {
+  int64_t first_frame = 0, last_frame = -1;
+  double x_min = 0, x_max = 0, y_min = 0, y_max = 0;
+  bool empty() const { return last_frame < first_frame; }
+};
+Extent extent(const std::vector<Point>& points);
+
+// How much of the localizations lies where the ground truth is, and the reverse: fractions of
+// each set inside the other's frame range and inside its field (bounding box grown by
+// `margin_nm`, the largest matching tolerance). A wrong file, a cut-out ground truth or a wrong
+// pixel size shows here; otherwise it would read only as a poor score. NaN where a set is empty.
+struct Overlap {
+  Extent locs, truth;
+  double locs_in_truth_frames = 0, truth_in_locs_frames = 0;
+  double locs_in_truth_field = 0, truth_in_locs_field = 0;
+  std::vector<std::string> warnings;  // each a sentence; empty when both cover each other
+};
+// Below this fraction (of either set, frames or field) evaluate warns.
+constexpr double kOverlapWarnBelow = 0.8;
+Overlap overlap(const std::vector<Point>& locs, const std::vector<Point>& truth, double margin_nm);
+
 // 2-D histogram of points (all frames) on a width x height grid of `pixel_size_nm` pixels
 // (x along columns); points outside are ignored.
 std::vector<float> histogram(const std::vector<Point>& points, int width, int height,

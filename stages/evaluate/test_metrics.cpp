@@ -464,3 +464,66 @@ TEST(ImageCorrelationTest, SizeMismatchThrows) {
 
 }  // namespace
 }  // namespace dsir::metrics
+
+// ---------------------------------------------------------------------------------------------
+namespace dsir::metrics {
+namespace {
+
+// Overlap of localizations and ground truth
+
+std::vector<Point> grid(int64_t first_frame, int64_t frames, double field_nm, int per_side) {
+  std::vector<Point> p;
+  for (int64_t f = first_frame; f < first_frame + frames; ++f)
+    for (int i = 0; i < per_side; ++i)
+      for (int j = 0; j < per_side; ++j)
+        p.push_back({f, (i + 0.5) * field_nm / per_side, (j + 0.5) * field_nm / per_side});
+  return p;
+}
+
+TEST(OverlapTest, SetsThatCoverEachOtherGiveNoWarning) {
+  const auto truth = grid(0, 10, 2000, 8);
+  const metrics::Overlap o = metrics::overlap(grid(0, 10, 2000, 5), truth, 250);
+  EXPECT_DOUBLE_EQ(o.locs_in_truth_frames, 1.0);
+  EXPECT_DOUBLE_EQ(o.truth_in_locs_frames, 1.0);
+  EXPECT_DOUBLE_EQ(o.locs_in_truth_field, 1.0);
+  EXPECT_DOUBLE_EQ(o.truth_in_locs_field, 1.0);
+  EXPECT_TRUE(o.warnings.empty());
+  EXPECT_EQ(o.truth.first_frame, 0);
+  EXPECT_EQ(o.truth.last_frame, 9);
+  EXPECT_DOUBLE_EQ(o.truth.x_min, 125.0);
+  EXPECT_DOUBLE_EQ(o.truth.x_max, 1875.0);
+}
+
+// The case: localizations of a 64x64-pixel field (100 nm) against the ground truth of a
+// 20x20 one. 100 localizations per frame on a 10x10 grid of 640 nm: the truth spans 250-1750 nm,
+// grown by the 250 nm tolerance to 0-2000 nm, which holds 3 of the 10 grid points a side (9 %).
+TEST(OverlapTest, AFieldThreeTimesLargerWarnsWithTheFraction) {
+  const metrics::Overlap o = metrics::overlap(grid(0, 4, 6400, 10), grid(0, 4, 2000, 4), 250);
+  EXPECT_DOUBLE_EQ(o.locs_in_truth_field, 0.09);
+  EXPECT_DOUBLE_EQ(o.truth_in_locs_field, 1.0);
+  ASSERT_EQ(o.warnings.size(), 1u);
+  EXPECT_NE(o.warnings[0].find("only 9 % of the localizations"), std::string::npos) << o.warnings[0];
+  EXPECT_NE(o.warnings[0].find("x 250-1750 nm"), std::string::npos) << o.warnings[0];  // the truth's field
+}
+
+TEST(OverlapTest, DisjointFramesWarnBothWays) {
+  const metrics::Overlap o = metrics::overlap(grid(100, 10, 2000, 3), grid(0, 20, 2000, 3), 50);
+  EXPECT_DOUBLE_EQ(o.locs_in_truth_frames, 0.0);
+  EXPECT_DOUBLE_EQ(o.truth_in_locs_frames, 0.0);
+  ASSERT_EQ(o.warnings.size(), 2u);
+  EXPECT_NE(o.warnings[0].find("frames 101-110) lie in the ground truth's frames 1-20"), std::string::npos)
+      << o.warnings[0];
+}
+
+TEST(OverlapTest, AnEmptySetHasNoFractionsAndIsSaid) {
+  const metrics::Overlap o = metrics::overlap({}, grid(0, 2, 1000, 2), 50);
+  EXPECT_TRUE(o.locs.empty());
+  EXPECT_TRUE(std::isnan(o.locs_in_truth_frames));
+  EXPECT_TRUE(std::isnan(o.locs_in_truth_field));
+  EXPECT_DOUBLE_EQ(o.truth_in_locs_frames, 0.0);  // nothing lies within an empty set
+  ASSERT_EQ(o.warnings.size(), 1u);
+  EXPECT_EQ(o.warnings[0], "there are no localizations");
+}
+
+}  // namespace
+}  // namespace dsir::metrics
