@@ -11,6 +11,7 @@
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
+#include "pipeline/log.h"
 
 static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t is expected to be 64-bit (HDF5 >= 1.10)");
 
@@ -198,6 +199,7 @@ File File::open(const std::string& path) {
   if (!std::filesystem::exists(path)) throw InputError(path + ": no such file");
   f.id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f.id_ < 0) throw InputError(path + ": not a readable HDF5 file");
+  log::debug("hdf5: reading {}", path);
   return f;
 }
 
@@ -250,6 +252,7 @@ void File::commit() {
   close();
   atomic_->commit();
   atomic_.reset();
+  log::debug("hdf5: wrote {}", path_);
 }
 
 bool File::has(const std::string& name) const {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <new>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "pipeline/atomic_file.h"
@@ -269,6 +270,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   dsir::log::init(mpi.rank(), mpi.size(), cfg->get_bool("run.verbose"));
+  dsir::log::debug("config: {}, {} override(s); the effective config:", cfg->source().empty() ? "defaults" : cfg->source(),
+                   cfg->overrides().size());
+  if (dsir::log::root().should_log(spdlog::level::debug))
+    for (std::stringstream lines(cfg->to_yaml()); !lines.eof();) {
+      std::string line;
+      std::getline(lines, line);
+      if (!line.empty()) dsir::log::debug("  {}", line);
+    }
   dsir::Context ctx{*cfg, mpi};
 
   try {

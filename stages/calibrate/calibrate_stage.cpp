@@ -6,10 +6,10 @@
 #include "pipeline/config.h"
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/inputs.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/calibrate/calibrate.h"
-#include "stages/ingest/ingest.h"
 
 namespace dsir {
 namespace {

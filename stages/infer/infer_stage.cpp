@@ -103,7 +103,7 @@ const ConfigSection section(
 std::vector<Acquisition> scan_inputs(const std::vector<std::string>& entries, const Predictor& predictor,
                                      const std::string& checkpoint) {
   std::vector<std::string> repeated;
-  const std::vector<std::string> paths = expand_inputs(entries, &repeated);
+  const std::vector<std::string> paths = resolve_inputs(entries, &repeated);
   for (const auto& r : repeated) log::warn("infer.input: '{}' is named more than once; processed once", r);
   const std::vector<std::string> names = acquisition_names(paths);
   const ModelMeta& meta = predictor.meta();

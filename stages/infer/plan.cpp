@@ -1,7 +1,6 @@
 #include "stages/infer/plan.h"
 
 #include <fmt/format.h>
-#include <glob.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,40 +11,30 @@
 #include <set>
 
 #include "pipeline/errors.h"
+#include "pipeline/inputs.h"
 
 namespace fs = std::filesystem;
 
 namespace dsir {
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& entries,
-                                       std::vector<std::string>* repeated) {
+std::vector<std::string> resolve_inputs(const std::vector<std::string>& entries,
+                                        std::vector<std::string>* repeated) {
+  std::vector<std::string> files;
+  try {
+    files = expand_inputs(entries);
+  } catch (const InputError& e) {
+    throw ConfigError(std::string("infer.input: ") + e.what());
+  }
   std::vector<std::string> out;
   std::set<std::string> seen;
-  auto add = [&](const std::string& p) {
-    const std::string abs = fs::absolute(p).lexically_normal().string();
+  for (const auto& f : files) {
+    if (!fs::is_regular_file(f)) throw ConfigError("infer.input: file '" + f + "' does not exist (or is not a file)");
+    const std::string abs = fs::absolute(f).lexically_normal().string();
     if (seen.insert(abs).second) {
       out.push_back(abs);
     } else if (repeated) {
       repeated->push_back(abs);
     }
-  };
-  for (const auto& entry : entries) {
-    if (entry.find_first_of("*?[") == std::string::npos) {
-      if (!fs::is_regular_file(entry))
-        throw ConfigError("infer.input: file '" + entry + "' does not exist (or is not a file)");
-      add(entry);
-      continue;
-    }
-    glob_t g{};
-    const int rc = ::glob(entry.c_str(), 0, nullptr, &g);
-    std::vector<std::string> matches;
-    if (rc == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i)
-        if (fs::is_regular_file(g.gl_pathv[i])) matches.emplace_back(g.gl_pathv[i]);
-    globfree(&g);
-    if (rc != 0 && rc != GLOB_NOMATCH) throw ConfigError("infer.input: cannot expand '" + entry + "'");
-    if (matches.empty()) throw ConfigError("infer.input: '" + entry + "' matches no file");
-    for (const auto& m : matches) add(m);  // glob() sorts them
   }
   return out;
 }

@@ -26,10 +26,10 @@ struct ShardTask {
   uint64_t first = 0, count = 0;
 };
 
-// The files named by infer.input entries, in order: globs expanded (sorted), paths absolute,
-// repeats dropped (reported in `repeated`). ConfigError naming the key for a glob matching
-// nothing or a missing file.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& entries,
+// The files named by infer.input entries, in order: globs expanded as everywhere
+// (pipeline/inputs.h: natural order), paths absolute, repeats dropped (reported in `repeated`).
+// ConfigError naming the key for a glob matching nothing or a missing file.
+std::vector<std::string> resolve_inputs(const std::vector<std::string>& entries,
                                        std::vector<std::string>* repeated = nullptr);
 
 // Output names: the file stems; when stems collide (archive/day1/raw.h5, archive/day2/raw.h5),

@@ -39,16 +39,16 @@ TEST_F(PlanTest, ExpandsGlobsSortedAndDropsRepeats) {
   touch("sub/d.h5");
   std::vector<std::string> repeated;
   const auto files =
-      expand_inputs({(dir_ / "*.h5").string(), a, (dir_ / "sub" / "?.h5").string()}, &repeated);
+      resolve_inputs({(dir_ / "*.h5").string(), a, (dir_ / "sub" / "?.h5").string()}, &repeated);
   ASSERT_EQ(files.size(), 3u);
   EXPECT_EQ(files[0], a);
   EXPECT_EQ(files[1], b);
   EXPECT_EQ(files[2], (dir_ / "sub" / "d.h5").string());
   ASSERT_EQ(repeated.size(), 1u);
   EXPECT_EQ(repeated[0], a);
-  EXPECT_THROW(expand_inputs({(dir_ / "*.tif").string()}), ConfigError);
-  EXPECT_THROW(expand_inputs({(dir_ / "absent.h5").string()}), ConfigError);
-  EXPECT_THROW(expand_inputs({dir_.string()}), ConfigError);  // a folder is not an input
+  EXPECT_THROW(resolve_inputs({(dir_ / "*.tif").string()}), ConfigError);
+  EXPECT_THROW(resolve_inputs({(dir_ / "absent.h5").string()}), ConfigError);
+  EXPECT_THROW(resolve_inputs({dir_.string()}), ConfigError);  // a folder is not an input
 }
 
 TEST_F(PlanTest, NamesAreStemsOrPathsWhenStemsCollide) {

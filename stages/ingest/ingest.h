@@ -29,9 +29,6 @@ struct IngestSummary {
 // line on bad input; the output is written atomically, so nothing is left behind on error.
 IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& provenance);
 
-// Expands globs (natural sort: frame2 before frame10) and keeps plain paths as given.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
-
 // Archive mode: one raw.h5 per TIFF, `<output_dir>/<file stem>.h5`, frames only. ConfigError
 // naming both files when two inputs share a stem (their outputs would collide).
 std::vector<IngestRequest> archive_requests(const std::vector<std::string>& files,

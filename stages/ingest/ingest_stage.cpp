@@ -6,6 +6,7 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/inputs.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/ingest/ingest.h"

@@ -20,6 +20,7 @@
 
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/inputs.h"
 #include "pipeline/h5store.h"
 #include "pipeline/tiff.h"
 #include "tests/shared_data.h"

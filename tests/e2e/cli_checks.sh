@@ -25,6 +25,9 @@ check "a key without '=' shows the override" 2 "'train.epochs' is a config key g
 check "missing input file names it" 2 "upscale.input: file '$work/absent.h5' does not exist" -- "$dsir" upscale --input "$work/absent.h5" --output "$work/u.h5"
 check "bad flag is a usage error" 2 "" -- "$dsir" ingest --no-such-flag
 check "help exits 0" 0 "--frames" -- "$dsir" ingest --help
+check "run.verbose (--verbose) logs debug lines: the effective config" 0 "debug: +epochs: 3" -- "$dsir" config show run.verbose=true train.epochs=3
+out=$("$dsir" config show train.epochs=3 2>&1)
+grep -q "debug:" <<<"$out" && bad "debug lines without --verbose" || ok "no debug lines without --verbose"
 check "help shows each flag's type, range and default" 0 "--tolerance-nm FLOAT in \\[0, 1e\\+06\\]=\\[50, 250\\]" -- "$dsir" evaluate --help
 check "help shows a choice's values" 0 "--drift \\{none\\|rcc\\}=none" -- "$dsir" reduce --help
 check "config errors are reported once under MPI, exit 2" 2 "unknown key 'run.sed'" -- "${MPIRUN[@]}" 2 "$dsir" config show run.sed=1
