@@ -9,6 +9,7 @@
 #include "pipeline/atomic_file.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/inputs.h"
 #include "stages/infer/plan.h"
 
 namespace fs = std::filesystem;
@@ -49,6 +50,14 @@ TEST_F(PlanTest, ExpandsGlobsSortedAndDropsRepeats) {
   EXPECT_THROW(resolve_inputs({(dir_ / "*.tif").string()}), ConfigError);
   EXPECT_THROW(resolve_inputs({(dir_ / "absent.h5").string()}), ConfigError);
   EXPECT_THROW(resolve_inputs({dir_.string()}), ConfigError);  // a folder is not an input
+}
+
+// The same glob gives the same order in every command (pipeline/inputs.h): ingest's natural
+// order, not bytewise (which put cell10 before cell2).
+TEST_F(PlanTest, GlobsExpandInNaturalOrderAsInIngest) {
+  const std::string c10 = touch("cell10.h5"), c2 = touch("cell2.h5"), c1 = touch("cell1.h5");
+  EXPECT_EQ(resolve_inputs({(dir_ / "cell*.h5").string()}), (std::vector<std::string>{c1, c2, c10}));
+  EXPECT_EQ(resolve_inputs({(dir_ / "cell*.h5").string()}), dsir::expand_inputs({(dir_ / "cell*.h5").string()}));
 }
 
 TEST_F(PlanTest, NamesAreStemsOrPathsWhenStemsCollide) {
