@@ -6,6 +6,9 @@
 # usage: disk_full.sh DSIR LIBENOSPC WORKDIR
 set -uo pipefail
 dsir=$1 enospc=$2 work=$3
+# A sanitizer build (DSIR_SANITIZE) needs ASan's runtime first among the preloaded libraries.
+asan_runtime=$(ldd "$dsir" | awk '$1 ~ /^libasan/ { print $3 }')
+[[ -n $asan_runtime ]] && enospc=$asan_runtime:$enospc
 rm -rf "$work" && mkdir -p "$work"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $1"; }
