@@ -412,11 +412,11 @@ std::string nearest_word(const std::string& word, const std::vector<std::string>
 }
 
 std::string flag_value_text(const KeySpec& s) {
-  std::string range = range_text(s);
+  const std::string range = range_text(s);
   switch (s.type) {
     case KeyType::Int: return range.empty() ? "INT" : "INT in " + range;
-    case KeyType::Float: return range.empty() ? "FLOAT" : "FLOAT in " + range;
-    case KeyType::FloatList: return range.empty() ? "FLOAT" : "FLOAT in " + range;  // CLI11 adds " ..."
+    case KeyType::Float:
+    case KeyType::FloatList: return range.empty() ? "FLOAT" : "FLOAT in " + range;  // a list: CLI11 adds " ..."
     case KeyType::Bool: return "BOOL";
     case KeyType::Choice: {
       std::string c;

@@ -28,6 +28,17 @@ check "help exits 0" 0 "--frames" -- "$dsir" ingest --help
 check "run.verbose (--verbose) logs debug lines: the effective config" 0 "debug: +epochs: 3" -- "$dsir" config show run.verbose=true train.epochs=3
 out=$("$dsir" config show train.epochs=3 2>&1)
 grep -q "debug:" <<<"$out" && bad "debug lines without --verbose" || ok "no debug lines without --verbose"
+# evaluate: undefined metrics are null, and a mismatch of frames or field is a warning.
+printf '"id","frame","x [nm]","y [nm]"\n' >"$work/no-locs.csv"
+printf '"id","frame","x [nm]","y [nm]"\n1,1,500,500\n2,2,1500,1500\n' >"$work/gt.csv"
+check "evaluate with no localizations: null RMSE and efficiency, and a warning" 0 \
+  '"rmse_lateral_nm":null.*"efficiency":null' -- "$dsir" evaluate --locs "$work/no-locs.csv" --gt "$work/gt.csv"
+check "evaluate with no localizations says so" 0 "warning: evaluate: there are no localizations" -- \
+  "$dsir" evaluate --locs "$work/no-locs.csv" --gt "$work/gt.csv"
+printf '"id","frame","x [nm]","y [nm]"\n1,1,500,500\n2,2,5500,5500\n3,2,6000,300\n' >"$work/wide-locs.csv"
+check "evaluate warns when the localizations lie beyond the ground truth's field" 0 \
+  "warning: evaluate: only 33 % of the localizations .* lie in the ground truth's field" -- \
+  "$dsir" evaluate --locs "$work/wide-locs.csv" --gt "$work/gt.csv"
 check "help shows each flag's type, range and default" 0 "--tolerance-nm FLOAT in \\[0, 1e\\+06\\]=\\[50, 250\\]" -- "$dsir" evaluate --help
 check "help shows a choice's values" 0 "--drift \\{none\\|rcc\\}=none" -- "$dsir" reduce --help
 check "config errors are reported once under MPI, exit 2" 2 "unknown key 'run.sed'" -- "${MPIRUN[@]}" 2 "$dsir" config show run.sed=1
