@@ -2,13 +2,15 @@
 # Runs a fuzz target once over its seeds and fails unless at least one seed is read to the
 # reader's end: a harness whose every input is refused at the door (as the HDF5 targets were
 # while their inputs were memfds HDF5 could not open) would fuzz nothing but that refusal.
-# usage: check_seeds.sh FUZZ_BINARY SEED_DIR
+# Further folders (regression inputs) are run once too; they need not be read.
+# usage: check_seeds.sh FUZZ_BINARY SEED_DIR [MORE_DIRS...]
 set -euo pipefail
-bin=${1:?usage: check_seeds.sh FUZZ_BINARY SEED_DIR} seeds=${2:?}
+bin=${1:?usage: check_seeds.sh FUZZ_BINARY SEED_DIR [MORE_DIRS...]} seeds=${2:?}
+shift 2
 sanitizers=$(cd "$(dirname "$0")/../sanitizers" && pwd)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$sanitizers/lsan.supp:print_suppressions=0}
-log=$(DSIR_FUZZ_VERBOSE=1 "$bin" -runs=0 "$seeds" 2>&1) || { printf '%s\n' "$log" | tail -30; exit 1; }
+log=$(DSIR_FUZZ_VERBOSE=1 "$bin" -runs=0 "$seeds" "$@" 2>&1) || { printf '%s\n' "$log" | tail -30; exit 1; }
 read=$(printf '%s\n' "$log" | grep -c '^dsir-fuzz: read$' || true)
 refused=$(printf '%s\n' "$log" | grep -c '^dsir-fuzz: refused' || true)
 echo "$(basename "$bin"): $read input(s) read to the end, $refused refused (the empty input among them)"
