@@ -15,7 +15,7 @@ source "$(dirname "$0")/checks.sh"
 
 check "missing checkpoint names the key and file" 2 "infer.checkpoint: file '$work/absent.h5' does not exist" -- \
   "$dsir" infer --checkpoint "$work/absent.h5" --input "$acq" --output "$work/x"
-check "a glob matching nothing" 2 "infer.input: '$infer_work/archive/\*.tif' matches no file" -- \
+check "a glob matching nothing" 2 "infer.input: '$infer_work/archive/\*.tif': no file matches" -- \
   "$dsir" infer --checkpoint "$model" --input "$infer_work/archive/*.tif" --output "$work/x"
 check "tiles refused with per-frame BatchNorm" 2 "tiles need running BatchNorm" -- \
   "$dsir" infer infer.tile_size=16 --checkpoint "$model" --input "$acq" --output "$work/x" --bn per-frame
