@@ -3,13 +3,15 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# ON: compiler warnings are errors (.ci/run sets it).
+WERROR ?= OFF
 
 # The sanitizer and fuzz checks that CI runs after `make test` (docs/reliability.md).
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_RUNS ?= 10000
 
-.PHONY: all deps build run test test-sanitize test-fuzz clean
+.PHONY: all deps build run test test-sanitize test-fuzz format-check clean
 
 all: build
 
@@ -17,7 +19,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 \
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSIR_WERROR=$(WERROR) $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 \
 	  || { cat $(BUILD).configure.log; exit 1; }
 	@cmake --build $(BUILD) -j $(JOBS)
 
@@ -45,6 +47,10 @@ test-fuzz: deps
 	  > $(FUZZ_BUILD).configure.log 2>&1 || { cat $(FUZZ_BUILD).configure.log; exit 1; }
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
+# Every C++ file as .clang-format has it (scripts/format.sh formats them).
+format-check: deps
+	@bash scripts/format.sh --check
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(FUZZ_BUILD) \

@@ -11,11 +11,11 @@
 
 #include "pipeline/h5store.h"
 #include "stages/train/adam.h"
-#include "stages/train/checkpoint.h"
 #include "stages/train/loss.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/cpu_conv.h"
 #include "stages/train/models/model_registry.h"
-#include "stages/train/torch_setup.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/upscale/upscale.h"
 
 namespace {
@@ -100,8 +100,13 @@ void BM_Conv3x3Step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 32);
 }
 BENCHMARK(BM_Conv3x3Step)
-    ->Args({1, 16, 208, 0})->Args({1, 16, 208, 1})->Args({16, 8, 104, 0})->Args({16, 8, 104, 1})
-    ->Args({8, 1, 208, 0})->Args({8, 1, 208, 1})->Unit(benchmark::kMillisecond);
+    ->Args({1, 16, 208, 0})
+    ->Args({1, 16, 208, 1})
+    ->Args({16, 8, 104, 0})
+    ->Args({16, 8, 104, 1})
+    ->Args({8, 1, 208, 0})
+    ->Args({8, 1, 208, 1})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -5,7 +5,7 @@
 //                                                 draws them; 256 distinct frames, repeated
 //   infer_tools memory SIZE [BATCH] [BN]          peak-RSS growth of one network call on SIZE x SIZE
 //                                                 raw frames (x8), per upscaled pixel and frame
-//   infer_tools read-rss RAW.h5                   reads every frame as infer does (RawStack, one
+//   infer_tools read-rss RAW.h5                   reads every frame as infer does (RawFileReader, one
 //                                                 frame per read), printing the peak RSS on the way
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/randn.h>
@@ -16,12 +16,12 @@
 #include <random>
 #include <string>
 
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/h5store.h"
 #include "pipeline/mpi_context.h"
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
-#include "stages/train/torch_setup.h"
-#include "stages/upscale/raw_stack.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/upscale/upscale.h"
 
 namespace {
@@ -92,7 +92,7 @@ int memory(int size, int batch, const std::string& bn) {
 }
 
 int read_rss(const std::string& path) {
-  dsir::RawStack raw(path);
+  dsir::RawFileReader raw(path);
   const uint64_t n = raw.frames();
   double sum = 0;
   for (uint64_t k = 0, next = 1; k < n; ++k) {

@@ -19,6 +19,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   hdf5-tools procps libopenblas0-openmp
   clang-14 libclang-rt-14-dev        # libFuzzer (tests/fuzz), as scripts/install-deps.sh
+  clang-format-14                    # scripts/format.sh, as scripts/install-deps.sh
   curl unzip ca-certificates       # to fetch LibTorch
 )
 export DEBIAN_FRONTEND=noninteractive

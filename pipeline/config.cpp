@@ -7,11 +7,65 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "pipeline/errors.h"
 
 namespace dsir {
+
+namespace {
+KeySpec make_key(std::string name, KeyType type, std::string default_yaml, std::string help) {
+  KeySpec s;
+  s.name = std::move(name);
+  s.type = type;
+  s.default_yaml = std::move(default_yaml);
+  s.help = std::move(help);
+  return s;
+}
+}  // namespace
+
+KeySpec KeySpec::integer(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::Int, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::real(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::Float, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::boolean(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::Bool, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::text(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::String, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::choice(std::string name, std::string default_yaml, std::string help,
+                        std::vector<std::string> choices) {
+  KeySpec s = make_key(std::move(name), KeyType::Choice, std::move(default_yaml), std::move(help));
+  s.choices = std::move(choices);
+  return s;
+}
+KeySpec KeySpec::real_list(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::FloatList, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::text_list(std::string name, std::string default_yaml, std::string help) {
+  return make_key(std::move(name), KeyType::StringList, std::move(default_yaml), std::move(help));
+}
+KeySpec KeySpec::range(double lo, double hi) const {
+  KeySpec s = *this;
+  s.min = lo;
+  s.max = hi;
+  return s;
+}
+KeySpec KeySpec::size(size_t n) const {
+  KeySpec s = *this;
+  s.list_size = n;
+  return s;
+}
+KeySpec KeySpec::cli(std::string command_line_flag) const {
+  KeySpec s = *this;
+  s.flag = std::move(command_line_flag);
+  return s;
+}
+
 namespace {
 
 struct SchemaStore {
@@ -27,48 +81,57 @@ SchemaStore& store() {
 const ConfigSection run_section(
     "run", "The run: where outputs go, the seed, which stages `dsir run` executes.",
     {
-        {"dir", KeyType::String, "runs/dsir", "Run folder; every stage's default paths live under it.",
-         -1e300, 1e300, {}, "--run-dir"},
-        {"seed", KeyType::Int, "42", "Seed of every random stream (per-frame streams derive from it).",
-         0, 9.2e18, {}, "--seed"},
-        {"stages", KeyType::StringList, "[simulate, ingest, upscale, train, infer, reduce, evaluate]",
-         "Stages `dsir run` executes, in pipeline order.", -1e300, 1e300, {}, "--stages"},
-        {"threads", KeyType::Int, "0",
-         "Compute threads per rank (0: cores on the node divided by ranks on the node).", 0, 1024},
-        {"verbose", KeyType::Bool, "false", "Debug logging.", -1e300, 1e300, {}, "--verbose"},
+        KeySpec::text("dir", "runs/dsir", "Run folder; every stage's default paths live under it.")
+            .cli("--run-dir"),
+        KeySpec::integer("seed", "42", "Seed of every random stream (per-frame streams derive from it).")
+            .range(0, 9.2e18)
+            .cli("--seed"),
+        KeySpec::text_list("stages", "[simulate, ingest, upscale, train, infer, reduce, evaluate]",
+                           "Stages `dsir run` executes, in pipeline order.")
+            .cli("--stages"),
+        KeySpec::integer("threads", "0",
+                         "Compute threads per rank (0: cores on the node divided by ranks on the node).")
+            .range(0, 1024),
+        KeySpec::boolean("verbose", "false", "Debug logging.").cli("--verbose"),
     });
 
 const ConfigSection camera_section(
     "camera", "The camera model: simulation draws frames with it; ingest records it.",
     {
-        {"pixel_size_nm", KeyType::Float, "100", "Camera pixel size in the sample plane (nm).", 1, 1e5},
-        {"base_level", KeyType::Float, "100", "Offset added to every pixel (ADU).", 0, 65535},
-        {"e_per_adu", KeyType::Float, "1.0", "Photoelectrons per ADU.", 1e-3, 1e3},
-        {"em_gain", KeyType::Float, "0", "EM gain (0: no EM register; >= 1: Gamma excess noise).", 0, 1e4},
-        {"read_noise_e", KeyType::Float, "0", "Gaussian read noise, electrons RMS.", 0, 1e3},
-        {"quantum_efficiency", KeyType::Float, "1.0", "Fraction of photons detected.", 0, 1},
-        {"background_photons", KeyType::Float, "20", "Constant background per pixel (photons).", 0, 1e6},
+        KeySpec::real("pixel_size_nm", "100", "Camera pixel size in the sample plane (nm).").range(1, 1e5),
+        KeySpec::real("base_level", "100", "Offset added to every pixel (ADU).").range(0, 65535),
+        KeySpec::real("e_per_adu", "1.0", "Photoelectrons per ADU.").range(1e-3, 1e3),
+        KeySpec::real("em_gain", "0", "EM gain (0: no EM register; >= 1: Gamma excess noise).").range(0, 1e4),
+        KeySpec::real("read_noise_e", "0", "Gaussian read noise, electrons RMS.").range(0, 1e3),
+        KeySpec::real("quantum_efficiency", "1.0", "Fraction of photons detected.").range(0, 1),
+        KeySpec::real("background_photons", "20", "Constant background per pixel (photons).").range(0, 1e6),
     });
 
 const ConfigSection psf_section(
     "psf", "The emitters: symmetric Gaussian PSF.",
     {
-        {"model", KeyType::Choice, "integrated",
-         "integrated: the PSF's mass in each pixel (erf); sampled: its density at the pixel centre, as "
-         "ThunderSTORM's generator renders (docs/simulator.md).",
-         -1e300, 1e300, {"integrated", "sampled"}},
-        {"fwhm_nm", KeyType::FloatList, "[200, 300]", "PSF FWHM range (nm), drawn uniformly per emitter.",
-         1, 1e5, {}, "", 2},
-        {"photons", KeyType::FloatList, "[80, 2050]", "Photon count range, drawn uniformly per emitter.",
-         0, 1e9, {}, "", 2},
+        KeySpec::choice("model", "integrated",
+                        "integrated: the PSF's mass in each pixel (erf); sampled: its density at the pixel "
+                        "centre, as ThunderSTORM's generator renders (docs/simulator.md).",
+                        {"integrated", "sampled"}),
+        KeySpec::real_list("fwhm_nm", "[200, 300]", "PSF FWHM range (nm), drawn uniformly per emitter.")
+            .range(1, 1e5)
+            .size(2),
+        KeySpec::real_list("photons", "[80, 2050]", "Photon count range, drawn uniformly per emitter.")
+            .range(0, 1e9)
+            .size(2),
     });
 
 std::string type_name(const KeySpec& s) {
   switch (s.type) {
-    case KeyType::Int: return "integer";
-    case KeyType::Float: return "number";
-    case KeyType::Bool: return "boolean";
-    case KeyType::String: return "string";
+    case KeyType::Int:
+      return "integer";
+    case KeyType::Float:
+      return "number";
+    case KeyType::Bool:
+      return "boolean";
+    case KeyType::String:
+      return "string";
     case KeyType::Choice: {
       std::string c;
       for (const auto& x : s.choices) c += (c.empty() ? "" : ", ") + x;
@@ -76,7 +139,8 @@ std::string type_name(const KeySpec& s) {
     }
     case KeyType::FloatList:
       return s.list_size ? "list of " + std::to_string(s.list_size) + " numbers" : "list of numbers";
-    case KeyType::StringList: return "list of strings";
+    case KeyType::StringList:
+      return "list of strings";
   }
   return "?";
 }
@@ -115,7 +179,8 @@ class RootRecorder : public YAML::EventHandler {
     root(mark, false);
   }
   void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
     root(mark, false);
   }
   void OnMapEnd() override {}
@@ -183,8 +248,8 @@ double parse_number(const YAML::Node& n, const KeyEntry& e, const std::string& o
     throw;
   } catch (const std::exception&) {
     throw ConfigError(origin + ": " + e.key + " expects " + (integer ? "an integer" : "a number") +
-                      (range_text(e.spec).empty() ? "" : " in " + range_text(e.spec)) + ", got '" +
-                      text + "'");
+                      (range_text(e.spec).empty() ? "" : " in " + range_text(e.spec)) + ", got '" + text +
+                      "'");
   }
 }
 
@@ -211,7 +276,9 @@ Value parse_value(const YAML::Node& n, const KeyEntry& e, const std::string& ori
   auto expect_scalar = [&] {
     if (!n.IsScalar())
       throw ConfigError(origin + ": " + e.key + " expects " + type_name(s) + ", got a " +
-                        (n.IsSequence() ? "list" : n.IsMap() ? "mapping" : "null"));
+                        (n.IsSequence() ? "list"
+                         : n.IsMap()    ? "mapping"
+                                        : "null"));
   };
   switch (s.type) {
     case KeyType::Int:
@@ -360,13 +427,11 @@ void emit_value(std::ostringstream& o, const Value& v) {
 
 }  // namespace
 
-ConfigSection::ConfigSection(std::string section, std::string summary,
-                             std::initializer_list<KeySpec> keys) {
+ConfigSection::ConfigSection(std::string section, std::string summary, std::initializer_list<KeySpec> keys) {
   auto& s = store();
   s.summaries[section] = std::move(summary);
   for (const auto& k : keys) s.keys.push_back({section + "." + k.name, section, k});
-  std::sort(s.keys.begin(), s.keys.end(),
-            [](const KeyEntry& a, const KeyEntry& b) { return a.key < b.key; });
+  std::sort(s.keys.begin(), s.keys.end(), [](const KeyEntry& a, const KeyEntry& b) { return a.key < b.key; });
 }
 
 const std::vector<KeyEntry>& schema() { return store().keys; }
@@ -414,17 +479,21 @@ std::string nearest_word(const std::string& word, const std::vector<std::string>
 std::string flag_value_text(const KeySpec& s) {
   const std::string range = range_text(s);
   switch (s.type) {
-    case KeyType::Int: return range.empty() ? "INT" : "INT in " + range;
+    case KeyType::Int:
+      return range.empty() ? "INT" : "INT in " + range;
     case KeyType::Float:
-    case KeyType::FloatList: return range.empty() ? "FLOAT" : "FLOAT in " + range;  // a list: CLI11 adds " ..."
-    case KeyType::Bool: return "BOOL";
+    case KeyType::FloatList:
+      return range.empty() ? "FLOAT" : "FLOAT in " + range;  // a list: CLI11 adds " ..."
+    case KeyType::Bool:
+      return "BOOL";
     case KeyType::Choice: {
       std::string c;
       for (const auto& x : s.choices) c += (c.empty() ? "" : "|") + x;
       return "{" + c + "}";
     }
     case KeyType::String:
-    case KeyType::StringList: return "TEXT";
+    case KeyType::StringList:
+      return "TEXT";
   }
   return "TEXT";
 }
@@ -435,13 +504,14 @@ std::string schema_markdown() {
   for (const auto& e : schema()) {
     if (e.section != section) {
       section = e.section;
-      o << "\n### `" << section << "`\n\n" << section_summary(section) << "\n\n"
+      o << "\n### `" << section << "`\n\n"
+        << section_summary(section) << "\n\n"
         << "| key | type | default | range | flag | meaning |\n|---|---|---|---|---|---|\n";
     }
     std::string flag = e.spec.flag.empty() ? "" : "`" + e.spec.flag + "`";
     std::string range = range_text(e.spec);
-    o << "| `" << e.key << "` | " << type_name(e.spec) << " | `" << e.spec.default_yaml << "` | "
-      << range << " | " << flag << " | " << e.spec.help << " |\n";
+    o << "| `" << e.key << "` | " << type_name(e.spec) << " | `" << e.spec.default_yaml << "` | " << range
+      << " | " << flag << " | " << e.spec.help << " |\n";
   }
   return o.str();
 }
@@ -453,8 +523,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
     cfg.explicit_[e.key] = false;
   }
   if (!path.empty()) {
-    if (!std::filesystem::is_regular_file(path))
-      throw ConfigError(path + ": config file not found");
+    if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
     YAML::Node root;
     try {
       root = load_single_document(path);
@@ -470,10 +539,10 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   }
   for (const auto& o : overrides) {
     auto eq = o.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw ConfigError("override '" + o + "': expected key=value");
+    if (eq == std::string::npos || eq == 0) throw ConfigError("override '" + o + "': expected key=value");
     std::string key = o.substr(0, eq);
-    if (!find_key(key)) throw ConfigError("override '" + o + "': unknown key '" + key + "'" + did_you_mean(key));
+    if (!find_key(key))
+      throw ConfigError("override '" + o + "': unknown key '" + key + "'" + did_you_mean(key));
     cfg.set(key, o.substr(eq + 1), "override '" + o + "'");
     cfg.overrides_.push_back(o);
   }
@@ -559,6 +628,13 @@ std::string Config::hash() const {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+std::string camera_json(const Config& config) {
+  nlohmann::json j;
+  for (const auto& e : schema())
+    if (e.section == "camera") j[e.key.substr(e.section.size() + 1)] = config.get_double(e.key);
+  return j.dump();
 }
 
 }  // namespace dsir

@@ -13,15 +13,29 @@ namespace dsir {
 
 enum class KeyType { Int, Float, Bool, String, Choice, FloatList, StringList };
 
+// One key of a section, declared with the named builders:
+//   KeySpec::integer("epochs", "10", "Epochs to train.").range(1, 1e6).cli("--epochs")
 struct KeySpec {
-  std::string name;           // within the section: "lr", "loss.fwhm"
+  std::string name;  // within the section: "lr", "loss.fwhm"
   KeyType type = KeyType::String;
-  std::string default_yaml;   // default, written as YAML: "1e-4", "[200, 300]", "''"
+  std::string default_yaml;  // default, written as YAML: "1e-4", "[200, 300]", "''"
   std::string help;
-  double min = -1e300, max = 1e300;   // numeric range (also each element of a FloatList)
-  std::vector<std::string> choices;   // for Choice
-  std::string flag;           // CLI shorthand on the section's subcommand, e.g. "--output"
-  size_t list_size = 0;       // FloatList: required length (0 = any)
+  double min = -1e300, max = 1e300;  // numeric range (also each element of a FloatList)
+  std::vector<std::string> choices;  // for Choice
+  std::string flag;                  // CLI shorthand on the section's subcommand, e.g. "--output"
+  size_t list_size = 0;              // FloatList: required length (0 = any)
+
+  static KeySpec integer(std::string name, std::string default_yaml, std::string help);
+  static KeySpec real(std::string name, std::string default_yaml, std::string help);
+  static KeySpec boolean(std::string name, std::string default_yaml, std::string help);
+  static KeySpec text(std::string name, std::string default_yaml, std::string help);
+  static KeySpec choice(std::string name, std::string default_yaml, std::string help,
+                        std::vector<std::string> choices);
+  static KeySpec real_list(std::string name, std::string default_yaml, std::string help);
+  static KeySpec text_list(std::string name, std::string default_yaml, std::string help);
+  KeySpec range(double lo, double hi) const;         // numbers (and list elements) in [lo, hi]
+  KeySpec size(size_t n) const;                      // a real_list of exactly n numbers
+  KeySpec cli(std::string command_line_flag) const;  // e.g. "--output" on the section's command
 };
 
 struct KeyEntry {
@@ -43,8 +57,7 @@ std::string schema_markdown();  // the reference table in docs/config.md
 // A key's value as --help shows it: "INT", "FLOAT", "BOOL", "TEXT", "{a|b}", with its range.
 std::string flag_value_text(const KeySpec& spec);
 
-using Value = std::variant<int64_t, double, bool, std::string, std::vector<double>,
-                           std::vector<std::string>>;
+using Value = std::variant<int64_t, double, bool, std::string, std::vector<double>, std::vector<std::string>>;
 
 class Config {
  public:
@@ -77,6 +90,8 @@ class Config {
 };
 
 std::string did_you_mean(const std::string& key);  // " (did you mean 'x'?)" or ""
+// The camera.* keys as one JSON object: the `camera` attribute of raw.h5 and of shards.
+std::string camera_json(const Config& config);
 // The candidate nearest to word by edit distance, when near enough to be a slip; "" otherwise.
 std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates);
 

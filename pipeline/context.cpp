@@ -1,8 +1,8 @@
 #include "pipeline/context.h"
 
+#include <ctime>
 #include <filesystem>
 #include <thread>
-#include <ctime>
 
 #include "pipeline/errors.h"
 #include "pipeline/registry.h"

@@ -1,13 +1,15 @@
 #pragma once
 // Typed exceptions. Library code throws; only the driver (pipeline/main.cpp) prints and
-// decides between a clean exit and aborting the MPI job.
+// decides between a clean exit and aborting the MPI job. The type gives the exit code; the kind
+// of error (docs/architecture.md, "Errors") is decided where it is caught: an error every rank
+// reaches is printed once by rank 0 and every rank exits cleanly; an error of one rank alone
+// aborts the job with that rank's message, since the others may wait for it in a collective.
 #include <stdexcept>
 #include <string>
 
 namespace dsir {
 
-// A runtime failure (bad data, I/O). It may be seen by one rank only, so under MPI the driver
-// aborts the whole job with a rank-tagged message. Exit code 1.
+// A runtime failure (bad data, I/O), often one rank's alone. Exit code 1.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -19,8 +21,7 @@ class InputError : public Error {
   using Error::Error;
 };
 
-// Usage or configuration error. Every rank parses the same config, so every rank reaches it:
-// rank 0 prints, all ranks exit cleanly with code 2.
+// Usage or configuration error: a key's value, a file a key names. Exit code 2.
 class ConfigError : public Error {
  public:
   using Error::Error;

@@ -24,8 +24,7 @@ void init(int rank, int size, bool verbose) {
   // Separate sinks: a sink holds the formatter, and the two loggers format differently.
   g_root = std::make_shared<spdlog::logger>("dsir", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   g_root->set_pattern("[%Y-%m-%d %H:%M:%S] %^%l%$: %v");
-  g_root->set_level(rank == 0 ? (verbose ? spdlog::level::debug : spdlog::level::info)
-                              : spdlog::level::off);
+  g_root->set_level(rank == 0 ? (verbose ? spdlog::level::debug : spdlog::level::info) : spdlog::level::off);
   g_all = std::make_shared<spdlog::logger>("dsir-all", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   g_all->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [rank {}/{}] %^%l%$: %v", rank, size));
   g_all->set_level(spdlog::level::info);
@@ -42,12 +41,14 @@ void add_file(const std::string& path) {
   g_all->sinks().push_back(tagged);
 }
 
-void print_lines(const std::string& text) {
+void print_lines(const std::string& text, bool debug, const std::string& indent) {
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
-    if (end > start) root().info("{}", text.substr(start, end - start));
+    if (end > start)
+      root().log(debug ? spdlog::level::debug : spdlog::level::info, "{}{}", indent,
+                 text.substr(start, end - start));
     start = end + 1;
   }
 }
@@ -120,24 +121,24 @@ void Progress::show(bool final) {
     // While running: the time left; at the end: the time taken. Trailing spaces clear what a
     // longer previous line left on the terminal.
     const std::string eta = final ? "" : eta_text(shown, total_, elapsed);
-    const std::string tail = final ? fmt::format(", {:.1f} s\n", elapsed) : (eta.empty() ? "" : ", " + eta) + "   ";
-    std::fprintf(stderr, "\r%-10s [%s] %3.0f%% %llu/%llu %s, %.1f %s/s%s", label_.c_str(), bar.c_str(), frac * 100,
-                 static_cast<unsigned long long>(shown), static_cast<unsigned long long>(total_), unit_.c_str(), rate,
-                 unit_.c_str(), tail.c_str());
+    const std::string tail =
+        final ? fmt::format(", {:.1f} s\n", elapsed) : (eta.empty() ? "" : ", " + eta) + "   ";
+    std::fprintf(stderr, "\r%-10s [%s] %3.0f%% %llu/%llu %s, %.1f %s/s%s", label_.c_str(), bar.c_str(),
+                 frac * 100, static_cast<unsigned long long>(shown), static_cast<unsigned long long>(total_),
+                 unit_.c_str(), rate, unit_.c_str(), tail.c_str());
     std::fflush(stderr);
     if (final) {
       // The terminal already showed the bar; keep the log file complete too.
       for (auto& sink : log::root().sinks())
         if (dynamic_cast<spdlog::sinks::stderr_sink_mt*>(sink.get()) == nullptr)
-          sink->log(spdlog::details::log_msg(
-              "dsir", spdlog::level::info,
-              fmt::format("{}: {} {} in {:.1f} s ({:.1f} {}/s)", label_, shown, unit_, elapsed, rate,
-                          unit_)));
+          sink->log(spdlog::details::log_msg("dsir", spdlog::level::info,
+                                             fmt::format("{}: {} {} in {:.1f} s ({:.1f} {}/s)", label_, shown,
+                                                         unit_, elapsed, rate, unit_)));
     }
   } else {
     const std::string eta = final ? "" : eta_text(shown, total_, elapsed);
-    log::print("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, {:.1f} s{}{}", label_, shown, total_, unit_, frac * 100, rate,
-               unit_, elapsed, eta.empty() ? "" : ", ", eta);
+    log::print("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, {:.1f} s{}{}", label_, shown, total_, unit_, frac * 100,
+               rate, unit_, elapsed, eta.empty() ? "" : ", ", eta);
   }
 }
 

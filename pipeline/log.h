@@ -26,8 +26,9 @@ template <class... A>
 void debug(spdlog::format_string_t<A...> f, A&&... a) {
   root().debug(f, std::forward<A>(a)...);
 }
-// Prints each line of `text` (rank 0 only).
-void print_lines(const std::string& text);
+// Prints each non-empty line of `text` (rank 0 only), at info level or, with `debug`, as debug
+// lines (shown with --verbose), each after `indent`.
+void print_lines(const std::string& text, bool debug = false, const std::string& indent = "");
 
 template <class... A>
 void all_print(spdlog::format_string_t<A...> f, A&&... a) {

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <map>
 #include <new>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
@@ -79,12 +79,15 @@ std::string data_file_error(const std::string& word, const std::string& command)
     flags += (flags.empty() ? "" : ", ") + e.spec.flag + " (" + e.key + ")";
     // The example: the flag that usually takes a file of this kind.
     const std::string ext = std::filesystem::path(word).extension().string();
-    const std::string likely = ext == ".csv" ? ".locs" : (ext == ".h5" || ext == ".hdf5") ? ".input" : ".frames";
+    const std::string likely = ext == ".csv"                      ? ".locs"
+                               : (ext == ".h5" || ext == ".hdf5") ? ".input"
+                                                                  : ".frames";
     if (example.empty() || e.key == command + likely) example = e.spec.flag;
   }
   std::string what = "'" + word + "' is a data file, not a config (CONFIG.yaml)";
   if (flags.empty())
-    return what + "; give input files in the config or as key=value overrides (e.g. ingest.frames=" + word + ")";
+    return what + "; give input files in the config or as key=value overrides (e.g. ingest.frames=" + word +
+           ")";
   return what + "; `dsir " + command + "` reads files given with " + flags + ", e.g. dsir " + command + " " +
          example + " " + word;
 }
@@ -105,9 +108,10 @@ Config build_config(const Request& req) {
     } else if (named < req.positional_keys.size()) {
       overrides.push_back(req.positional_keys[named++] + "=" + p);
     } else if (dsir::find_key(p) != nullptr) {  // "train.epochs 3"
-      const bool value_follows = i + 1 < positional.size() && positional[i + 1].find('=') == std::string::npos;
-      throw ConfigError("'" + p + "' is a config key given without a value: an override is key=value (" + p + "=" +
-                        (value_follows ? positional[i + 1] : "...") + ")");
+      const bool value_follows =
+          i + 1 < positional.size() && positional[i + 1].find('=') == std::string::npos;
+      throw ConfigError("'" + p + "' is a config key given without a value: an override is key=value (" + p +
+                        "=" + (value_follows ? positional[i + 1] : "...") + ")");
     } else if (path.empty()) {
       if (looks_like_data_file(p)) throw ConfigError(data_file_error(p, req.command));
       path = p;
@@ -177,6 +181,37 @@ void run_pipeline(dsir::Context& ctx) {
   write_run_record(ctx);
   for (const auto* s : dsir::stages())
     if (std::find(wanted.begin(), wanted.end(), s->name) != wanted.end()) run_command(*s, ctx);
+}
+
+}  // namespace
+
+namespace {
+
+// How long a rank with an error waits for the others to reach one too before it aborts the job:
+// ranks meet a shared error (a config key, a file they all read) within moments of each other.
+constexpr double kErrorAgreementSeconds = 2;
+
+// Rank 0 (the only one holding messages) prints each rank's error once: one line when they agree,
+// else one line per distinct message naming its ranks. Empty messages are ranks without an error.
+void print_once(const std::vector<std::string>& messages) {
+  std::vector<std::pair<std::string, std::string>> distinct;  // message, its ranks
+  for (size_t r = 0; r < messages.size(); ++r) {
+    if (messages[r].empty()) continue;
+    auto it =
+        std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return d.first == messages[r]; });
+    if (it == distinct.end()) {
+      distinct.emplace_back(messages[r], std::to_string(r));
+    } else {
+      it->second += "," + std::to_string(r);
+    }
+  }
+  for (const auto& [message, ranks] : distinct) {
+    if (distinct.size() == 1)
+      std::fprintf(stderr, "dsir: error: %s\n", message.c_str());
+    else
+      std::fprintf(stderr, "dsir: error on rank %s: %s\n", ranks.c_str(), message.c_str());
+  }
+  std::fflush(stderr);
 }
 
 }  // namespace
@@ -264,20 +299,13 @@ int main(int argc, char** argv) {
     config_error = e.what();
   }
   if (mpi.allreduce_max(config_error.empty() ? 0.0 : 1.0) > 0) {
-    if (mpi.is_root() || !config_error.empty())
-      std::fprintf(stderr, "dsir: error: %s\n",
-                   config_error.empty() ? "configuration error on another rank" : config_error.c_str());
+    print_once(mpi.gather_to_root(config_error));
     return 2;
   }
   dsir::log::init(mpi.rank(), mpi.size(), cfg->get_bool("run.verbose"));
-  dsir::log::debug("config: {}, {} override(s); the effective config:", cfg->source().empty() ? "defaults" : cfg->source(),
-                   cfg->overrides().size());
-  if (dsir::log::root().should_log(spdlog::level::debug))
-    for (std::stringstream lines(cfg->to_yaml()); !lines.eof();) {
-      std::string line;
-      std::getline(lines, line);
-      if (!line.empty()) dsir::log::debug("  {}", line);
-    }
+  dsir::log::debug("config: {}, {} override(s); the effective config:",
+                   cfg->source().empty() ? "defaults" : cfg->source(), cfg->overrides().size());
+  if (dsir::log::root().should_log(spdlog::level::debug)) dsir::log::print_lines(cfg->to_yaml(), true, "  ");
   dsir::Context ctx{*cfg, mpi};
 
   try {
@@ -305,14 +333,17 @@ int main(int argc, char** argv) {
                                  ? "out of memory (std::bad_alloc): the inputs ask for more memory than this "
                                    "node has; check the input's declared sizes, or give the job more memory"
                                  : e.what();
-    if (mpi.size() > 1) {
-      // Other ranks may be waiting in a collective: abort them all, saying which rank failed.
+    // The two kinds of error (docs/architecture.md): every rank reached one (a bad setting, an
+    // input all ranks read) -> printed once by rank 0, every rank exits cleanly; one rank's alone
+    // -> the others may wait in a collective for it: abort the job with the rank's message.
+    const dsir::MpiContext::SharedFailure failure = mpi.fail_together(code, what, kErrorAgreementSeconds);
+    if (!failure.all_ranks) {
       std::fprintf(stderr, "dsir: ERROR on rank %d of %d: %s\n", mpi.rank(), mpi.size(), what.c_str());
       std::fflush(stderr);
       mpi.abort(code);
     }
-    std::fprintf(stderr, "dsir: error: %s\n", what.c_str());
-    return code;
+    print_once(failure.messages);
+    return failure.code;
   }
   return 0;
 }

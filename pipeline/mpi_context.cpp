@@ -5,8 +5,11 @@
 #include <mpi-ext.h>  // Open MPI: MPIX_CUDA_AWARE_SUPPORT
 #endif
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <thread>
 
 #include "pipeline/errors.h"
 
@@ -30,6 +33,7 @@ bool MpiContext::cuda_aware() const {
 
 struct MpiContext::Aside {
   MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm errors = MPI_COMM_NULL;  // only for agreeing on errors (fail_together)
 };
 
 MpiContext::MpiContext(int* argc, char*** argv) {
@@ -45,6 +49,7 @@ MpiContext::MpiContext(int* argc, char*** argv) {
   local_rank_ = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", 0));
   aside_ = std::make_unique<Aside>();
   MPI_Comm_dup(MPI_COMM_WORLD, &aside_->comm);
+  MPI_Comm_dup(MPI_COMM_WORLD, &aside_->errors);
   g_context = this;
 }
 
@@ -54,6 +59,7 @@ MpiContext::~MpiContext() {
   MPI_Finalized(&finalized);
   if (!finalized) {
     MPI_Comm_free(&aside_->comm);
+    MPI_Comm_free(&aside_->errors);
     MPI_Finalize();
   }
 }
@@ -86,14 +92,12 @@ void MpiContext::allreduce_sum_aside(double* data, size_t n) const {
   });
 }
 void MpiContext::allreduce_sum(float* data, size_t n) const {
-  in_pieces(data, n, [](float* p, int k) {
-    MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-  });
+  in_pieces(data, n,
+            [](float* p, int k) { MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); });
 }
 void MpiContext::allreduce_sum(double* data, size_t n) const {
-  in_pieces(data, n, [](double* p, int k) {
-    MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  });
+  in_pieces(data, n,
+            [](double* p, int k) { MPI_Allreduce(MPI_IN_PLACE, p, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD); });
 }
 double MpiContext::allreduce_max(double v) const {
   double out = v;
@@ -111,7 +115,8 @@ void MpiContext::broadcast(std::string& s, int root) const {
 }
 
 MpiContext::Request MpiContext::iallreduce_sum(float* data, size_t n) const {
-  if (n > static_cast<size_t>(std::numeric_limits<int>::max())) throw Error("internal: iallreduce of more than 2^31 values");
+  if (n > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw Error("internal: iallreduce of more than 2^31 values");
   auto* req = new MPI_Request;
   MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, req);
   return Request{req};
@@ -135,9 +140,8 @@ bool MpiContext::test(Request& r) const {
 void MpiContext::send_bytes(const std::string& bytes, int dest, int tag) const {
   unsigned long long n = bytes.size();
   MPI_Send(&n, 1, MPI_UNSIGNED_LONG_LONG, dest, tag, MPI_COMM_WORLD);
-  in_pieces(bytes.data(), n, [dest, tag](const char* p, int k) {
-    MPI_Send(p, k, MPI_CHAR, dest, tag, MPI_COMM_WORLD);
-  });
+  in_pieces(bytes.data(), n,
+            [dest, tag](const char* p, int k) { MPI_Send(p, k, MPI_CHAR, dest, tag, MPI_COMM_WORLD); });
 }
 
 std::string MpiContext::recv_bytes(int source, int tag) const {
@@ -159,6 +163,43 @@ std::vector<std::string> MpiContext::gather_to_root(const std::string& text) con
   out.push_back(text);
   for (int r = 1; r < size_; ++r) out.push_back(recv_bytes(r, 32767));
   return out;
+}
+
+MpiContext::SharedFailure MpiContext::fail_together(int code, const std::string& message,
+                                                    double timeout_s) const {
+  SharedFailure f;
+  f.code = code;
+  if (size_ == 1) {
+    f.all_ranks = true;
+    f.messages = {message};
+    return f;
+  }
+  MPI_Request barrier;
+  MPI_Ibarrier(aside_->errors, &barrier);
+  const double deadline = MPI_Wtime() + timeout_s;
+  int done = 0;
+  while (true) {
+    MPI_Test(&barrier, &done, MPI_STATUS_IGNORE);
+    if (done || MPI_Wtime() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!done) return f;  // a one-rank error: the caller aborts (the barrier cannot be cancelled)
+  f.all_ranks = true;
+  // Every rank is here: the messages to rank 0, the largest exit code to all.
+  MPI_Allreduce(&code, &f.code, 1, MPI_INT, MPI_MAX, aside_->errors);
+  int length = static_cast<int>(std::min<size_t>(message.size(), 1 << 20));
+  std::vector<int> lengths(is_root() ? size_ : 0), offsets(is_root() ? size_ : 0);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, aside_->errors);
+  std::string all;
+  if (is_root()) {
+    for (int r = 0; r < size_; ++r) offsets[r] = r == 0 ? 0 : offsets[r - 1] + lengths[r - 1];
+    all.resize(static_cast<size_t>(offsets.back() + lengths.back()));
+  }
+  MPI_Gatherv(message.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,
+              aside_->errors);
+  if (is_root())
+    for (int r = 0; r < size_; ++r) f.messages.push_back(all.substr(offsets[r], lengths[r]));
+  return f;
 }
 
 std::string MpiContext::library_version() const {

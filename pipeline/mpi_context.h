@@ -50,6 +50,18 @@ class MpiContext {
   // Every rank's text, in rank order, on rank 0 (empty elsewhere): rank 0 reports for all.
   std::vector<std::string> gather_to_root(const std::string& text) const;
 
+  // After an error, on each rank that has one: whether every rank reached an error within
+  // `timeout_s` (agreed on a communicator of its own, so a rank still inside one of the stage's
+  // collectives does not disturb it). If so (all_ranks), rank 0 holds every rank's message in
+  // rank order and every rank the largest exit code: the job can end cleanly with one report.
+  // If not, the error is one rank's and the caller aborts the job.
+  struct SharedFailure {
+    bool all_ranks = false;
+    int code = 1;
+    std::vector<std::string> messages;  // rank 0 only
+  };
+  SharedFailure fail_together(int code, const std::string& message, double timeout_s) const;
+
   std::string library_version() const;
   // The library reads and writes GPU memory itself (Open MPI built with CUDA support, asked at
   // run time); otherwise GPU buffers go through host copies.
@@ -74,8 +86,7 @@ Range block_range(uint64_t n, int rank, int size);
 // in chunk order, to `consume` on rank 0. Memory stays bounded to a few chunks per rank.
 // produce(chunk) runs on the owning rank; consume(chunk, bytes) runs on rank 0 only.
 template <class Produce, class Consume>
-void ordered_chunks_to_root(const MpiContext& mpi, uint64_t n_chunks, Produce&& produce,
-                            Consume&& consume) {
+void ordered_chunks_to_root(const MpiContext& mpi, uint64_t n_chunks, Produce&& produce, Consume&& consume) {
   for (uint64_t c = 0; c < n_chunks; ++c) {
     int owner = static_cast<int>(c % static_cast<uint64_t>(mpi.size()));
     if (owner == mpi.rank()) {

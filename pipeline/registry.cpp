@@ -42,8 +42,6 @@ const CommandInfo* find_command(const std::string& name) {
 ProvenanceItem::ProvenanceItem(std::string key, std::string value) {
   provenance_store().emplace_back(std::move(key), std::move(value));
 }
-const std::vector<std::pair<std::string, std::string>>& provenance_items() {
-  return provenance_store();
-}
+const std::vector<std::pair<std::string, std::string>>& provenance_items() { return provenance_store(); }
 
 }  // namespace dsir

@@ -25,7 +25,7 @@ class CommandRegistrar {
   explicit CommandRegistrar(CommandInfo info);
 };
 
-const std::vector<CommandInfo>& commands();   // sorted: stages by order, then tools by name
+const std::vector<CommandInfo>& commands();  // sorted: stages by order, then tools by name
 std::vector<const CommandInfo*> stages();    // pipeline stages only, in order
 const CommandInfo* find_command(const std::string& name);
 

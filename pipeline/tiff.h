@@ -14,9 +14,9 @@ enum class SampleKind { Unsigned, Float };
 struct StackInfo {
   uint32_t width = 0, height = 0;
   uint64_t frames = 0;
-  int bits_per_sample = 0;          // 8, 16, 32
+  int bits_per_sample = 0;  // 8, 16, 32
   SampleKind kind = SampleKind::Unsigned;
-  double pixel_size_nm = 0;         // from the resolution tags (or ImageJ unit); 0 when absent
+  double pixel_size_nm = 0;  // from the resolution tags (or ImageJ unit); 0 when absent
 };
 
 class Reader {
@@ -47,8 +47,8 @@ enum class WriteFormat { U16, F32 };
 // description (unit=um) so ImageJ/Fiji show calibrated sizes (scheme documented in tiff.cpp).
 class Writer {
  public:
-  Writer(const std::string& path, uint32_t width, uint32_t height, WriteFormat format,
-         double pixel_size_nm, uint64_t expected_frames = 0);
+  Writer(const std::string& path, uint32_t width, uint32_t height, WriteFormat format, double pixel_size_nm,
+         uint64_t expected_frames = 0);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;

@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   hdf5-tools procps                  # h5diff/h5dump and pgrep, called by the tests
   clang-14 libclang-rt-14-dev        # libFuzzer and its sanitizer runtimes (tests/fuzz, DSIR_FUZZ)
+  clang-format-14                    # scripts/format.sh (the format check of .ci/run)
   slurmctld slurmd slurm-client munge  # Slurm 22.05 for the slurm tests (a private single-node cluster)
 )
 if [[ ${DSIR_WITH_PEERS:-0} == 1 ]]; then

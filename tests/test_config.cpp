@@ -1,7 +1,5 @@
 // Tests of pipeline/config.h: the YAML schema, loading, validation messages, overrides,
 // the emitted effective config and its hash.
-#include "pipeline/config.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,12 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/config.h"
 #include "pipeline/errors.h"
 #include "pipeline/log.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::Config;
 using dsir::ConfigError;
+using dsir::KeySpec;
 using dsir::KeyType;
 
 namespace {
@@ -26,37 +27,26 @@ namespace {
 const dsir::ConfigSection test_section(
     "tst", "test keys",
     {
-        {"lr", KeyType::Float, "1e-4", "help", 0, 10},
-        {"epochs", KeyType::Int, "100", "help", 1, 1000},
-        {"mode", KeyType::Choice, "a", "help", -1e300, 1e300, {"a", "b"}},
-        {"files", KeyType::StringList, "[]", "help"},
-        {"range", KeyType::FloatList, "[1, 2]", "help", 0, 100, {}, "", 2},
-        {"flag", KeyType::Bool, "false", "help"},
-        {"nested.key", KeyType::String, "''", "help"},
+        KeySpec::real("lr", "1e-4", "help").range(0, 10),
+        KeySpec::integer("epochs", "100", "help").range(1, 1000),
+        KeySpec::choice("mode", "a", "help", {"a", "b"}),
+        KeySpec::text_list("files", "[]", "help"),
+        KeySpec::real_list("range", "[1, 2]", "help").range(0, 100).size(2),
+        KeySpec::boolean("flag", "false", "help"),
+        KeySpec::text("nested.key", "''", "help"),
     });
 
 const std::vector<std::string> kTestKeys = {"tst.lr",    "tst.epochs", "tst.mode",      "tst.files",
                                             "tst.range", "tst.flag",   "tst.nested.key"};
 
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_config_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes `text` to <tmp>/<name> and returns the path.
   std::string write(const std::string& text, const std::string& name = "file.yaml") {
     const std::string path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary) << text;
     return path;
   }
-
-  fs::path dir_;
 };
 
 // Runs `f`, expects a ConfigError and returns its message ("" and a failure otherwise).
@@ -112,9 +102,8 @@ TEST(ConfigDefaults, DefaultsLoadWithDeclaredValues) {
   // Core sections.
   EXPECT_EQ(c.get_int("run.seed"), 42);
   EXPECT_EQ(c.get_string("run.dir"), "runs/dsir");
-  EXPECT_EQ(c.get_strings("run.stages"),
-            (std::vector<std::string>{"simulate", "ingest", "upscale", "train", "infer", "reduce",
-                                      "evaluate"}));
+  EXPECT_EQ(c.get_strings("run.stages"), (std::vector<std::string>{"simulate", "ingest", "upscale", "train",
+                                                                   "infer", "reduce", "evaluate"}));
   EXPECT_DOUBLE_EQ(c.get_double("camera.pixel_size_nm"), 100);
   EXPECT_EQ(c.get_doubles("psf.fwhm_nm"), (std::vector<double>{200, 300}));
   EXPECT_EQ(c.source(), "");
@@ -204,7 +193,7 @@ TEST_F(ConfigTest, SecondYamlDocumentIsAnError) {
 // yaml-cpp 0.7's LoadAll never returns on these (it allocates an empty document per turn without
 // moving on; found by the config fuzzer, tests/fuzz/corpus/config/yaml-cpp-loadall-stall.yaml).
 TEST_F(ConfigTest, InputThatStallsYamlCppIsASyntaxErrorNotAHang) {
-  for (const std::string text : {std::string(","), std::string("\n  , stages: []},@p,f: {x: 1}}\n")}) {
+  for (const std::string& text : {std::string(","), std::string("\n  , stages: []},@p,f: {x: 1}}\n")}) {
     const std::string path = write(text);
     const std::string msg = load_error(path);
     EXPECT_NE(msg.find(path + ":"), std::string::npos) << msg;
@@ -251,22 +240,22 @@ TEST_F(ConfigTest, SameSectionTwiceMergesDistinctKeys) {
 // Validation errors: every message names the file position and the key.
 
 TEST_F(ConfigTest, UnknownKeyReportsFileLineColumnAndSuggestion) {
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  lr: 0.5\n"
-      "  lrr: 3\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  lr: 0.5\n"
+                       "  lrr: 3\n"));
   EXPECT_NE(msg.find("file.yaml:3:3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown key 'tst.lrr'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("did you mean 'tst.lr'"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, UnknownKeyInNestedSectionReportsItsPosition) {
-  const std::string msg = load_error(write(
-      "run:\n"
-      "  seed: 1\n"
-      "tst:\n"
-      "  nested:\n"
-      "      kee: x\n"));
+  const std::string msg =
+      load_error(write("run:\n"
+                       "  seed: 1\n"
+                       "tst:\n"
+                       "  nested:\n"
+                       "      kee: x\n"));
   EXPECT_NE(msg.find("file.yaml:5:7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown key 'tst.nested.kee'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("did you mean 'tst.nested.key'"), std::string::npos) << msg;
@@ -362,11 +351,11 @@ TEST_F(ConfigTest, StringListOfMappingsIsRejected) {
 }
 
 TEST_F(ConfigTest, DuplicateKeyIsRejectedWithBothPositions) {
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  lr: 1\n"
-      "  epochs: 3\n"
-      "  lr: 2\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  lr: 1\n"
+                       "  epochs: 3\n"
+                       "  lr: 2\n"));
   EXPECT_NE(msg.find("file.yaml:4:3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'tst.lr' given twice"), std::string::npos) << msg;
   EXPECT_NE(msg.find("first at"), std::string::npos) << msg;
@@ -374,11 +363,11 @@ TEST_F(ConfigTest, DuplicateKeyIsRejectedWithBothPositions) {
 }
 
 TEST_F(ConfigTest, DuplicateKeyInDottedAndNestedFormIsRejected) {
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  nested.key: a\n"
-      "  nested:\n"
-      "    key: b\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  nested.key: a\n"
+                       "  nested:\n"
+                       "    key: b\n"));
   EXPECT_NE(msg.find("'tst.nested.key' given twice"), std::string::npos) << msg;
 }
 
@@ -386,10 +375,10 @@ TEST_F(ConfigTest, NonScalarKeyIsAConfigErrorWithPosition) {
   // A flow sequence used as a mapping key is valid YAML; it must be reported as a config error
   // (main() only turns ConfigError from Config::load into a clean exit), not escape as a
   // yaml-cpp exception.
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  lr: 1\n"
-      "  [a, b]: 1\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  lr: 1\n"
+                       "  [a, b]: 1\n"));
   EXPECT_NE(msg.find("file.yaml:3:3"), std::string::npos) << msg;
 }
 
@@ -412,22 +401,22 @@ TEST_F(ConfigTest, TopLevelListIsRejected) {
 }
 
 TEST_F(ConfigTest, YamlSyntaxErrorReportsFileAndLine) {
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  lr: 1\n"
-      "  mode: [a, b\n"
-      "  epochs: 3\n"
-      "other: {\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  lr: 1\n"
+                       "  mode: [a, b\n"
+                       "  epochs: 3\n"
+                       "other: {\n"));
   EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
   EXPECT_NE(msg.find("file.yaml:"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, YamlSyntaxErrorReportsTheOffendingLine) {
   // A mapping key indented deeper than its sibling: yaml-cpp fails on line 3.
-  const std::string msg = load_error(write(
-      "tst:\n"
-      "  lr: 1\n"
-      "   epochs: 3\n"));
+  const std::string msg =
+      load_error(write("tst:\n"
+                       "  lr: 1\n"
+                       "   epochs: 3\n"));
   EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
   EXPECT_NE(msg.find("file.yaml:3:"), std::string::npos) << msg;
 }
@@ -554,20 +543,19 @@ TEST(ConfigSuggest, DidYouMeanFindsCloseKeysOnly) {
 // Effective config: YAML, hash, docs
 
 TEST_F(ConfigTest, ToYamlRoundTripsThroughAFile) {
-  const Config a = Config::load(
-      write("tst:\n"
-            "  lr: 0.1\n"
-            "  epochs: 12\n"
-            "  mode: b\n"
-            "  files: [one.tif, 'two, with comma.tif', 'yes', '']\n"
-            "  range: [0.3, 99.125]\n"
-            "  flag: true\n"
-            "  nested:\n"
-            "    key: 'a: b # not a comment'\n"
-            "camera:\n"
-            "  e_per_adu: 0.123456789012345\n",
-            "in.yaml"),
-      {"run.seed=123"});
+  const Config a = Config::load(write("tst:\n"
+                                      "  lr: 0.1\n"
+                                      "  epochs: 12\n"
+                                      "  mode: b\n"
+                                      "  files: [one.tif, 'two, with comma.tif', 'yes', '']\n"
+                                      "  range: [0.3, 99.125]\n"
+                                      "  flag: true\n"
+                                      "  nested:\n"
+                                      "    key: 'a: b # not a comment'\n"
+                                      "camera:\n"
+                                      "  e_per_adu: 0.123456789012345\n",
+                                      "in.yaml"),
+                                {"run.seed=123"});
   const std::string yaml = a.to_yaml();
   const Config b = Config::load(write(yaml, "out.yaml"));
   EXPECT_EQ(b.to_yaml(), yaml);
@@ -588,11 +576,10 @@ TEST_F(ConfigTest, DefaultsToYamlRoundTripsThroughAFile) {
 }
 
 TEST_F(ConfigTest, StringsWithYamlSpecialCharactersRoundTrip) {
-  const std::vector<std::string> values = {"~",      "null",  "true",  "123",     " lead",
-                                           "trail ", "#hash", "[x]",   "{a: 1}",  "it's",
-                                           "say \"hi\"", "tab\there", "back\\slash", "*star",
-                                           "&amp", "!bang", "- dash", "%pct", "@at", "a,b",
-                                           "multi\nline", "\xc2\xb5m", ""};
+  const std::vector<std::string> values = {
+      "~",      "null", "true",       "123",       " lead",       "trail ",    "#hash", "[x]",
+      "{a: 1}", "it's", "say \"hi\"", "tab\there", "back\\slash", "*star",     "&amp",  "!bang",
+      "- dash", "%pct", "@at",        "a,b",       "multi\nline", "\xc2\xb5m", ""};
   for (const auto& v : values) {
     // Set the key from a double-quoted YAML scalar, so that any string is representable.
     std::string quoted = "\"";
@@ -666,7 +653,7 @@ TEST(EtaText, TimeLeftAtTheRateSoFar) {
   EXPECT_EQ(dsir::eta_text(100, 100, 5.0), "");  // done
   EXPECT_EQ(dsir::eta_text(10, 100, 0.0), "");
   EXPECT_EQ(dsir::eta_text(50, 100, 30.0), "ETA 30 s");
-  EXPECT_EQ(dsir::eta_text(25, 100, 64.0), "ETA 3 min 12 s");   // 75 left at 25 per 64 s
+  EXPECT_EQ(dsir::eta_text(25, 100, 64.0), "ETA 3 min 12 s");  // 75 left at 25 per 64 s
   EXPECT_EQ(dsir::eta_text(1, 3, 1800.0), "ETA 1 h 00 min");
   EXPECT_EQ(dsir::eta_text(1, 1000, 3600.0), "ETA 999 h 00 min");
 }

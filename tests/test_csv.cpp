@@ -1,7 +1,5 @@
 // Tests of pipeline/csv.h: reading ThunderSTORM, SMLM-challenge and DSIR localization CSVs,
 // writing ThunderSTORM CSVs, and the HDF5 table form of emitters.
-#include "pipeline/csv.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "tests/shared_data.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::CsvFormat;
@@ -27,25 +27,15 @@ using dsir::write_thunderstorm_csv;
 
 namespace {
 
-const std::string kDemoCsv =
-    std::string(DSIR_SHARED_DIR) + "/data/deepstorm-demo1/positions_demo1.csv";
+const std::string kDemoCsv = std::string(DSIR_SHARED_DIR) + "/data/deepstorm-demo1/positions_demo1.csv";
 const std::string kSmlmCsv =
     std::string(DSIR_SHARED_DIR) + "/data/smlm2013-tubulins-frame20/tubulins1_00020.csv";
 const std::string kThunderstormHeader =
     "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\","
     "\"offset [photon]\",\"bkgstd [photon]\"";
 
-class CsvTest : public ::testing::Test {
+class CsvTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_csv_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& text, const std::string& name = "locs.csv") {
     const std::string path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary) << text;
@@ -66,8 +56,6 @@ class CsvTest : public ::testing::Test {
     ADD_FAILURE() << "expected dsir::InputError for:\n" << text;
     return "";
   }
-
-  fs::path dir_;
 };
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -171,10 +159,10 @@ TEST(CsvRealData, ReadsSmlmChallengeFileWithSpacesAfterCommas) {
 // Header variants
 
 TEST_F(CsvTest, ThunderstormColumnsInAnyOrderWithoutId) {
-  const auto file = read_localizations_csv(write(
-      "y [nm],intensity [photon],frame,x [nm],sigma [nm]\n"
-      "20.5,1000,3,10.25,150\n"
-      "40,2000,1,30,120\n"));
+  const auto file =
+      read_localizations_csv(write("y [nm],intensity [photon],frame,x [nm],sigma [nm]\n"
+                                   "20.5,1000,3,10.25,150\n"
+                                   "40,2000,1,30,120\n"));
   EXPECT_EQ(file.format, CsvFormat::ThunderStorm);
   ASSERT_EQ(file.emitters.size(), 2u);
   const Emitter& a = file.emitters[0];
@@ -190,9 +178,9 @@ TEST_F(CsvTest, ThunderstormColumnsInAnyOrderWithoutId) {
 }
 
 TEST_F(CsvTest, ThunderstormQuotedHeaderWithExtraColumns) {
-  const auto file = read_localizations_csv(write(
-      "\"frame\",\"x [nm]\",\"y [nm]\",\"uncertainty_xy [nm]\",\"chi2\"\n"
-      "5,1.5,2.5,10,0.9\n"));
+  const auto file =
+      read_localizations_csv(write("\"frame\",\"x [nm]\",\"y [nm]\",\"uncertainty_xy [nm]\",\"chi2\"\n"
+                                   "5,1.5,2.5,10,0.9\n"));
   EXPECT_EQ(file.format, CsvFormat::ThunderStorm);
   ASSERT_EQ(file.emitters.size(), 1u);
   EXPECT_EQ(file.emitters[0].frame, 4);
@@ -208,8 +196,8 @@ TEST_F(CsvTest, HeaderNamesAreCaseInsensitive) {
 }
 
 TEST_F(CsvTest, ThunderstormConfidenceColumnIsRead) {
-  const auto file = read_localizations_csv(write(
-      kThunderstormHeader + ",\"confidence\"\n1,2,3.5,4.5,100,500,10,2,0.75\n"));
+  const auto file =
+      read_localizations_csv(write(kThunderstormHeader + ",\"confidence\"\n1,2,3.5,4.5,100,500,10,2,0.75\n"));
   ASSERT_EQ(file.emitters.size(), 1u);
   EXPECT_DOUBLE_EQ(file.emitters[0].confidence, 0.75);
   EXPECT_EQ(file.emitters[0].frame, 1);
@@ -238,8 +226,8 @@ TEST_F(CsvTest, SmlmChallengeHeaderWithoutGroundTruthColumn) {
 }
 
 TEST_F(CsvTest, WindowsLineEndingsAndBlankLinesAreAccepted) {
-  const auto file = read_localizations_csv(write(
-      "\r\n" + kThunderstormHeader + "\r\n1,1,2,3,4,5,6,7\r\n\r\n2,2,8,9,10,11,12,13\r\n"));
+  const auto file = read_localizations_csv(
+      write("\r\n" + kThunderstormHeader + "\r\n1,1,2,3,4,5,6,7\r\n\r\n2,2,8,9,10,11,12,13\r\n"));
   ASSERT_EQ(file.emitters.size(), 2u);
   EXPECT_DOUBLE_EQ(file.emitters[0].bkgstd, 7);
   EXPECT_EQ(file.emitters[1].frame, 1);
@@ -319,8 +307,9 @@ TEST_F(CsvTest, FrameBeyondTwoToThe53IsRejected) {
   const std::string msg = read_error("frame,x,y\n9223372036854775808,1,1\n");
   EXPECT_TRUE(contains(msg, "bad.csv:2:")) << msg;
   EXPECT_TRUE(contains(msg, "out of range")) << msg;
-  EXPECT_EQ(dsir::read_localizations_csv(write("frame,x,y\n9007199254740992,1,1\n", "ok.csv")).emitters[0].frame,
-            9007199254740991);
+  EXPECT_EQ(
+      dsir::read_localizations_csv(write("frame,x,y\n9007199254740992,1,1\n", "ok.csv")).emitters[0].frame,
+      9007199254740991);
 }
 
 TEST_F(CsvTest, FrameZeroIsRejectedAsOneBased) {
@@ -472,7 +461,7 @@ TEST(CsvTable, EmittersToTableHasNamedTypedColumns) {
   const auto in = sample_emitters();
   const auto t = dsir::emitters_to_table(in);
   EXPECT_EQ(t.rows(), in.size());
-  const std::vector<std::string> names = {"frame", "x_nm", "y_nm", "sigma_nm",
+  const std::vector<std::string> names = {"frame",   "x_nm",   "y_nm",   "sigma_nm",
                                           "photons", "offset", "bkgstd", "confidence"};
   ASSERT_EQ(t.columns.size(), names.size());
   for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(t.columns[i].name, names[i]);
@@ -514,7 +503,8 @@ TEST(CsvTable, FrameOutsideTheIntegersIsAnErrorNamingTheRow) {
       dsir::table_to_emitters(t, "f.h5:/emitters");
       ADD_FAILURE() << "frame " << bad << " accepted";
     } catch (const InputError& e) {
-      EXPECT_TRUE(std::string(e.what()).find("f.h5:/emitters: row 1: frame") != std::string::npos) << e.what();
+      EXPECT_TRUE(std::string(e.what()).find("f.h5:/emitters: row 1: frame") != std::string::npos)
+          << e.what();
     }
   }
 }

@@ -11,25 +11,20 @@
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
 #include "pipeline/folder_lock.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace dsir {
 namespace {
 
-class FolderLockTest : public ::testing::Test {
+class FolderLockTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / ("dsir_lock_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string lock_path() const { return (dir_ / "out" / ".dsir-infer.lock").string(); }
   void write_holder(const std::string& host, long pid) {
     fs::create_directories(dir_ / "out");
     std::ofstream(lock_path()) << "host=" << host << "\npid=" << pid << "\nstarted=2026-01-01T00:00:00Z\n";
   }
-  fs::path dir_;
 };
 
 std::string error_of(const std::string& path) {

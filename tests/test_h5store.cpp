@@ -17,6 +17,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "tests/corrupt_file.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -29,17 +30,8 @@ using dsir::h5::Table;
 
 namespace {
 
-class H5StoreTest : public ::testing::Test {
+class H5StoreTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_h5_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string path(const std::string& name = "store.h5") const { return (dir_ / name).string(); }
 
   std::vector<std::string> entries() const {
@@ -47,8 +39,6 @@ class H5StoreTest : public ::testing::Test {
     for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
     return out;
   }
-
-  fs::path dir_;
 };
 
 // Runs `f`, expects an InputError and returns its message.

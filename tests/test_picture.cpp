@@ -1,5 +1,3 @@
-#include "pipeline/picture.h"
-
 #include <gtest/gtest.h>
 #include <png.h>
 #include <unistd.h>
@@ -12,24 +10,17 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "pipeline/picture.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace dsir::picture;
 
 namespace {
 
-class PictureTest : public ::testing::Test {
+class PictureTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_picture_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 // A PNG read back with libpng's simplified API, as 8-bit RGB.
@@ -133,7 +124,7 @@ TEST_F(PictureTest, CanvasFillRectSavesAsPng) {
   const Rgb red{200, 10, 20};
   cv.fill_rect(5, 6, 10, 8, red);
   cv.fill_rect(35, 25, 100, 100, {0, 0, 255});  // clipped at the border
-  cv.set(-1, 3, red);                             // ignored
+  cv.set(-1, 3, red);                           // ignored
   EXPECT_TRUE(same(cv.get(5, 6), red));
   EXPECT_TRUE(same(cv.get(100, 100), {}));
   cv.save_png(file("canvas.png"));
@@ -257,8 +248,7 @@ TEST_F(PictureTest, LinePlotSurvivesEmptyNanAndSinglePointSeries) {
   auto blue = [](Rgb c) { return c.b > 150 && c.r < 100; };
   EXPECT_EQ(count(im, 0, 0, 300, 200, blue), 25);  // the 5x5 marker
 
-  EXPECT_THROW(save_line_plot(file("bad.png"), "t", "x", "y", {Series{"a", {1, 2}, {1}}}),
-               dsir::Error);
+  EXPECT_THROW(save_line_plot(file("bad.png"), "t", "x", "y", {Series{"a", {1, 2}, {1}}}), dsir::Error);
 }
 
 TEST_F(PictureTest, PanelsAreScaledToACommonHeight) {

@@ -10,7 +10,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "pipeline/registry.h"
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
 #include "tests/shared_data.h"
 
@@ -38,12 +38,12 @@ void expect_dsir_parity(const std::string& device, double tolerance, const std::
     raw.set_attr("/", "pixel_size_nm", 100.0);
     raw.commit();
   }
-  run_command("import-weights", {"import-weights.state_dict=" + ref, "import-weights.output=" + dir + "/dsir.h5",
-                                 "import-weights.bn=running"});
+  run_command("import-weights", {"import-weights.state_dict=" + ref,
+                                 "import-weights.output=" + dir + "/dsir.h5", "import-weights.bn=running"});
   // The model file says running statistics; --bn per-frame overrides it, as DSIR runs.
   run_command("predict", {"predict.checkpoint=" + dir + "/dsir.h5", "predict.input=" + dir + "/raw.h5",
-                          "predict.output=" + dir + "/pred.h5", "predict.bn=per-frame", "predict.device=" + device,
-                          "predict.engine=" + engine});
+                          "predict.output=" + dir + "/pred.h5", "predict.bn=per-frame",
+                          "predict.device=" + device, "predict.engine=" + engine});
   auto pred = dsir::h5::File::open(dir + "/pred.h5");
   ASSERT_EQ(pred.shape("/predictions"), (dsir::h5::Dims{1, 208, 208}));
   const auto got = pred.read<float>("/predictions");
@@ -63,14 +63,17 @@ void expect_dsir_parity(const std::string& device, double tolerance, const std::
   double worst_eval = 0;
   const auto zeros = f.read<float>("/output_eval");
   const auto got_eval = dsir::h5::File::open(dir + "/pred-running.h5").read<float>("/predictions");
-  for (size_t i = 0; i < zeros.size(); ++i) worst_eval = std::max(worst_eval, std::abs(double(got_eval[i]) - zeros[i]));
+  for (size_t i = 0; i < zeros.size(); ++i)
+    worst_eval = std::max(worst_eval, std::abs(double(got_eval[i]) - zeros[i]));
   EXPECT_LT(worst_eval, 1e-4);
   // File by file: fs::remove_all resolves to a broken copy inside PyPI's libtorch 2.11 (crash).
   for (const char* name : {"raw.h5", "dsir.h5", "pred.h5", "pred-running.h5"}) fs::remove(dir + "/" + name);
   fs::remove(dir);
 }
 
-TEST(Predict, ReproducesDsirFromTheRawFrame) { expect_dsir_parity("cpu", dsir::test::kDsirReferenceTolerance); }
+TEST(Predict, ReproducesDsirFromTheRawFrame) {
+  expect_dsir_parity("cpu", dsir::test::kDsirReferenceTolerance);
+}
 
 // Through LibTorch, with the raw frame upscaled by matrix products (the GPU's path) on the CPU.
 TEST(Predict, ReproducesDsirFromTheRawFrameThroughLibTorch) {
@@ -85,7 +88,8 @@ TEST(Predict, ReproducesDsirFromTheRawFrameOnCudaGpu) {
 
 TEST(Predict, MissingInputsAreNamed) {
   try {
-    run_command("predict", {"predict.checkpoint=/nonexistent/model.h5", "predict.input=x", "predict.output=y"});
+    run_command("predict",
+                {"predict.checkpoint=/nonexistent/model.h5", "predict.input=x", "predict.output=y"});
     FAIL();
   } catch (const dsir::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("predict.checkpoint"), std::string::npos);

@@ -12,6 +12,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
 #include "tests/shared_data.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -22,18 +23,9 @@ using dsir::tiff::Writer;
 
 namespace {
 
-class TiffTest : public ::testing::Test {
+class TiffTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_tiff_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 // How test files are written directly with libtiff (layouts the Writer never produces).

@@ -8,10 +8,10 @@
 #include <filesystem>
 
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/picture.h"
 #include "pipeline/tiff.h"
 #include "stages/simulate/camera_fit.h"
-#include "stages/upscale/raw_stack.h"
 
 namespace dsir::calibrate {
 namespace {
@@ -219,7 +219,7 @@ bool is_raw_h5(const std::string& path) {
 
 // A raw.h5 (docs/data-format.md) appended to `s`, its frames checked against the first file's size.
 void append_raw_h5(Stack& s, const std::string& file, const std::string& first_file) {
-  const RawStack raw(file);
+  const RawFileReader raw(file);
   if (s.width == 0) {
     s.width = raw.width();
     s.height = raw.height();

@@ -17,30 +17,15 @@ namespace {
 const ConfigSection section(
     "calibrate", "Camera and data properties from an acquisition alone (stages/calibrate/README.md).",
     {
-        {"frames",
-         KeyType::StringList,
-         "[]",
-         "TIFF files or raw.h5 files (or globs) forming one acquisition.",
-         -1e300,
-         1e300,
-         {},
-         "--frames"},
-        {"output",
-         KeyType::String,
-         "''",
-         "Output config fragment ('' = camera.yaml beside the first input); calibration.png goes beside it.",
-         -1e300,
-         1e300,
-         {},
-         "--output"},
-        {"pixel_size_nm",
-         KeyType::Float,
-         "0",
-         "Pixel size (nm); 0 = from the TIFF resolution tags.",
-         0,
-         1e5,
-         {},
-         "--pixel-size"},
+        KeySpec::text_list("frames", "[]", "TIFF files or raw.h5 files (or globs) forming one acquisition.")
+            .cli("--frames"),
+        KeySpec::text("output", "''",
+                      "Output config fragment ('' = camera.yaml beside the first input); calibration.png "
+                      "goes beside it.")
+            .cli("--output"),
+        KeySpec::real("pixel_size_nm", "0", "Pixel size (nm); 0 = from the TIFF resolution tags.")
+            .range(0, 1e5)
+            .cli("--pixel-size"),
     });
 
 void run(Context& ctx) {

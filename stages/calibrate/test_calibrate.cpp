@@ -4,9 +4,9 @@
 #include <filesystem>
 
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/tiff.h"
 #include "stages/calibrate/calibrate.h"
-#include "stages/ingest/raw_file.h"
 #include "stages/simulate/simulator.h"
 #include "tests/shared_data.h"
 

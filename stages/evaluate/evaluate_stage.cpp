@@ -8,10 +8,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
+#include "pipeline/formats/reconstruction_file.h"
+#include "pipeline/formats/run_metrics.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/evaluate/metrics.h"
@@ -25,24 +27,30 @@ namespace {
 const ConfigSection section(
     "evaluate", "Metrics against ground truth (Sage et al. 2019); FRC and NeNA without it.",
     {
-        {"locs", KeyType::String, "''", "Localizations CSV ('' = {run.dir}/localizations.csv).", -1e300, 1e300, {},
-         "--locs"},
-        {"gt", KeyType::String, "''",
-         "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5 if it has /emitters, "
-         "else none: FRC and NeNA only).", -1e300, 1e300, {},
-         "--gt"},
-        {"reconstruction", KeyType::String, "''",
-         "reconstruction.h5 for the image metric ('' = {run.dir}/reconstruction.h5 when evaluating the run).",
-         -1e300, 1e300, {}, "--reconstruction"},
-        {"tolerance_nm", KeyType::FloatList, "[50, 250]", "Matching tolerances (nm).", 0, 1e6, {}, "--tolerance-nm"},
-        {"blur_nm", KeyType::Float, "20", "Gaussian sigma (nm) applied to both images for the image metric.", 0, 1e4},
-        {"output", KeyType::String, "''",
-         "metrics.json path ('' = {run.dir}/metrics.json when evaluating the run, else stdout only).", -1e300, 1e300,
-         {}, "--output"},
-        {"frc_pixel_nm", KeyType::Float, "5", "FRC: histogram pixel (nm; coarsened for fields over 4096 pixels).", 0.1,
-         1e4},
-        {"frc_block_frames", KeyType::Int, "1",
-         "FRC: the halves are odd/even blocks of this many frames (1 = odd/even frames).", 1, 1e9},
+        KeySpec::text("locs", "''", "Localizations CSV ('' = {run.dir}/localizations.csv).").cli("--locs"),
+        KeySpec::text("gt", "''",
+                      "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5 if "
+                      "it has /emitters, else none: FRC and NeNA only).")
+            .cli("--gt"),
+        KeySpec::text("reconstruction", "''",
+                      "reconstruction.h5 for the image metric ('' = {run.dir}/reconstruction.h5 when "
+                      "evaluating the run).")
+            .cli("--reconstruction"),
+        KeySpec::real_list("tolerance_nm", "[50, 250]", "Matching tolerances (nm).")
+            .range(0, 1e6)
+            .cli("--tolerance-nm"),
+        KeySpec::real("blur_nm", "20", "Gaussian sigma (nm) applied to both images for the image metric.")
+            .range(0, 1e4),
+        KeySpec::text(
+            "output", "''",
+            "metrics.json path ('' = {run.dir}/metrics.json when evaluating the run, else stdout only).")
+            .cli("--output"),
+        KeySpec::real("frc_pixel_nm", "5",
+                      "FRC: histogram pixel (nm; coarsened for fields over 4096 pixels).")
+            .range(0.1, 1e4),
+        KeySpec::integer("frc_block_frames", "1",
+                         "FRC: the halves are odd/even blocks of this many frames (1 = odd/even frames).")
+            .range(1, 1e9),
     });
 
 std::vector<metrics::Point> to_points(const std::vector<Emitter>& e) {
@@ -54,9 +62,9 @@ std::vector<metrics::Point> to_points(const std::vector<Emitter>& e) {
 
 std::vector<Emitter> read_truth(const std::string& path) {
   if (fs::path(path).extension() == ".h5") {
-    h5::File f = h5::File::open(path);
-    if (!f.has("/emitters")) throw InputError(path + ": no /emitters (ground truth) in this file");
-    return table_to_emitters(f.read_table("/emitters"), path + ":/emitters");
+    const RawFileReader raw(path);
+    if (!raw.has_emitters()) throw InputError(path + ": no /emitters (ground truth) in this file");
+    return raw.emitters();
   }
   return read_localizations_csv(path).emitters;
 }
@@ -76,7 +84,8 @@ nlohmann::json match_json(const metrics::MatchResult& m) {
 
 nlohmann::json extent_json(const metrics::Extent& e) {
   if (e.empty()) return nullptr;
-  return {{"frames", {e.first_frame, e.last_frame}}, {"x_nm", {e.x_min, e.x_max}}, {"y_nm", {e.y_min, e.y_max}}};
+  return {
+      {"frames", {e.first_frame, e.last_frame}}, {"x_nm", {e.x_min, e.x_max}}, {"y_nm", {e.y_min, e.y_max}}};
 }
 nlohmann::json fraction_json(double f) { return std::isfinite(f) ? nlohmann::json(f) : nlohmann::json(); }
 
@@ -94,14 +103,14 @@ nlohmann::json overlap_json(const metrics::Overlap& o) {
 }
 
 bool has_truth(const std::string& h5_path) {
-  return fs::exists(h5_path) && h5::File::open(h5_path).has("/emitters");
+  return fs::exists(h5_path) && RawFileReader(h5_path).has_emitters();
 }
 
 // One JSON line on stdout; metrics.json when there is an output path.
 void emit(const nlohmann::json& j, const std::string& out_path) {
   std::cout << j.dump() << std::endl;
   if (!out_path.empty()) {
-    write_text_file(out_path, j.dump(2) + "\n");
+    write_evaluation(out_path, j);
     log::print("evaluate: wrote {}", out_path);
   }
 }
@@ -130,34 +139,52 @@ void add_quality(nlohmann::json& j, const std::vector<metrics::Point>& locs,
   if (!nena.d_nm.empty()) quality::save_nena_plot((dir / "nena.png").string(), nena);
 }
 
-void run(Context& ctx) {
+// Every evaluate.* key, read (and the run's own files found) once when the stage starts.
+struct EvaluateOptions {
+  std::string locs, gt, reconstruction, output;  // resolved paths; gt and the others may be empty
+  std::vector<double> tolerances_nm;
+  double blur_nm = 0;
+  quality::FrcOptions frc;
+};
+
+EvaluateOptions read_evaluate_options(const Context& ctx) {
   const Config& c = ctx.config;
+  EvaluateOptions o;
   // Evaluating the run's own outputs (no --locs): its reconstruction and metrics.json come too.
   const bool own_run = c.get_string("evaluate.locs").empty();
-  const std::string locs_path = ctx.input_path("evaluate.locs", "localizations.csv");
+  o.locs = ctx.input_path("evaluate.locs", "localizations.csv");
   // Ground truth is optional only where nobody asked for it: the run's acquisition without /emitters.
-  std::string gt_path = c.get_string("evaluate.gt");
-  if (gt_path.empty()) {
-    gt_path = ctx.run_dir() + "/data/acquisition.h5";
-    if (!has_truth(gt_path)) gt_path.clear();
+  if (c.get_string("evaluate.gt").empty()) {
+    o.gt = ctx.run_dir() + "/data/acquisition.h5";
+    if (!has_truth(o.gt)) o.gt.clear();
   } else {
-    gt_path = ctx.input_path("evaluate.gt", "");
+    o.gt = ctx.input_path("evaluate.gt", "");
   }
-  std::string recon_path = c.get_string("evaluate.reconstruction");
-  if (recon_path.empty() && own_run) recon_path = ctx.run_dir() + "/reconstruction.h5";
-  if (!recon_path.empty()) require_file(recon_path, "evaluate.reconstruction");
-  std::string out_path = c.get_string("evaluate.output");
-  if (out_path.empty() && own_run) out_path = ctx.run_dir() + "/metrics.json";
+  o.reconstruction = c.get_string("evaluate.reconstruction");
+  if (o.reconstruction.empty() && own_run) o.reconstruction = ctx.run_dir() + "/reconstruction.h5";
+  if (!o.reconstruction.empty()) require_file(o.reconstruction, "evaluate.reconstruction");
+  o.output = c.get_string("evaluate.output");
+  if (o.output.empty() && own_run) o.output = ctx.run_dir() + "/metrics.json";
+  o.tolerances_nm = c.get_doubles("evaluate.tolerance_nm");
+  o.blur_nm = c.get_double("evaluate.blur_nm");
+  o.frc.pixel_nm = c.get_double("evaluate.frc_pixel_nm");
+  o.frc.block_frames = c.get_int("evaluate.frc_block_frames");
+  return o;
+}
+
+void run(Context& ctx) {
+  const EvaluateOptions o = read_evaluate_options(ctx);
+  const std::string& locs_path = o.locs;
+  const std::string& gt_path = o.gt;
+  const std::string& recon_path = o.reconstruction;
+  const std::string& out_path = o.output;
   if (!ctx.mpi.is_root()) return;  // small work: rank 0 alone
 
   const auto predicted = to_points(read_localizations_csv(locs_path).emitters);
   nlohmann::json j;
   j["localizations"] = predicted.size();
   j["locs_file"] = locs_path;
-  quality::FrcOptions frc;
-  frc.pixel_nm = c.get_double("evaluate.frc_pixel_nm");
-  frc.block_frames = c.get_int("evaluate.frc_block_frames");
-  add_quality(j, predicted, frc, out_path);
+  add_quality(j, predicted, o.frc, out_path);
   if (gt_path.empty()) {
     log::print("evaluate: no ground truth ({} is absent or has no /emitters): FRC and NeNA only",
                ctx.run_dir() + "/data/acquisition.h5");
@@ -169,8 +196,9 @@ void run(Context& ctx) {
   const auto truth = to_points(read_truth(gt_path));
   j["ground_truth"] = truth.size();
   j["gt_file"] = gt_path;
-  const std::vector<double> tolerances = c.get_doubles("evaluate.tolerance_nm");
-  const double largest_tolerance = tolerances.empty() ? 0 : *std::max_element(tolerances.begin(), tolerances.end());
+  const std::vector<double>& tolerances = o.tolerances_nm;
+  const double largest_tolerance =
+      tolerances.empty() ? 0 : *std::max_element(tolerances.begin(), tolerances.end());
   j["overlap"] = overlap_json(metrics::overlap(predicted, truth, largest_tolerance));
   nlohmann::json tol = nlohmann::json::array();
   for (double t : tolerances) {
@@ -182,21 +210,20 @@ void run(Context& ctx) {
   }
   j["matching"] = tol;
   if (!recon_path.empty()) {
-    h5::File f = h5::File::open(recon_path);
-    if (!f.has("/image")) throw InputError(recon_path + ": missing /image");
-    const h5::Dims d = f.shape("/image");
-    const double px = f.attr_double("/", "pixel_size_nm");
-    const double blur = c.get_double("evaluate.blur_nm");
-    const double r = metrics::image_correlation(f.read<float>("/image"), static_cast<int>(d[1]),
-                                                static_cast<int>(d[0]), px, truth, blur);
-    j["image"] = {{"pearson", r}, {"blur_sigma_nm", blur}, {"pixel_size_nm", px}, {"file", recon_path}};
+    const ReconstructionContent recon = read_reconstruction_image(recon_path);
+    const double blur = o.blur_nm;
+    const double r =
+        metrics::image_correlation(recon.image, recon.width, recon.height, recon.pixel_size_nm, truth, blur);
+    j["image"] = {{"pearson", r},
+                  {"blur_sigma_nm", blur},
+                  {"pixel_size_nm", recon.pixel_size_nm},
+                  {"file", recon_path}};
   }
   emit(j, out_path);
 }
 
-const CommandRegistrar registrar({"evaluate", 70,
-                                  "Metrics against ground truth; FRC resolution and NeNA precision without (JSON).",
-                                  run});
+const CommandRegistrar registrar(
+    {"evaluate", 70, "Metrics against ground truth; FRC resolution and NeNA precision without (JSON).", run});
 
 }  // namespace
 }  // namespace dsir

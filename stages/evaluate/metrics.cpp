@@ -50,9 +50,9 @@ int64_t cell_index(double v, double cell) {
 bool finite(const Point& p) { return std::isfinite(p.x_nm) && std::isfinite(p.y_nm); }
 
 // All pairs of one frame within `tol`, found through a uniform grid of truths.
-std::vector<Candidate> find_candidates(const std::vector<Point>& predicted, const std::vector<size_t>& pred_ids,
-                                       const std::vector<Point>& truth, const std::vector<size_t>& truth_ids,
-                                       double tol) {
+std::vector<Candidate> find_candidates(const std::vector<Point>& predicted,
+                                       const std::vector<size_t>& pred_ids, const std::vector<Point>& truth,
+                                       const std::vector<size_t>& truth_ids, double tol) {
   // Any cell size >= tol puts every partner of a point in the 3x3 cells around it.
   const double cell = tol > 0 ? tol : 1.0;
   std::unordered_map<Cell, std::vector<size_t>, CellHash> grid;
@@ -302,12 +302,12 @@ Overlap overlap(const std::vector<Point>& locs, const std::vector<Point>& truth,
     o.warnings.push_back("only " + percent(o.truth_in_locs_frames) + " of the ground truth (" +
                          frames_text(o.truth) + ") lies in the localizations' " + frames_text(o.locs));
   if (o.locs_in_truth_field < kOverlapWarnBelow)
-    o.warnings.push_back("only " + percent(o.locs_in_truth_field) + " of the localizations (" + field_text(o.locs) +
-                         ") lie in the ground truth's field (" + field_text(o.truth) +
+    o.warnings.push_back("only " + percent(o.locs_in_truth_field) + " of the localizations (" +
+                         field_text(o.locs) + ") lie in the ground truth's field (" + field_text(o.truth) +
                          ", with the tolerance around it): a different field or pixel size?");
   if (o.truth_in_locs_field < kOverlapWarnBelow)
-    o.warnings.push_back("only " + percent(o.truth_in_locs_field) + " of the ground truth (" + field_text(o.truth) +
-                         ") lies in the localizations' field (" + field_text(o.locs) +
+    o.warnings.push_back("only " + percent(o.truth_in_locs_field) + " of the ground truth (" +
+                         field_text(o.truth) + ") lies in the localizations' field (" + field_text(o.locs) +
                          ", with the tolerance around it): a different field or pixel size?");
   return o;
 }
@@ -374,7 +374,8 @@ std::vector<float> gaussian_blur(const std::vector<float>& img, int width, int h
       const double* src = &tmp[static_cast<size_t>(yy * w)];
       for (ptrdiff_t x = 0; x < w; ++x) acc[static_cast<size_t>(x)] += k * src[x];
     }
-    std::transform(acc.begin(), acc.end(), out.begin() + y * w, [](double v) { return static_cast<float>(v); });
+    std::transform(acc.begin(), acc.end(), out.begin() + y * w,
+                   [](double v) { return static_cast<float>(v); });
   }
   return out;
 }
@@ -400,8 +401,8 @@ double pearson(const std::vector<float>& a, const std::vector<float>& b) {
   return std::clamp(sab / (std::sqrt(saa) * std::sqrt(sbb)), -1.0, 1.0);
 }
 
-double image_correlation(const std::vector<float>& reconstruction, int width, int height, double pixel_size_nm,
-                         const std::vector<Point>& truth, double blur_nm) {
+double image_correlation(const std::vector<float>& reconstruction, int width, int height,
+                         double pixel_size_nm, const std::vector<Point>& truth, double blur_nm) {
   const size_t n = image_size(width, height, "metrics::image_correlation");
   if (reconstruction.size() != n) {
     throw Error("metrics::image_correlation: reconstruction has " + std::to_string(reconstruction.size()) +

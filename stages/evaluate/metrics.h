@@ -24,8 +24,8 @@ struct MatchResult {
 // Matches predictions to ground truth frame by frame within `tolerance_nm` (pairs farther apart
 // never match). Greedy: repeatedly take the globally closest remaining pair (as DECODE).
 // Hungarian: the assignment maximising the number of matches, then minimising total distance.
-MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>& truth,
-                  double tolerance_nm, Matching method);
+MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>& truth, double tolerance_nm,
+                  Matching method);
 
 double efficiency(double jaccard, double rmse_nm);
 
@@ -53,8 +53,7 @@ Overlap overlap(const std::vector<Point>& locs, const std::vector<Point>& truth,
 
 // 2-D histogram of points (all frames) on a width x height grid of `pixel_size_nm` pixels
 // (x along columns); points outside are ignored.
-std::vector<float> histogram(const std::vector<Point>& points, int width, int height,
-                             double pixel_size_nm);
+std::vector<float> histogram(const std::vector<Point>& points, int width, int height, double pixel_size_nm);
 
 // Separable Gaussian blur, sigma in pixels, kernel truncated at 4 sigma, zero padding.
 std::vector<float> gaussian_blur(const std::vector<float>& img, int width, int height, double sigma_px);

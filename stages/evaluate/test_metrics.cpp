@@ -1,5 +1,3 @@
-#include "stages/evaluate/metrics.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "pipeline/errors.h"
+#include "stages/evaluate/metrics.h"
 
 namespace dsir::metrics {
 namespace {
@@ -86,7 +85,7 @@ RefResult brute_force_optimum(const std::vector<Point>& pred, const std::vector<
   } best;
   std::vector<bool> used(truth.size());
   std::function<void(size_t, uint64_t, double, double)> dfs = [&](size_t i, uint64_t tp, double total,
-                                                                   double sum_sq) {
+                                                                  double sum_sq) {
     if (i == pred.size()) {
       if (tp > best.tp || (tp == best.tp && total < best.total)) best = {tp, total, sum_sq};
       return;
@@ -111,7 +110,8 @@ void random_frame(std::mt19937& rng, std::vector<Point>& pred, std::vector<Point
   truth.clear();
   pred.clear();
   for (int i = 0; i < 200; ++i) truth.push_back(pt(0, pos(rng), pos(rng)));
-  for (int i = 0; i < 180; ++i) pred.push_back(pt(0, truth[i].x_nm + jitter(rng), truth[i].y_nm + jitter(rng)));
+  for (int i = 0; i < 180; ++i)
+    pred.push_back(pt(0, truth[i].x_nm + jitter(rng), truth[i].y_nm + jitter(rng)));
   for (int i = 0; i < 20; ++i) pred.push_back(pt(0, pos(rng), pos(rng)));
 }
 
@@ -350,9 +350,9 @@ TEST(HistogramTest, CountsAndIgnoresOutside) {
   // 3 x 2 grid of 100 nm pixels. (50,50) -> col 0 row 0; (150,50) -> index 1;
   // (250,150) twice (different frames) -> row 1 col 2 = index 5, count 2.
   // (-1,0) -> col -1, (300,0) -> col 3, (0,200) -> row 2, NaN: all outside.
-  const std::vector<Point> pts = {pt(0, 50, 50),  pt(0, 150, 50), pt(0, 250, 150), pt(4, 250, 150),
-                                  pt(0, -1, 0),   pt(0, 300, 0),  pt(0, 0, 200),
-                                  pt(0, std::numeric_limits<double>::quiet_NaN(), 0)};
+  const std::vector<Point> pts = {
+      pt(0, 50, 50), pt(0, 150, 50), pt(0, 250, 150), pt(4, 250, 150),
+      pt(0, -1, 0),  pt(0, 300, 0),  pt(0, 0, 200),   pt(0, std::numeric_limits<double>::quiet_NaN(), 0)};
   const std::vector<float> h = histogram(pts, 3, 2, 100);
   const std::vector<float> expected = {1, 1, 0, 0, 0, 2};
   EXPECT_EQ(h, expected);

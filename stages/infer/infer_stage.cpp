@@ -11,14 +11,14 @@
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
 #include "pipeline/folder_lock.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/localize.h"
 #include "stages/infer/photometry.h"
 #include "stages/infer/plan.h"
 #include "stages/infer/predictor.h"
-#include "stages/train/torch_setup.h"
-#include "stages/upscale/raw_stack.h"
+#include "stages/train/models/torch_setup.h"
 
 namespace dsir {
 namespace {
@@ -26,77 +26,43 @@ namespace {
 const ConfigSection section(
     "infer", "Inference: emitter maps and localizations, sharded over ranks, resumable.",
     {
-        {"checkpoint",
-         KeyType::String,
-         "''",
-         "Model file ('' = {run.dir}/train/model.h5).",
-         -1e300,
-         1e300,
-         {},
-         "--checkpoint"},
-        {"input",
-         KeyType::StringList,
-         "[]",
-         "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).",
-         -1e300,
-         1e300,
-         {},
-         "--input"},
-        {"output",
-         KeyType::String,
-         "''",
-         "Shard folder ('' = {run.dir}/infer).",
-         -1e300,
-         1e300,
-         {},
-         "--output"},
-        {"bn",
-         KeyType::Choice,
-         "checkpoint",
-         "BatchNorm statistics: as stored with the model, running, per-frame.",
-         -1e300,
-         1e300,
-         {"checkpoint", "running", "per-frame"},
-         "--bn"},
-        {"shard_frames", KeyType::Int, "64", "Frames per shard (the unit of work and of restart).", 1, 1e7},
-        {"schedule",
-         KeyType::Choice,
-         "dynamic",
-         "Shards to ranks: static (round-robin) or dynamic (a rank-0 queue; faster ranks take more).",
-         -1e300,
-         1e300,
-         {"static", "dynamic"}},
-        {"batch_size", KeyType::Int, "8",
-         "Most frames per network call (fewer for frames over 128k upscaled pixels, or as memory_mb "
-         "requires).",
-         1, 4096},
-        {"memory_mb", KeyType::Float, "768",
-         "Memory per rank for frames (MiB): network calls and frame buffers; LibTorch adds ~180. Larger "
-         "frames "
-         "are tiled (running BatchNorm only).",
-         16, 1e7},
-        {"tile_size", KeyType::Int, "0",
-         "Tile core size in raw pixels (0: whole frames when they fit memory_mb, else the largest tile that "
-         "does).",
-         0, 65535},
-        {"tile_overlap", KeyType::Int, "8", "Context around each tile core, raw pixels per side.", 0, 4096},
-        {"device",
-         KeyType::Choice,
-         "auto",
-         "Where the network runs: auto (this rank's GPU by local rank when CUDA is available), cpu, cuda. "
-         "memory_mb then budgets GPU memory.",
-         -1e300,
-         1e300,
-         {"auto", "cpu", "cuda"}},
-        {"engine",
-         KeyType::Choice,
-         "auto",
-         "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU has AVX2 and "
-         "FMA, several times LibTorch's speed), fused, libtorch.",
-         -1e300,
-         1e300,
-         {"auto", "fused", "libtorch"}},
-        {"threshold", KeyType::Float, "0.3", "Minimum emitter mass of a localization (emitters).", 0, 1e6},
+        KeySpec::text("checkpoint", "''", "Model file ('' = {run.dir}/train/model.h5).").cli("--checkpoint"),
+        KeySpec::text_list("input", "[]", "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).")
+            .cli("--input"),
+        KeySpec::text("output", "''", "Shard folder ('' = {run.dir}/infer).").cli("--output"),
+        KeySpec::choice("bn", "checkpoint",
+                        "BatchNorm statistics: as stored with the model, running, per-frame.",
+                        {"checkpoint", "running", "per-frame"})
+            .cli("--bn"),
+        KeySpec::integer("shard_frames", "64", "Frames per shard (the unit of work and of restart).")
+            .range(1, 1e7),
+        KeySpec::choice(
+            "schedule", "dynamic",
+            "Shards to ranks: static (round-robin) or dynamic (a rank-0 queue; faster ranks take more).",
+            {"static", "dynamic"}),
+        KeySpec::integer("batch_size", "8",
+                         "Most frames per network call (fewer for frames over 128k upscaled pixels, or as "
+                         "memory_mb requires).")
+            .range(1, 4096),
+        KeySpec::real("memory_mb", "768",
+                      "Memory per rank for frames (MiB): network calls and frame buffers; LibTorch adds "
+                      "~180. Larger frames are tiled (running BatchNorm only).")
+            .range(16, 1e7),
+        KeySpec::integer("tile_size", "0",
+                         "Tile core size in raw pixels (0: whole frames when they fit memory_mb, else the "
+                         "largest tile that does).")
+            .range(0, 65535),
+        KeySpec::integer("tile_overlap", "8", "Context around each tile core, raw pixels per side.")
+            .range(0, 4096),
+        KeySpec::choice("device", "auto",
+                        "Where the network runs: auto (this rank's GPU by local rank when CUDA is "
+                        "available), cpu, cuda. memory_mb then budgets GPU memory.",
+                        {"auto", "cpu", "cuda"}),
+        KeySpec::choice("engine", "auto",
+                        "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU "
+                        "has AVX2 and FMA, several times LibTorch's speed), fused, libtorch.",
+                        {"auto", "fused", "libtorch"}),
+        KeySpec::real("threshold", "0.3", "Minimum emitter mass of a localization (emitters).").range(0, 1e6),
     });
 
 // Rank 0: the acquisitions named by infer.input, each checked against the model.
@@ -112,7 +78,7 @@ std::vector<Acquisition> scan_inputs(const std::vector<std::string>& entries, co
   std::vector<Acquisition> out;
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string& p = paths[i];
-    RawStack raw(p);
+    RawFileReader raw(p);
     if (std::abs(raw.pixel_size_nm() - meta.raw_pixel_size_nm) > 1e-6 * meta.raw_pixel_size_nm)
       throw InputError(fmt::format("{}: pixel size {} nm, but the model {} was trained on {} nm pixels", p,
                                    raw.pixel_size_nm(), checkpoint, meta.raw_pixel_size_nm));
@@ -237,7 +203,7 @@ class ShardWorker {
   void open(size_t index) {
     if (raw_ && open_ == index) return;
     const Acquisition& a = acquisitions_[index];
-    raw_ = std::make_unique<RawStack>(a.path);
+    raw_ = std::make_unique<RawFileReader>(a.path);
     if (raw_->frames() != a.frames || raw_->height() != a.height || raw_->width() != a.width)
       throw InputError(a.path + ": changed while inference was running (size differs from the plan)");
     open_ = index;
@@ -255,7 +221,7 @@ class ShardWorker {
   const std::vector<Acquisition>& acquisitions_;
   const LocalizeOptions& lopt_;
   const Context& ctx_;
-  std::unique_ptr<RawStack> raw_;
+  std::unique_ptr<RawFileReader> raw_;
   size_t open_ = 0;
   CameraCalibration camera_;
   double gmean_ = 0, gstd_ = 1;
@@ -305,17 +271,29 @@ void run(Context& ctx) {
   popt.engine = c.get_string("infer.engine");
   Predictor predictor(checkpoint, popt);
 
-  // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan.
-  std::string packed;
+  // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan, or
+  // the error it met, which every rank then throws: an error of all ranks, reported once.
+  std::string packed, scan_error;
   if (ctx.mpi.is_root()) {
-    const std::vector<Acquisition> scanned = scan_inputs(entries, predictor, checkpoint);
-    size_t removed = 0;
-    for (const auto& a : scanned)
-      removed += remove_stale_shards(out_dir + "/" + a.name, make_shards({a}, shard_frames).size());
-    if (removed > 0)
-      log::print("infer: removed {} leftover file(s) of an earlier run (temporaries, surplus shards)",
-                 removed);
-    packed = pack(scanned);
+    try {
+      const std::vector<Acquisition> scanned = scan_inputs(entries, predictor, checkpoint);
+      size_t removed = 0;
+      for (const auto& a : scanned)
+        removed += remove_stale_shards(out_dir + "/" + a.name, make_shards({a}, shard_frames).size());
+      if (removed > 0)
+        log::print("infer: removed {} leftover file(s) of an earlier run (temporaries, surplus shards)",
+                   removed);
+      packed = pack(scanned);
+    } catch (const ConfigError& e) {
+      scan_error = std::string("C") + e.what();
+    } catch (const Error& e) {
+      scan_error = std::string("I") + e.what();
+    }
+  }
+  ctx.mpi.broadcast(scan_error);
+  if (!scan_error.empty()) {
+    if (scan_error[0] == 'C') throw ConfigError(scan_error.substr(1));
+    throw InputError(scan_error.substr(1));
   }
   ctx.mpi.broadcast(packed);
   const std::vector<Acquisition> acquisitions = unpack(packed);

@@ -28,7 +28,8 @@ std::vector<std::string> resolve_inputs(const std::vector<std::string>& entries,
   std::vector<std::string> out;
   std::set<std::string> seen;
   for (const auto& f : files) {
-    if (!fs::is_regular_file(f)) throw ConfigError("infer.input: file '" + f + "' does not exist (or is not a file)");
+    if (!fs::is_regular_file(f))
+      throw ConfigError("infer.input: file '" + f + "' does not exist (or is not a file)");
     const std::string abs = fs::absolute(f).lexically_normal().string();
     if (seen.insert(abs).second) {
       out.push_back(abs);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/infer/shard_file.h"
+#include "pipeline/formats/shard_file.h"
 
 namespace dsir {
 
@@ -30,7 +30,7 @@ struct ShardTask {
 // (pipeline/inputs.h: natural order), paths absolute, repeats dropped (reported in `repeated`).
 // ConfigError naming the key for a glob matching nothing or a missing file.
 std::vector<std::string> resolve_inputs(const std::vector<std::string>& entries,
-                                       std::vector<std::string>* repeated = nullptr);
+                                        std::vector<std::string>* repeated = nullptr);
 
 // Output names: the file stems; when stems collide (archive/day1/raw.h5, archive/day2/raw.h5),
 // the paths relative to their common folder, extension dropped, '/' -> '_' (day1_raw, day2_raw).

@@ -4,11 +4,11 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/predictor.h"
-#include "stages/train/torch_setup.h"
-#include "stages/upscale/raw_stack.h"
+#include "stages/train/models/torch_setup.h"
 
 namespace dsir {
 namespace {
@@ -16,18 +16,25 @@ namespace {
 const ConfigSection section(
     "predict", "A model's raw output for every frame (N x fH x fW), without summing or localizing.",
     {
-        {"checkpoint", KeyType::String, "''", "Model file.", -1e300, 1e300, {}, "--checkpoint"},
-        {"input", KeyType::String, "''", "raw.h5 to run the model on.", -1e300, 1e300, {}, "--input"},
-        {"output", KeyType::String, "''", "HDF5 file to write (/predictions).", -1e300, 1e300, {}, "--output"},
-        {"bn", KeyType::Choice, "checkpoint", "BatchNorm statistics: as stored with the model, running, per-frame.",
-         -1e300, 1e300, {"checkpoint", "running", "per-frame"}, "--bn"},
-        {"batch_size", KeyType::Int, "8", "Frames per network call.", 1, 4096},
-        {"device", KeyType::Choice, "auto", "Where the network runs: auto (a GPU when available), cpu, cuda.",
-         -1e300, 1e300, {"auto", "cpu", "cuda"}, "--device"},
-        {"engine", KeyType::Choice, "auto",
-         "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU has AVX2), "
-         "fused, libtorch.",
-         -1e300, 1e300, {"auto", "fused", "libtorch"}, "--engine"},
+        KeySpec::text("checkpoint", "''", "Model file.").cli("--checkpoint"),
+        KeySpec::text("input", "''", "raw.h5 to run the model on.").cli("--input"),
+        KeySpec::text("output", "''", "HDF5 file to write (/predictions).").cli("--output"),
+        KeySpec::choice("bn", "checkpoint",
+                        "BatchNorm statistics: as stored with the model, running, per-frame.",
+                        {"checkpoint", "running", "per-frame"})
+            .cli("--bn"),
+        KeySpec::integer("batch_size", "8", "Frames per network call.").range(1, 4096),
+        KeySpec::real("memory_mb", "768",
+                      "Memory budget for frames (MiB); larger frames are cut into tiles (running BatchNorm).")
+            .range(16, 1e7),
+        KeySpec::choice("device", "auto", "Where the network runs: auto (a GPU when available), cpu, cuda.",
+                        {"auto", "cpu", "cuda"})
+            .cli("--device"),
+        KeySpec::choice("engine", "auto",
+                        "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU "
+                        "has AVX2), fused, libtorch.",
+                        {"auto", "fused", "libtorch"})
+            .cli("--engine"),
     });
 
 void run(Context& ctx) {
@@ -46,11 +53,11 @@ void run(Context& ctx) {
   opt.batch_size = static_cast<int>(c.get_int("predict.batch_size"));
   opt.device = c.get_string("predict.device");
   opt.local_rank = ctx.mpi.local_rank();
-  opt.device_key = "predict.device";
+  opt.memory_mb = c.get_double("predict.memory_mb");
   opt.engine = c.get_string("predict.engine");
-  opt.engine_key = "predict.engine";
+  opt.config_section = "predict";
   Predictor predictor(checkpoint, opt);
-  RawStack raw(input);
+  RawFileReader raw(input);
   const int f = predictor.meta().factor;
   const uint64_t oh = static_cast<uint64_t>(raw.height()) * f, ow = static_cast<uint64_t>(raw.width()) * f;
   double gmean = 0, gstd = 1;
@@ -66,8 +73,8 @@ void run(Context& ctx) {
     const uint64_t n = std::min(batch, raw.frames() - first);
     const std::vector<float> frames = raw.read(first, n);
     maps.resize(n * oh * ow);
-    predictor.predict(frames.data(), static_cast<int64_t>(n), raw.height(), raw.width(), plan, maps.data(), gmean,
-                      gstd);
+    predictor.predict(frames.data(), static_cast<int64_t>(n), raw.height(), raw.width(), plan, maps.data(),
+                      gmean, gstd);
     out.write_rows("/predictions", first, n, maps.data());
     progress.add(n);
   }
@@ -77,12 +84,12 @@ void run(Context& ctx) {
   out.set_attr("/", "bn_mode", to_string(predictor.bn_mode()));
   out.set_attr("/", "label_scale", predictor.meta().label_scale);
   out.commit();
-  log::print("predict: {} frames of {} -> {} (/predictions {}x{}x{}, BatchNorm {})", raw.frames(), input, output,
-             raw.frames(), oh, ow, to_string(predictor.bn_mode()));
+  log::print("predict: {} frames of {} -> {} (/predictions {}x{}x{}, BatchNorm {})", raw.frames(), input,
+             output, raw.frames(), oh, ow, to_string(predictor.bn_mode()));
 }
 
-const CommandRegistrar registrar({"predict", -1, "A model's raw output for every frame of a raw.h5 (/predictions).",
-                                  run});
+const CommandRegistrar registrar({"predict", -1,
+                                  "A model's raw output for every frame of a raw.h5 (/predictions).", run});
 
 }  // namespace
 }  // namespace dsir

@@ -11,9 +11,9 @@
 #include <cstring>
 
 #include "pipeline/errors.h"
-#include "stages/train/batch_upscale.h"
+#include "stages/train/models/batch_upscale.h"
 #include "stages/train/models/dsir_net.h"
-#include "stages/train/torch_setup.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/upscale/upscale.h"
 
 namespace dsir {
@@ -38,13 +38,13 @@ void Predictor::place_model() {
   if (options_.bn != "checkpoint") model_->set_bn_mode(parse_bn_mode(options_.bn));
   model_->eval();
   checksum_ = model_checksum(*model_);
-  device_ = choose_device(options_.device, options_.local_rank, options_.device_key);
+  device_ = choose_device(options_.device, options_.local_rank, options_.config_section + ".device");
   model_->to(device_);
   kernels_.clear();
   if (options_.engine == "libtorch") return;
   if (options_.engine != "auto" && options_.engine != "fused")
-    throw ConfigError(
-        fmt::format("{} = '{}': expected auto, fused or libtorch", options_.engine_key, options_.engine));
+    throw ConfigError(fmt::format("{}.engine = '{}': expected auto, fused or libtorch",
+                                  options_.config_section, options_.engine));
   const auto* dsir_net = dynamic_cast<const DsirNetImpl*>(model_.get());
   const char* why = !device_.is_cpu()             ? "the network runs on a GPU"
                     : dsir_net == nullptr         ? "it implements DSIR's network only"
@@ -53,8 +53,8 @@ void Predictor::place_model() {
   if (why != nullptr) {
     if (options_.engine == "fused")
       throw ConfigError(
-          fmt::format("{} = fused: the fused CPU kernel does not apply ({}); use auto or libtorch",
-                      options_.engine_key, why));
+          fmt::format("{}.engine = fused: the fused CPU kernel does not apply ({}); use auto or libtorch",
+                      options_.config_section, why));
     return;
   }
   for (int t = 0; t < std::max(1, at::get_num_threads()); ++t)
@@ -77,44 +77,50 @@ FramePlan Predictor::plan(int height, int width) const {
     tile = static_cast<int64_t>(options_.tile_size) * f;
     if (tile % kAlignment != 0)
       throw ConfigError(
-          fmt::format("infer.tile_size = {} raw pixels is {} upscaled pixels (x{}), not a multiple "
+          fmt::format("{section}.tile_size = {} raw pixels is {} upscaled pixels (x{}), not a multiple "
                       "of {} (the network pools three times)",
-                      options_.tile_size, tile, f, kAlignment));
+                      options_.tile_size, tile, f, kAlignment, fmt::arg("section", options_.config_section)));
     if (tile >= fh && tile >= fw) tile = 0;  // one tile covers the frame
   } else if (whole_frame > budget) {
     if (bn_mode() != BnMode::Running)
       throw ConfigError(fmt::format(
-          "{}x{} frames need about {:.0f} MiB, over infer.memory_mb = {}; tiles would show seams with "
-          "per-frame BatchNorm (it normalises every layer over the whole frame): raise infer.memory_mb to "
+          "{}x{} frames need about {:.0f} MiB, over {section}.memory_mb = {}; tiles would show seams with "
+          "per-frame BatchNorm (it normalises every layer over the whole frame): raise {section}.memory_mb "
+          "to "
           "{:.0f}, or use running BatchNorm statistics (--bn running) with a model trained for them",
-          height, width, whole_frame / mib, options_.memory_mb, std::ceil(whole_frame / mib)));
+          height, width, whole_frame / mib, options_.memory_mb, std::ceil(whole_frame / mib),
+          fmt::arg("section", options_.config_section)));
     const double frame_buffers = px * kTiledFrameBytesPerPixel;
     if (frame_buffers >= budget)
-      throw ConfigError(
-          fmt::format("{}x{} frames need {:.0f} MiB of frame buffers alone, over infer.memory_mb = {}",
-                      height, width, frame_buffers / mib, options_.memory_mb));
+      throw ConfigError(fmt::format(
+          "{}x{} frames need {:.0f} MiB of frame buffers alone, over {section}.memory_mb = {}", height, width,
+          frame_buffers / mib, options_.memory_mb, fmt::arg("section", options_.config_section)));
     // The largest square tile, context included, that fits what the frame buffers leave.
     const int64_t side =
         static_cast<int64_t>(std::sqrt((budget - frame_buffers) / kBytesPerPixel)) / kAlignment * kAlignment;
     tile = side - 2 * overlap;
     if (tile < kAlignment)
-      throw ConfigError(fmt::format(
-          "infer.memory_mb = {} leaves room for tiles of {} upscaled pixels, too small for an overlap of {} "
-          "per "
-          "side (infer.tile_overlap = {} raw pixels): raise infer.memory_mb or lower infer.tile_overlap",
-          options_.memory_mb, side, overlap, options_.tile_overlap));
+      throw ConfigError(
+          fmt::format("{section}.memory_mb = {} leaves room for tiles of {} upscaled pixels, too small for "
+                      "an overlap of {} "
+                      "per "
+                      "side ({section}.tile_overlap = {} raw pixels): raise {section}.memory_mb or lower "
+                      "{section}.tile_overlap",
+                      options_.memory_mb, side, overlap, options_.tile_overlap,
+                      fmt::arg("section", options_.config_section)));
   }
   FramePlan p;
   if (tile > 0) {
     if (overlap % kAlignment != 0)
-      throw ConfigError(
-          fmt::format("infer.tile_overlap = {} raw pixels is {} upscaled pixels, not a multiple of {}",
-                      options_.tile_overlap, overlap, kAlignment));
+      throw ConfigError(fmt::format(
+          "{section}.tile_overlap = {} raw pixels is {} upscaled pixels, not a multiple of {}",
+          options_.tile_overlap, overlap, kAlignment, fmt::arg("section", options_.config_section)));
     if (bn_mode() != BnMode::Running)
-      throw ConfigError(
-          "infer.tile_size: tiles need running BatchNorm statistics (per-frame BatchNorm normalises every "
-          "layer over the whole frame, so tiles would show seams); set infer.tile_size = 0 and raise "
-          "infer.memory_mb, or use --bn running with a model trained for it");
+      throw ConfigError(fmt::format(
+          "{section}.tile_size: tiles need running BatchNorm statistics (per-frame BatchNorm normalises "
+          "every layer over the whole frame, so tiles would show seams); set {section}.tile_size = 0 "
+          "and raise {section}.memory_mb, or use --bn running with a model trained for it",
+          fmt::arg("section", options_.config_section)));
     p.tile = static_cast<int>(tile);
     p.overlap = static_cast<int>(overlap);
     p.tiles = static_cast<int>(((fh + tile - 1) / tile) * ((fw + tile - 1) / tile));

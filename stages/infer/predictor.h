@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/dsir_cpu_kernel.h"
 
 namespace dsir {
@@ -22,11 +22,11 @@ struct PredictorOptions {
   int tile_overlap = 8;           // raw pixels of context around a tile's core, per side
   std::string device = "cpu";     // "cpu", "cuda" or "auto" (choose_device, torch_setup.h)
   int local_rank = 0;             // picks the GPU among the node's
-  std::string device_key = "infer.device";  // the config key that errors name
   // How the network runs on a CPU: "auto" (the fused kernel where it applies: DSIR's net on a CPU
   // with AVX2 and FMA; else LibTorch), "fused" (that kernel, or a ConfigError), "libtorch".
   std::string engine = "auto";
-  std::string engine_key = "infer.engine";
+  // The config section whose keys the errors name: "infer", or "predict" for `dsir predict`.
+  std::string config_section = "infer";
 };
 
 // How frames of one size go through the network.
@@ -89,8 +89,8 @@ class Predictor {
   ModelMeta meta_;
   std::string checksum_;
   PredictorOptions options_;
-  c10::Device device_{c10::kCPU};  // where the network runs
-  std::vector<float> up_, tile_in_, tile_out_;  // tiles: reused between calls
+  c10::Device device_{c10::kCPU};                        // where the network runs
+  std::vector<float> up_, tile_in_, tile_out_;           // tiles: reused between calls
   std::vector<std::unique_ptr<DsirCpuKernel>> kernels_;  // the fused path: one per thread, or none
   std::vector<std::vector<float>> thread_up_;            // its upscaled frame, one per thread
 };

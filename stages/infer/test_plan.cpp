@@ -11,27 +11,21 @@
 #include "pipeline/errors.h"
 #include "pipeline/inputs.h"
 #include "stages/infer/plan.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace dsir {
 namespace {
 
-class PlanTest : public ::testing::Test {
+class PlanTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("dsir_plan_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string touch(const std::string& rel) {
     const fs::path p = dir_ / rel;
     fs::create_directories(p.parent_path());
     std::ofstream(p) << "x";
     return p.string();
   }
-  fs::path dir_;
 };
 
 TEST_F(PlanTest, ExpandsGlobsSortedAndDropsRepeats) {
@@ -57,7 +51,8 @@ TEST_F(PlanTest, ExpandsGlobsSortedAndDropsRepeats) {
 TEST_F(PlanTest, GlobsExpandInNaturalOrderAsInIngest) {
   const std::string c10 = touch("cell10.h5"), c2 = touch("cell2.h5"), c1 = touch("cell1.h5");
   EXPECT_EQ(resolve_inputs({(dir_ / "cell*.h5").string()}), (std::vector<std::string>{c1, c2, c10}));
-  EXPECT_EQ(resolve_inputs({(dir_ / "cell*.h5").string()}), dsir::expand_inputs({(dir_ / "cell*.h5").string()}));
+  EXPECT_EQ(resolve_inputs({(dir_ / "cell*.h5").string()}),
+            dsir::expand_inputs({(dir_ / "cell*.h5").string()}));
 }
 
 TEST_F(PlanTest, NamesAreStemsOrPathsWhenStemsCollide) {

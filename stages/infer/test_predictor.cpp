@@ -13,7 +13,7 @@
 #include "pipeline/errors.h"
 #include "stages/infer/predictor.h"
 #include "stages/train/models/model_registry.h"
-#include "stages/train/torch_setup.h"
+#include "stages/train/models/torch_setup.h"
 
 namespace dsir {
 namespace {
@@ -138,7 +138,9 @@ TEST(Predictor, BudgetAndFrameSizeDecideBatchesAndTiles) {
   EXPECT_EQ(Predictor(model, meta(), libtorch).plan(40, 40).frames_per_call, 1);
   EXPECT_EQ(Predictor(model, meta(), libtorch).plan(32, 32).frames_per_call, 2);
   Predictor fused(model, meta(), opts(0, 8, 4096, 8));
-  if (fused.engine() == "fused-cpu") EXPECT_EQ(fused.plan(40, 40).frames_per_call, 8);
+  if (fused.engine() == "fused-cpu") {
+    EXPECT_EQ(fused.plan(40, 40).frames_per_call, 8);
+  }
 
   // 40 x 40 frames with room for half a frame: the largest tile that fits, and the result still
   // matches the whole frame.
@@ -239,7 +241,7 @@ TEST(Predictor, FusedKernelAgreesWithLibTorch) {
   }
   PredictorOptions o = opts(0, 8);
   o.engine = "fused";
-  o.engine_key = "predict.engine";
+  o.config_section = "predict";
   try {
     Predictor(make_model("deepstorm"), meta(), o);
     FAIL() << "the fused kernel does not run the deepstorm net";

@@ -4,15 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 
-#include "pipeline/config.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/inputs.h"
 #include "pipeline/log.h"
 #include "pipeline/tiff.h"
-#include "stages/ingest/raw_file.h"
 
 namespace dsir {
 
@@ -122,13 +120,6 @@ std::vector<IngestRequest> archive_requests(const std::vector<std::string>& file
     out.push_back(std::move(r));
   }
   return out;
-}
-
-std::string camera_json(const Config& config) {
-  nlohmann::json j;
-  for (const auto& e : schema())
-    if (e.section == "camera") j[e.key.substr(e.section.size() + 1)] = config.get_double(e.key);
-  return j.dump();
 }
 
 }  // namespace dsir

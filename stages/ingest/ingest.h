@@ -7,8 +7,6 @@
 
 namespace dsir {
 
-class Config;
-
 struct IngestRequest {
   std::vector<std::string> frames;  // TIFF files forming one stack, in order
   std::string locs;                 // ground-truth CSV, optional
@@ -34,8 +32,5 @@ IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& prove
 std::vector<IngestRequest> archive_requests(const std::vector<std::string>& files,
                                             const std::string& output_dir, double pixel_size_nm,
                                             const std::string& camera_json);
-
-// The `camera` attribute: the camera.* config keys as JSON.
-std::string camera_json(const Config& config);
 
 }  // namespace dsir

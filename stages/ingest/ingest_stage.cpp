@@ -17,63 +17,89 @@ namespace {
 const ConfigSection section(
     "ingest", "TIFF stacks and localization CSVs into raw.h5.",
     {
-        {"frames", KeyType::StringList, "[]",
-         "TIFF files or globs forming one stack ([] = the simulated sets in {run.dir}/sim).", -1e300, 1e300,
-         {}, "--frames"},
-        {"locs", KeyType::String, "''", "Ground-truth CSV (ThunderSTORM, SMLM challenge or DSIR format).",
-         -1e300, 1e300, {}, "--locs"},
-        {"pixel_size_nm", KeyType::Float, "0", "Pixel size (nm); 0 = from the TIFF resolution tags.", 0, 1e5,
-         {}, "--pixel-size"},
-        {"output", KeyType::String, "''",
-         "Output raw.h5 ('' = {run.dir}/data/acquisition.h5); with ingest.archive, the output folder "
-         "('' = {run.dir}/data).",
-         -1e300, 1e300, {}, "--output"},
-        {"archive", KeyType::Bool, "false",
-         "Each file of ingest.frames becomes its own raw.h5 in the ingest.output folder, named after "
-         "the file (files spread over ranks).",
-         -1e300, 1e300, {}, "--archive"},
+        KeySpec::text_list(
+            "frames", "[]",
+            "TIFF files or globs forming one stack ([] = the simulated sets in {run.dir}/sim).")
+            .cli("--frames"),
+        KeySpec::text("locs", "''", "Ground-truth CSV (ThunderSTORM, SMLM challenge or DSIR format).")
+            .cli("--locs"),
+        KeySpec::real("pixel_size_nm", "0", "Pixel size (nm); 0 = from the TIFF resolution tags.")
+            .range(0, 1e5)
+            .cli("--pixel-size"),
+        KeySpec::text("output", "''",
+                      "Output raw.h5 ('' = {run.dir}/data/acquisition.h5); with ingest.archive, the output "
+                      "folder ('' = {run.dir}/data).")
+            .cli("--output"),
+        KeySpec::boolean("archive", "false",
+                         "Each file of ingest.frames becomes its own raw.h5 in the ingest.output folder, "
+                         "named after the file (files spread over ranks).")
+            .cli("--archive"),
     });
 
-void run(Context& ctx) {
+// Every ingest.* key (and the simulate.* ones its pipeline default needs), read once when the
+// stage starts.
+struct IngestOptions {
+  std::vector<std::string> frames;  // the TIFFs, globs expanded; empty: simulate's stacks
+  std::string locs;
+  bool archive = false;
+  double pixel_size_nm = 0;  // 0: from the TIFF resolution tags
+  std::string camera_json;
+  std::string output_folder, output_file;  // ingest.output resolved for archive and single-stack mode
+  bool simulated_h5 = false;               // simulate.format: h5 (simulate wrote raw.h5 itself)
+  std::string simulate_output;
+};
+
+IngestOptions read_ingest_options(const Context& ctx) {
   const Config& c = ctx.config;
+  IngestOptions o;
+  if (!c.get_strings("ingest.frames").empty()) o.frames = expand_inputs(c.get_strings("ingest.frames"));
+  for (const auto& f : o.frames) require_file(f, "ingest.frames");
+  o.locs = c.get_string("ingest.locs");
+  o.archive = c.get_bool("ingest.archive");
+  o.pixel_size_nm = c.get_double("ingest.pixel_size_nm");
+  o.camera_json = camera_json(c);
+  o.output_folder = ctx.path("ingest.output", "data");
+  o.output_file = ctx.path("ingest.output", "data/acquisition.h5");
+  o.simulated_h5 = c.get_string("simulate.format") == "h5";
+  o.simulate_output = ctx.path("simulate.output", "sim");
+  return o;
+}
+
+void run(Context& ctx) {
+  const IngestOptions o = read_ingest_options(ctx);
   std::vector<IngestRequest> jobs;
   auto job = [&](std::vector<std::string> frames, std::string locs, std::string output) {
     IngestRequest r;
     r.frames = std::move(frames);
     r.locs = std::move(locs);
     r.output = std::move(output);
-    r.pixel_size_nm = c.get_double("ingest.pixel_size_nm");
-    r.camera_json = camera_json(c);
+    r.pixel_size_nm = o.pixel_size_nm;
+    r.camera_json = o.camera_json;
     jobs.push_back(std::move(r));
   };
-  const bool archive = c.get_bool("ingest.archive");
-  if (!c.get_strings("ingest.frames").empty()) {
-    std::vector<std::string> files = expand_inputs(c.get_strings("ingest.frames"));
-    for (const auto& f : files) require_file(f, "ingest.frames");
-    const std::string& locs = c.get_string("ingest.locs");
-    if (archive) {
-      if (!locs.empty())
-        throw ConfigError("ingest.locs: one ground-truth CSV cannot belong to every file of an archive "
-                          "(ingest.archive); ingest stacks with ground truth one at a time");
-      jobs = archive_requests(files, ctx.path("ingest.output", "data"), c.get_double("ingest.pixel_size_nm"),
-                              camera_json(c));
+  if (!o.frames.empty()) {
+    if (o.archive) {
+      if (!o.locs.empty())
+        throw ConfigError(
+            "ingest.locs: one ground-truth CSV cannot belong to every file of an archive "
+            "(ingest.archive); ingest stacks with ground truth one at a time");
+      jobs = archive_requests(o.frames, o.output_folder, o.pixel_size_nm, o.camera_json);
     } else {
-      if (!locs.empty()) require_file(locs, "ingest.locs");
-      job(files, locs, ctx.path("ingest.output", "data/acquisition.h5"));
+      if (!o.locs.empty()) require_file(o.locs, "ingest.locs");
+      job(o.frames, o.locs, o.output_file);
     }
-  } else if (archive) {
+  } else if (o.archive) {
     throw ConfigError("ingest.archive: needs the files to ingest in ingest.frames");
-  } else if (c.get_string("simulate.format") == "h5") {
+  } else if (o.simulated_h5) {
     // simulate wrote raw.h5 itself; running the pipeline's ingest after it is then a no-op.
     log::print("ingest: nothing to ingest: simulate.format is h5, so simulate wrote raw.h5 directly");
     return;
   } else {
-    const std::string sim = ctx.path("simulate.output", "sim");
+    const std::string& sim = o.simulate_output;
     const std::string train_tif = sim + "/train.tif", acq_tif = sim + "/acquisition.tif";
     if (std::filesystem::exists(train_tif))
       job({train_tif}, sim + "/train.csv", ctx.run_dir() + "/data/train.h5");
-    if (std::filesystem::exists(acq_tif))
-      job({acq_tif}, sim + "/acquisition.csv", ctx.path("ingest.output", "data/acquisition.h5"));
+    if (std::filesystem::exists(acq_tif)) job({acq_tif}, sim + "/acquisition.csv", o.output_file);
     if (jobs.empty())
       throw ConfigError("ingest.frames: no TIFF given and no simulated stack in '" + sim + "'");
   }

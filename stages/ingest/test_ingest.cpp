@@ -1,8 +1,6 @@
 // Tests of the ingest stage (stages/ingest/ingest.h): TIFF stacks (+ ground-truth CSV) into
 // raw.h5, on the shared real data and on small files written here, including every kind of bad
 // input (InputError naming the file, nothing left behind).
-#include "stages/ingest/ingest.h"
-
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <tiffio.h>
@@ -20,34 +18,31 @@
 
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
-#include "pipeline/inputs.h"
 #include "pipeline/h5store.h"
+#include "pipeline/inputs.h"
 #include "pipeline/tiff.h"
+#include "stages/ingest/ingest.h"
 #include "tests/shared_data.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::archive_requests;
+using dsir::expand_inputs;
+using dsir::ingest_stack;
 using dsir::IngestRequest;
 using dsir::IngestSummary;
 using dsir::InputError;
-using dsir::expand_inputs;
-using dsir::ingest_stack;
 
 namespace {
 
 const fs::path kData = fs::path(DSIR_SHARED_DIR) / "data";
 
-class IngestTest : public ::testing::Test {
+class IngestTest : public dsir::test::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_ingest_" + std::string(t->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     out_dir_ = dir_ / "out";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
   std::string output() const { return (out_dir_ / "raw.h5").string(); }
@@ -98,7 +93,7 @@ class IngestTest : public ::testing::Test {
       ADD_FAILURE() << "left behind: " << entry.path();
   }
 
-  fs::path dir_, out_dir_;
+  fs::path out_dir_;
 };
 
 std::string tif_path(const char* folder, const char* name) { return (kData / folder / name).string(); }
@@ -476,8 +471,9 @@ TEST_F(IngestCsvTest, FrameZeroIsNotOneBased) {
 }
 
 TEST_F(IngestCsvTest, PositionsOutsideFieldAreKeptAndCounted) {
-  auto req = request(std::string(kHeader) + "1,1,-50,200,120,1000,20,4\n2,2,300,400,120,1000,20,4\n"
-                                            "3,2,1999.5,999.5,120,1000,20,4\n");
+  auto req = request(std::string(kHeader) +
+                     "1,1,-50,200,120,1000,20,4\n2,2,300,400,120,1000,20,4\n"
+                     "3,2,1999.5,999.5,120,1000,20,4\n");
   IngestSummary s = ingest_stack(req, {});
   EXPECT_EQ(s.emitters, 3u);
   EXPECT_EQ(s.emitters_outside, 1u);

@@ -9,7 +9,6 @@
 #include <numeric>
 
 #include "pipeline/atomic_file.h"
-#include "pipeline/config.h"
 #include "pipeline/errors.h"
 #include "pipeline/picture.h"
 
@@ -221,15 +220,6 @@ PairSolution solve_pairs(std::vector<Pair> pairs, int bins, double rmax_nm) {
   return sol;
 }
 
-Options options_from_config(const Config& c) {
-  Options o;
-  o.bins = static_cast<int>(c.get_int("reduce.drift_bins"));
-  o.pixel_nm = c.get_double("reduce.drift_pixel_nm");
-  o.max_drift_nm = c.get_double("reduce.drift_max_nm");
-  o.rmax_nm = c.get_double("reduce.drift_rmax_nm");
-  return o;
-}
-
 std::vector<double> spline(const std::vector<double>& t, const std::vector<double>& v, size_t n) {
   const size_t k = t.size();
   if (k < 2 || v.size() != k) throw Error("spline: needs at least two knots");
@@ -401,15 +391,15 @@ void save_plot(const std::string& path, const Estimate& d) {
 }
 
 std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& where,
-                    const std::string& dir, const Config& config) {
+                    const std::string& dir, const std::optional<Options>& rcc) {
   const fs::path csv = fs::path(dir) / "drift.csv", png = fs::path(dir) / "drift.png";
-  if (config.get_string("reduce.drift") != "rcc") {
+  if (!rcc) {
     // A drift.csv left by an earlier rcc run would describe coordinates these exports do not have.
     fs::remove(csv);
     fs::remove(png);
     return "";
   }
-  const Estimate d = estimate_rcc(locs, frames, options_from_config(config), where);
+  const Estimate d = estimate_rcc(locs, frames, *rcc, where);
   apply(locs, d);
   write_csv(csv.string(), d);
   save_plot(png.string(), d);

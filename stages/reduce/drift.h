@@ -4,14 +4,11 @@
 // per-bin drift by least squares over all pairs with outlier pairs dropped, a cubic spline to
 // every frame.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pipeline/csv.h"
-
-namespace dsir {
-class Config;
-}
 
 namespace dsir::drift {
 
@@ -22,9 +19,6 @@ struct Options {
   double rmax_nm = 20;         // pairs whose least-squares residual exceeds this are dropped
   size_t min_locs_per_bin = 100;
 };
-
-// The reduce.drift_* keys.
-Options options_from_config(const Config& config);
 
 struct Estimate {
   std::vector<double> x_nm, y_nm;                     // per frame (0-based index), drift(frame 0) = 0
@@ -69,7 +63,7 @@ void save_plot(const std::string& path, const Estimate& drift);
 // log line. Under none: removes a drift.csv and drift.png an earlier rcc run left in <dir>,
 // returns "".
 std::string correct(std::vector<Emitter>& locs, uint64_t frames, const std::string& where,
-                    const std::string& dir, const Config& config);
+                    const std::string& dir, const std::optional<Options>& rcc);
 
 // Natural cubic spline through (t, v) evaluated at 0 .. n-1, extended linearly beyond the ends.
 std::vector<double> spline(const std::vector<double>& t, const std::vector<double>& v, size_t n);

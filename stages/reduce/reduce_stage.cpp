@@ -6,15 +6,17 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/reconstruction_file.h"
+#include "pipeline/formats/shard_file.h"
 #include "pipeline/log.h"
 #include "pipeline/picture.h"
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
-#include "stages/infer/shard_file.h"
 #include "stages/reduce/drift.h"
 #include "stages/reduce/exports.h"
 #include "stages/reduce/render.h"
@@ -27,54 +29,46 @@ namespace {
 const ConfigSection section(
     "reduce", "Reduction of inference shards into reconstructions and localization tables.",
     {
-        {"input",
-         KeyType::String,
-         "''",
-         "Shard folder ('' = {run.dir}/infer).",
-         -1e300,
-         1e300,
-         {},
-         "--input"},
-        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}).", -1e300, 1e300, {}, "--output"},
-        {"render",
-         KeyType::Choice,
-         "gaussian",
-         "The reconstruction image: gaussian (each localization a Gaussian of its precision), histogram "
-         "(localizations per pixel) or sum (the network's maps summed over frames, as DSIR; these carry "
-         "the transposed convolution's checkerboard). reconstruction.h5 keeps the sum as /network_sum "
-         "either way.",
-         -1e300,
-         1e300,
-         {"gaussian", "histogram", "sum"}},
-        {"render_sigma_nm",
-         KeyType::Float,
-         "0",
-         "Gaussian rendering: every localization's sigma (nm); 0 = each its own precision (Mortensen, "
-         "from its photometry; the median of those for localizations without one). Never below one "
-         "pixel.",
-         0,
-         1e4},
-        {"drift",
-         KeyType::Choice,
-         "none",
-         "Drift correction of the localizations: none, or rcc (redundant cross-correlation, Wang et al. "
-         "2014; writes drift.csv and drift.png).",
-         -1e300,
-         1e300,
-         {"none", "rcc"},
-         "--drift"},
-        {"drift_bins", KeyType::Int, "10", "RCC: time bins (each needs >= 100 localizations).", 3, 1000},
-        {"drift_pixel_nm", KeyType::Float, "5", "RCC: histogram pixel of the fine cross-correlation (nm).",
-         0.1, 1e4},
-        {"drift_max_nm", KeyType::Float, "1000", "RCC: largest drift between two time bins searched (nm).", 1,
-         1e6},
-        {"drift_rmax_nm", KeyType::Float, "20",
-         "RCC: bin pairs whose least-squares residual exceeds this are dropped (nm).", 0.01, 1e6},
+        KeySpec::text("input", "''", "Shard folder ('' = {run.dir}/infer).").cli("--input"),
+        KeySpec::text("output", "''", "Output folder ('' = {run.dir}).").cli("--output"),
+        KeySpec::choice("render", "gaussian",
+                        "The reconstruction image: gaussian (each localization a Gaussian of its precision), "
+                        "histogram (localizations per pixel) or sum (the network's maps summed over frames, "
+                        "as DSIR; these carry the transposed convolution's checkerboard). reconstruction.h5 "
+                        "keeps the sum as /network_sum either way.",
+                        {"gaussian", "histogram", "sum"}),
+        KeySpec::real(
+            "render_sigma_nm", "0",
+            "Gaussian rendering: every localization's sigma (nm); 0 = each its own precision (Mortensen, "
+            "from its photometry; the median of those for localizations without one). Never below one pixel.")
+            .range(0, 1e4),
+        KeySpec::choice("drift", "none",
+                        "Drift correction of the localizations: none, or rcc (redundant cross-correlation, "
+                        "Wang et al. 2014; writes drift.csv and drift.png).",
+                        {"none", "rcc"})
+            .cli("--drift"),
+        KeySpec::integer("drift_bins", "10", "RCC: time bins (each needs >= 100 localizations).")
+            .range(3, 1000),
+        KeySpec::real("drift_pixel_nm", "5", "RCC: histogram pixel of the fine cross-correlation (nm).")
+            .range(0.1, 1e4),
+        KeySpec::real("drift_max_nm", "1000", "RCC: largest drift between two time bins searched (nm).")
+            .range(1, 1e6),
+        KeySpec::real("drift_rmax_nm", "20",
+                      "RCC: bin pairs whose least-squares residual exceeds this are dropped (nm).")
+            .range(0.01, 1e6),
     });
 
 struct RenderSettings {
   RenderMode mode = RenderMode::Gaussian;
   double sigma_nm = 0;  // 0: each localization's own precision
+};
+
+// Every reduce.* key, read once when the stage starts.
+struct ReduceOptions {
+  std::string input, output;  // resolved folders
+  RenderSettings render;
+  std::string render_name;              // reduce.render as given, recorded in reconstruction.h5
+  std::optional<drift::Options> drift;  // reduce.drift: rcc
 };
 
 struct Reconstruction {
@@ -149,7 +143,8 @@ Reconstruction reduce_acquisition(const fs::path& dir) {
 bool camera_has_em_gain(const std::string& camera_json) {
   if (camera_json.empty()) return false;
   const auto j = nlohmann::json::parse(camera_json, nullptr, false);
-  return j.is_object() && j.contains("em_gain") && j["em_gain"].is_number() && j["em_gain"].get<double>() >= 1;
+  return j.is_object() && j.contains("em_gain") && j["em_gain"].is_number() &&
+         j["em_gain"].get<double>() >= 1;
 }
 
 // Each localization's precision (nm) for the Gaussian rendering: Mortensen's, from its photometry
@@ -179,8 +174,9 @@ std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed, bool
 }
 
 // Returns a one-line summary for the log.
-std::string write_outputs(const Reconstruction& r, const fs::path& dir, const RenderSettings& render,
+std::string write_outputs(const Reconstruction& r, const fs::path& dir, const ReduceOptions& o,
                           const Context& ctx) {
+  const RenderSettings& render = o.render;
   auto out = [&dir](const char* name) { return (dir / name).string(); };
   const std::vector<float> network_sum(r.sum.begin(), r.sum.end());
   const bool em_gain = camera_has_em_gain(r.shared.at("camera"));
@@ -190,7 +186,7 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
   switch (render.mode) {
     case RenderMode::Sum:
       image = network_sum;
-      unit = "emitters per pixel (network output / label scale, summed over frames)";
+      unit = kNetworkSumUnit;
       break;
     case RenderMode::Histogram:
       image = render_histogram(r.locs, grid);
@@ -198,29 +194,28 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
       break;
     case RenderMode::Gaussian:
       image = render_gaussian(r.locs, rendering_sigmas(r, render.sigma_nm, em_gain), grid);
-      unit = render.sigma_nm > 0 ? fmt::format("localizations per pixel, each a Gaussian of sigma {} nm", render.sigma_nm)
-                                 : "localizations per pixel, each a Gaussian of its precision";
+      unit = render.sigma_nm > 0
+                 ? fmt::format("localizations per pixel, each a Gaussian of sigma {} nm", render.sigma_nm)
+                 : "localizations per pixel, each a Gaussian of its precision";
       break;
   }
   h5::Attributes attrs = ctx.provenance();
   for (const auto& [k, v] : r.shared) attrs[k] = v;
-  h5::File f = h5::File::create(out("reconstruction.h5"), attrs);
-  const std::vector<uint64_t> dims{static_cast<uint64_t>(r.height), static_cast<uint64_t>(r.width)};
-  f.write("/image", image, dims);
-  f.set_attr("/image", "pixel_size_nm", r.pixel_size_nm);
-  f.set_attr("/image", "unit", unit);
-  f.set_attr("/image", "render", ctx.config.get_string("reduce.render"));
-  f.write("/network_sum", network_sum, dims);
-  f.set_attr("/network_sum", "pixel_size_nm", r.pixel_size_nm);
-  f.set_attr("/network_sum", "unit", "emitters per pixel (network output / label scale, summed over frames)");
-  f.set_attr("/", "pixel_size_nm", r.pixel_size_nm);
-  f.set_attr("/", "frames", static_cast<double>(r.frames));
-  f.set_attr("/", "shards", static_cast<double>(r.shards));
-  f.set_attr("/", "raw_pixel_size_nm", r.raw_pixel_size_nm);
-  f.set_attr("/", "raw_width", static_cast<double>(r.raw_width));
-  f.set_attr("/", "raw_height", static_cast<double>(r.raw_height));
-  f.write_table("/localizations", emitters_to_table(r.locs));
-  f.commit();
+  ReconstructionContent content;
+  content.width = r.width;
+  content.height = r.height;
+  content.pixel_size_nm = r.pixel_size_nm;
+  content.image = image;
+  content.render = o.render_name;
+  content.image_unit = unit;
+  content.network_sum = network_sum;
+  content.localizations = r.locs;
+  content.frames = r.frames;
+  content.shards = r.shards;
+  content.raw_pixel_size_nm = r.raw_pixel_size_nm;
+  content.raw_width = r.raw_width;
+  content.raw_height = r.raw_height;
+  write_reconstruction(out("reconstruction.h5"), content, attrs);
   tiff::Writer tif(out("reconstruction.tif"), static_cast<uint32_t>(r.width), static_cast<uint32_t>(r.height),
                    tiff::WriteFormat::F32, r.pixel_size_nm, 1);
   tif.set_unit(tiff::Writer::Unit::Nanometre);
@@ -244,16 +239,33 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
         "would drop them)",
         r.locs.size() - picasso_rows);
   return fmt::format("reduce: {}: {}x{} at {} nm ({}), {} frames; {} localizations{}\n",
-                     out("reconstruction.{h5,tif,png}"), r.width, r.height, r.pixel_size_nm,
-                     ctx.config.get_string("reduce.render"), r.frames, r.locs.size(), note);
+                     out("reconstruction.{h5,tif,png}"), r.width, r.height, r.pixel_size_nm, o.render_name,
+                     r.frames, r.locs.size(), note);
+}
+
+ReduceOptions read_reduce_options(const Context& ctx) {
+  const Config& c = ctx.config;
+  ReduceOptions o;
+  o.input = ctx.path("reduce.input", "infer");
+  o.output = ctx.path("reduce.output", "");
+  o.render_name = c.get_string("reduce.render");
+  o.render.mode = render_mode_from_name(o.render_name);
+  o.render.sigma_nm = c.get_double("reduce.render_sigma_nm");
+  if (c.get_string("reduce.drift") == "rcc") {
+    drift::Options d;
+    d.bins = static_cast<int>(c.get_int("reduce.drift_bins"));
+    d.pixel_nm = c.get_double("reduce.drift_pixel_nm");
+    d.max_drift_nm = c.get_double("reduce.drift_max_nm");
+    d.rmax_nm = c.get_double("reduce.drift_rmax_nm");
+    o.drift = d;
+  }
+  return o;
 }
 
 void run(Context& ctx) {
-  const std::string input = ctx.path("reduce.input", "infer");
-  const std::string output = ctx.path("reduce.output", "");
-  RenderSettings render;
-  render.mode = render_mode_from_name(ctx.config.get_string("reduce.render"));
-  render.sigma_nm = ctx.config.get_double("reduce.render_sigma_nm");
+  const ReduceOptions o = read_reduce_options(ctx);
+  const std::string& input = o.input;
+  const std::string& output = o.output;
   if (!fs::is_directory(input)) throw ConfigError("reduce.input: folder '" + input + "' does not exist");
   std::vector<fs::path> acquisitions;
   for (const auto& e : fs::directory_iterator(input))
@@ -272,8 +284,8 @@ void run(Context& ctx) {
     const fs::path dir = acquisitions.size() == 1 ? base : base / acquisitions[i].filename();
     Reconstruction r = reduce_acquisition(acquisitions[i]);
     // Per acquisition, before every export and rendering, so they all agree.
-    report += drift::correct(r.locs, r.frames, acquisitions[i].string(), dir.string(), ctx.config);
-    report += write_outputs(r, dir, render, ctx);
+    report += drift::correct(r.locs, r.frames, acquisitions[i].string(), dir.string(), o.drift);
+    report += write_outputs(r, dir, o, ctx);
     progress.set(++done);
   }
   progress.finish();

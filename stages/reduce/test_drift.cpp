@@ -7,7 +7,6 @@
 #include <random>
 
 #include "pipeline/atomic_file.h"
-#include "pipeline/config.h"
 #include "pipeline/errors.h"
 #include "stages/reduce/drift.h"
 
@@ -182,15 +181,14 @@ TEST(Drift, ApplySubtractsAndKeepsTheRawCoordinatesThroughTheCsv) {
 TEST(Drift, CorrectWritesDriftFilesUnderRccAndRemovesThemUnderNone) {
   const fs::path dir = fs::temp_directory_path() / ("dsir_drift_correct_" + std::to_string(getpid()));
   std::vector<Emitter> locs = simulate(true);
-  const std::string line =
-      drift::correct(locs, kFrames, "sim", dir.string(), Config::load("", {"reduce.drift=rcc"}));
+  const std::string line = drift::correct(locs, kFrames, "sim", dir.string(), drift::Options{});
   EXPECT_NE(line.find("drift corrected by RCC (10 bins, "), std::string::npos) << line;
   EXPECT_TRUE(fs::exists(dir / "drift.csv"));
   EXPECT_GT(fs::file_size(dir / "drift.png"), 1000u);
   EXPECT_FALSE(std::isnan(locs.back().x_raw_nm));
   EXPECT_NEAR(locs.back().x_raw_nm - locs.back().x_nm, drift_x(kFrames - 1), 15.0);
   std::vector<Emitter> untouched = simulate(true);
-  EXPECT_EQ(drift::correct(untouched, kFrames, "sim", dir.string(), Config::defaults()), "");
+  EXPECT_EQ(drift::correct(untouched, kFrames, "sim", dir.string(), std::nullopt), "");
   EXPECT_FALSE(fs::exists(dir / "drift.csv"));
   EXPECT_FALSE(fs::exists(dir / "drift.png"));
   EXPECT_TRUE(std::isnan(untouched.back().x_raw_nm));

@@ -6,11 +6,11 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "pipeline/tiff.h"
 #include "stages/ingest/ingest.h"
-#include "stages/ingest/raw_file.h"
 #include "stages/simulate/simulator.h"
 
 namespace dsir {
@@ -19,30 +19,29 @@ namespace {
 const ConfigSection section(
     "simulate", "Simulated data: a training set and an optional test acquisition.",
     {
-        {"output", KeyType::String, "''",
-         "Output folder ('' = {run.dir}/sim for tiff, {run.dir}/data for h5).", -1e300, 1e300, {},
-         "--output"},
-        {"format", KeyType::Choice, "tiff",
-         "tiff: train.tif/.csv and acquisition.tif/.csv (ThunderSTORM's files, for ingest); h5: "
-         "train.h5 and acquisition.h5 in the raw.h5 layout (ingest is then not needed).",
-         -1e300, 1e300, {"tiff", "h5"}},
-        {"chunk_frames", KeyType::Int, "64", "Frames per work unit handed to a rank.", 1, 1e6},
-        {"train.frames", KeyType::Int, "3500", "Training frames (DSIR: 3500 train + 1500 validation).", 0,
-         1e9, {}, "--frames"},
-        {"train.width", KeyType::Int, "26", "Training frame width (pixels).", 4, 65535},
-        {"train.height", KeyType::Int, "26", "Training frame height (pixels).", 4, 65535},
-        {"train.density", KeyType::Float, "2.0", "Mean emitters per frame per µm².", 0, 1e4},
-        {"acquisition.frames", KeyType::Int, "0", "Test acquisition frames (0: none).", 0, 1e9},
-        {"acquisition.width", KeyType::Int, "64", "Acquisition frame width (pixels).", 4, 65535},
-        {"acquisition.height", KeyType::Int, "64", "Acquisition frame height (pixels).", 4, 65535},
-        {"acquisition.density", KeyType::Float, "1.0", "Mean active emitters per frame per µm².", 0, 1e4},
-        {"acquisition.structure", KeyType::Choice, "filaments", "Where emitters sit.", -1e300, 1e300,
-         {"filaments", "uniform"}},
-        {"acquisition.filaments", KeyType::Int, "6", "Number of filaments.", 1, 10000},
-        {"acquisition.mask", KeyType::String, "''",
-         "Density mask: a grayscale TIFF stretched over the field whose values (divided by their "
-         "maximum) weight the emitter density ('' = none).",
-         -1e300, 1e300},
+        KeySpec::text("output", "''", "Output folder ('' = {run.dir}/sim for tiff, {run.dir}/data for h5).")
+            .cli("--output"),
+        KeySpec::choice("format", "tiff",
+                        "tiff: train.tif/.csv and acquisition.tif/.csv (ThunderSTORM's files, for ingest); "
+                        "h5: train.h5 and acquisition.h5 in the raw.h5 layout (ingest is then not needed).",
+                        {"tiff", "h5"}),
+        KeySpec::integer("chunk_frames", "64", "Frames per work unit handed to a rank.").range(1, 1e6),
+        KeySpec::integer("train.frames", "3500", "Training frames (DSIR: 3500 train + 1500 validation).")
+            .range(0, 1e9)
+            .cli("--frames"),
+        KeySpec::integer("train.width", "26", "Training frame width (pixels).").range(4, 65535),
+        KeySpec::integer("train.height", "26", "Training frame height (pixels).").range(4, 65535),
+        KeySpec::real("train.density", "2.0", "Mean emitters per frame per µm².").range(0, 1e4),
+        KeySpec::integer("acquisition.frames", "0", "Test acquisition frames (0: none).").range(0, 1e9),
+        KeySpec::integer("acquisition.width", "64", "Acquisition frame width (pixels).").range(4, 65535),
+        KeySpec::integer("acquisition.height", "64", "Acquisition frame height (pixels).").range(4, 65535),
+        KeySpec::real("acquisition.density", "1.0", "Mean active emitters per frame per µm².").range(0, 1e4),
+        KeySpec::choice("acquisition.structure", "filaments", "Where emitters sit.",
+                        {"filaments", "uniform"}),
+        KeySpec::integer("acquisition.filaments", "6", "Number of filaments.").range(1, 10000),
+        KeySpec::text("acquisition.mask", "''",
+                      "Density mask: a grayscale TIFF stretched over the field whose values (divided by "
+                      "their maximum) weight the emitter density ('' = none)."),
     });
 
 sim::Camera camera_from(const Config& c) {
@@ -71,19 +70,62 @@ sim::EmitterRanges ranges_from(const Config& c) {
   return r;
 }
 
+// Every simulate.* key and the camera and PSF the simulation draws with, read once when the
+// stage starts.
+struct SimulateOptions {
+  bool h5 = false;  // simulate.format: h5 (raw.h5 directly) rather than TIFF + CSV
+  std::string output;
+  sim::Camera camera;
+  std::string camera_json;  // raw.h5's camera attribute
+  sim::EmitterRanges ranges;
+  uint64_t seed = 0;
+  uint64_t chunk_frames = 16;
+  sim::FieldSpec train, acquisition;
+  int64_t train_frames = 0, acquisition_frames = 0;
+  std::string mask;  // density mask TIFF of the acquisition ('' = none)
+};
+
+SimulateOptions read_simulate_options(const Context& ctx) {
+  const Config& c = ctx.config;
+  SimulateOptions o;
+  o.h5 = c.get_string("simulate.format") == "h5";
+  o.output = ctx.path("simulate.output", o.h5 ? "data" : "sim");
+  o.camera = camera_from(c);
+  o.camera_json = camera_json(c);
+  o.ranges = ranges_from(c);
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.chunk_frames = static_cast<uint64_t>(c.get_int("simulate.chunk_frames"));
+  o.train.width = static_cast<int>(c.get_int("simulate.train.width"));
+  o.train.height = static_cast<int>(c.get_int("simulate.train.height"));
+  o.train.density_per_um2 = c.get_double("simulate.train.density");
+  o.train.structure = sim::Structure::Uniform;
+  o.train_frames = c.get_int("simulate.train.frames");
+  o.acquisition.width = static_cast<int>(c.get_int("simulate.acquisition.width"));
+  o.acquisition.height = static_cast<int>(c.get_int("simulate.acquisition.height"));
+  o.acquisition.density_per_um2 = c.get_double("simulate.acquisition.density");
+  o.acquisition.structure = c.get_string("simulate.acquisition.structure") == "filaments"
+                                ? sim::Structure::Filaments
+                                : sim::Structure::Uniform;
+  o.acquisition.filaments = static_cast<int>(c.get_int("simulate.acquisition.filaments"));
+  o.acquisition_frames = c.get_int("simulate.acquisition.frames");
+  o.mask = c.get_string("simulate.acquisition.mask");
+  return o;
+}
+
 // Where one simulated set goes: a TIFF + ThunderSTORM CSV, or a raw.h5. Rank 0 only.
 class SetWriter {
  public:
-  SetWriter(Context& ctx, const std::string& stem, const sim::FieldSpec& field, int64_t frames,
-            const sim::Camera& cam) {
-    if (ctx.config.get_string("simulate.format") == "h5") {
+  SetWriter(const Context& ctx, const SimulateOptions& o, const std::string& stem,
+            const sim::FieldSpec& field, int64_t frames) {
+    const sim::Camera& cam = o.camera;
+    if (o.h5) {
       RawFileInfo info;
       info.frames = static_cast<uint64_t>(frames);
       info.width = static_cast<uint32_t>(field.width);
       info.height = static_cast<uint32_t>(field.height);
       info.pixel_size_nm = cam.pixel_size_nm;
-      info.camera_json = camera_json(ctx.config);
-      info.source_files = "dsir simulate (run.seed " + std::to_string(ctx.config.get_int("run.seed")) + ")";
+      info.camera_json = o.camera_json;
+      info.source_files = "dsir simulate (run.seed " + std::to_string(o.seed) + ")";
       raw_ = std::make_unique<RawFileWriter>(stem + ".h5", info, ctx.provenance());
       source_ = info.source_files;
       width_nm_ = field.width * cam.pixel_size_nm;
@@ -121,19 +163,21 @@ class SetWriter {
 // Simulates `frames` frames of `field` into <stem>.tif and <stem>.csv (or <stem>.h5). Ranks compute
 // chunks of frames; rank 0 writes them in frame order, so the files do not depend on the number
 // of ranks.
-void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& field, int64_t frames,
-                  const sim::Camera& cam, const sim::EmitterRanges& ranges, uint64_t seed,
+void simulate_set(Context& ctx, const SimulateOptions& o, const std::string& stem,
+                  const sim::FieldSpec& field, int64_t frames, uint64_t seed,
                   const sim::DensityMask* mask = nullptr) {
+  const sim::Camera& cam = o.camera;
+  const sim::EmitterRanges& ranges = o.ranges;
   std::unique_ptr<sim::Filaments> filaments;
   if (field.structure == sim::Structure::Filaments)
     filaments = std::make_unique<sim::Filaments>(field, cam.pixel_size_nm, seed);
-  const uint64_t chunk = static_cast<uint64_t>(ctx.config.get_int("simulate.chunk_frames"));
+  const uint64_t chunk = o.chunk_frames;
   const uint64_t n_chunks = (static_cast<uint64_t>(frames) + chunk - 1) / chunk;
   const size_t frame_px = static_cast<size_t>(field.width) * static_cast<size_t>(field.height);
 
   std::unique_ptr<SetWriter> out;
   std::vector<Emitter> truth;
-  if (ctx.mpi.is_root()) out = std::make_unique<SetWriter>(ctx, stem, field, frames, cam);
+  if (ctx.mpi.is_root()) out = std::make_unique<SetWriter>(ctx, o, stem, field, frames);
   Progress progress("simulate " + std::filesystem::path(stem).filename().string(),
                     static_cast<uint64_t>(frames));
 
@@ -175,50 +219,28 @@ void simulate_set(Context& ctx, const std::string& stem, const sim::FieldSpec& f
   progress.finish();
   if (ctx.mpi.is_root()) {
     out->finish(truth);
-    log::print("simulate: {}.{}: {} frames {}x{}, {} emitters ({:.2f} per frame)", stem,
-               ctx.config.get_string("simulate.format") == "h5" ? "h5" : "tif", frames, field.width,
-               field.height, truth.size(),
+    log::print("simulate: {}.{}: {} frames {}x{}, {} emitters ({:.2f} per frame)", stem, o.h5 ? "h5" : "tif",
+               frames, field.width, field.height, truth.size(),
                frames ? static_cast<double>(truth.size()) / static_cast<double>(frames) : 0.0);
   }
   ctx.mpi.barrier();
 }
 
 void run(Context& ctx) {
-  const Config& c = ctx.config;
-  const bool h5 = c.get_string("simulate.format") == "h5";
-  const std::string out = ctx.path("simulate.output", h5 ? "data" : "sim");
-  const sim::Camera cam = camera_from(c);
-  const sim::EmitterRanges ranges = ranges_from(c);
-  const uint64_t seed = static_cast<uint64_t>(c.get_int("run.seed"));
-  const int64_t acq_frames = c.get_int("simulate.acquisition.frames");
+  const SimulateOptions o = read_simulate_options(ctx);
   // The mask first: a bad one must fail before anything is written.
   std::unique_ptr<sim::DensityMask> mask;
-  if (const std::string& m = c.get_string("simulate.acquisition.mask"); !m.empty() && acq_frames > 0) {
-    require_file(m, "simulate.acquisition.mask");
-    mask = std::make_unique<sim::DensityMask>(sim::DensityMask::from_tiff(m));
-    log::print("simulate: density mask {} ({}x{}, mean weight {:.3f})", m, mask->width(), mask->height(),
+  if (!o.mask.empty() && o.acquisition_frames > 0) {
+    require_file(o.mask, "simulate.acquisition.mask");
+    mask = std::make_unique<sim::DensityMask>(sim::DensityMask::from_tiff(o.mask));
+    log::print("simulate: density mask {} ({}x{}, mean weight {:.3f})", o.mask, mask->width(), mask->height(),
                mask->mean_weight());
   }
-
-  sim::FieldSpec train;
-  train.width = static_cast<int>(c.get_int("simulate.train.width"));
-  train.height = static_cast<int>(c.get_int("simulate.train.height"));
-  train.density_per_um2 = c.get_double("simulate.train.density");
-  train.structure = sim::Structure::Uniform;
-  const int64_t train_frames = c.get_int("simulate.train.frames");
-  if (train_frames > 0) simulate_set(ctx, out + "/train", train, train_frames, cam, ranges, seed);
-
-  if (acq_frames > 0) {
-    sim::FieldSpec acq;
-    acq.width = static_cast<int>(c.get_int("simulate.acquisition.width"));
-    acq.height = static_cast<int>(c.get_int("simulate.acquisition.height"));
-    acq.density_per_um2 = c.get_double("simulate.acquisition.density");
-    acq.structure = c.get_string("simulate.acquisition.structure") == "filaments" ? sim::Structure::Filaments
-                                                                                   : sim::Structure::Uniform;
-    acq.filaments = static_cast<int>(c.get_int("simulate.acquisition.filaments"));
-    // A different stream than the training set's, still a function of run.seed alone.
-    simulate_set(ctx, out + "/acquisition", acq, acq_frames, cam, ranges, seed ^ 0x5eedacc0ull, mask.get());
-  }
+  if (o.train_frames > 0) simulate_set(ctx, o, o.output + "/train", o.train, o.train_frames, o.seed);
+  // The acquisition: a different stream than the training set's, still a function of run.seed alone.
+  if (o.acquisition_frames > 0)
+    simulate_set(ctx, o, o.output + "/acquisition", o.acquisition, o.acquisition_frames,
+                 o.seed ^ 0x5eedacc0ull, mask.get());
 }
 
 const CommandRegistrar registrar(

@@ -31,8 +31,8 @@ std::mt19937_64 frame_rng(uint64_t seed, int64_t frame) {
 Filaments::Filaments(const FieldSpec& field, double px, uint64_t seed) {
   std::mt19937_64 rng(splitmix64(seed ^ 0x66696c616d656e74ull));  // "filament"
   const double w = field.width * px, h = field.height * px;
-  const double step = 10.0;                     // nm
-  const double persistence = 3000.0;            // nm; microtubules are stiffer, this reads well
+  const double step = 10.0;           // nm
+  const double persistence = 3000.0;  // nm; microtubules are stiffer, this reads well
   const double turn_sd = std::sqrt(2 * step / persistence);
   for (int k = 0; k < field.filaments; ++k) {
     // Start on a random point of the field, walk both ways until leaving a margin around it.
@@ -68,8 +68,8 @@ Filaments::Filaments(const FieldSpec& field, double px, uint64_t seed) {
 
 std::pair<double, double> Filaments::sample(std::mt19937_64& rng) const {
   double s = uniform(rng, 0, cumulative_.back());
-  size_t k = static_cast<size_t>(std::lower_bound(cumulative_.begin(), cumulative_.end(), s) -
-                                 cumulative_.begin());
+  size_t k =
+      static_cast<size_t>(std::lower_bound(cumulative_.begin(), cumulative_.end(), s) - cumulative_.begin());
   k = std::min(k, cumulative_.size() - 1);
   double start = k ? cumulative_[k - 1] : 0.0;
   double len = cumulative_[k] - start;
@@ -80,8 +80,8 @@ std::pair<double, double> Filaments::sample(std::mt19937_64& rng) const {
   return {p.first + t * (q.first - p.first), p.second + t * (q.second - p.second)};
 }
 
-std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height,
-                                    double px, PsfModel psf) {
+std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height, double px,
+                                    PsfModel psf) {
   std::vector<double> img(static_cast<size_t>(width) * static_cast<size_t>(height), 0.0);
   std::vector<double> gx, gy;
   for (const auto& e : emitters) {

@@ -13,10 +13,10 @@ namespace dsir::sim {
 
 struct Camera {
   double pixel_size_nm = 100;
-  double base_level = 100;         // ADU
-  double e_per_adu = 1.0;          // photoelectrons per ADU
-  double em_gain = 0;              // 0: no EM register
-  double read_noise_e = 0;         // Gaussian, electrons RMS
+  double base_level = 100;  // ADU
+  double e_per_adu = 1.0;   // photoelectrons per ADU
+  double em_gain = 0;       // 0: no EM register
+  double read_noise_e = 0;  // Gaussian, electrons RMS
   double quantum_efficiency = 1.0;
   double background_photons = 20;  // per pixel
 };
@@ -37,8 +37,8 @@ struct EmitterRanges {
 enum class Structure { Uniform, Filaments };
 
 struct FieldSpec {
-  int width = 26, height = 26;      // pixels
-  double density_per_um2 = 2.0;     // mean emitters per frame per µm²
+  int width = 26, height = 26;   // pixels
+  double density_per_um2 = 2.0;  // mean emitters per frame per µm²
   Structure structure = Structure::Uniform;
   int filaments = 8;
 };
@@ -53,7 +53,7 @@ class Filaments {
 
  private:
   std::vector<std::vector<std::pair<double, double>>> curves_;
-  std::vector<double> cumulative_;  // cumulative length over all segments
+  std::vector<double> cumulative_;                  // cumulative length over all segments
   std::vector<std::pair<size_t, size_t>> segment_;  // (curve, point index) for each segment
 };
 

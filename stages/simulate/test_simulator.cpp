@@ -1,9 +1,9 @@
 // Tests of the ThunderSTORM-style simulator (stages/simulate/simulator.h): the statistics of
 // every stage of the image model against theory (fixed seeds; tolerances of a few standard
 // errors), reproducibility, and a reproduction of ThunderSTORM's own demo data.
-#include "stages/simulate/simulator.h"
-
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,13 +14,12 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-#include <yaml-cpp/yaml.h>
-
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/tiff.h"
+#include "stages/simulate/simulator.h"
 #include "tests/shared_data.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::Emitter;
@@ -134,8 +133,7 @@ TEST(RenderExpected, MaximumAtPixelOfEmitterXAlongColumns) {
   for (auto [r, c] : {std::pair{7, 22}, {20, 3}, {12, 35}}) {
     for (double frac : {0.5, 0.2, 0.8}) {
       auto img = render_expected({emitter((c + frac) * px, (r + 0.5) * px, 120, 500)}, w, h, px);
-      const size_t argmax =
-          static_cast<size_t>(std::max_element(img.begin(), img.end()) - img.begin());
+      const size_t argmax = static_cast<size_t>(std::max_element(img.begin(), img.end()) - img.begin());
       EXPECT_EQ(static_cast<int>(argmax) / w, r) << "row for (r,c)=(" << r << "," << c << ") frac " << frac;
       EXPECT_EQ(static_cast<int>(argmax) % w, c)
           << "column for (r,c)=(" << r << "," << c << ") frac " << frac;
@@ -434,7 +432,7 @@ TEST(SimulateFrame, PixelsFollowRenderedExpectationPlusCamera) {
   }
   const double n = static_cast<double>(fr.pixels.size());
   EXPECT_NEAR(residual / n, 0.0, 5 * std::sqrt(var_sum) / n);  // unbiased around the expectation
-  EXPECT_NEAR(chi2 / n, 1.0, 5 * std::sqrt(2.0 / n));            // with the model's variance
+  EXPECT_NEAR(chi2 / n, 1.0, 5 * std::sqrt(2.0 / n));          // with the model's variance
 }
 
 TEST(SimulateFrame, FrameRngDependsOnSeedAndFrameOnly) {
@@ -547,15 +545,8 @@ TEST(Filaments, NoFilamentsIsAnError) {
 // ---------------------------------------------------------------------------------------------
 // Density mask
 
-class DensityMaskTest : public ::testing::Test {
+class DensityMaskTest : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("dsir_mask_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-            "_" + std::to_string(getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string write_mask(const std::string& name, uint32_t w, uint32_t h, const std::vector<uint16_t>& v,
                          int frames = 1) {
     const std::string path = (dir_ / name).string();
@@ -564,7 +555,6 @@ class DensityMaskTest : public ::testing::Test {
     wr.commit();
     return path;
   }
-  fs::path dir_;
 };
 
 TEST_F(DensityMaskTest, ReadsTiffNormalisesByMaximumAndStretchesOverTheField) {
@@ -574,12 +564,12 @@ TEST_F(DensityMaskTest, ReadsTiffNormalisesByMaximumAndStretchesOverTheField) {
   EXPECT_EQ(m.width(), 4);
   EXPECT_EQ(m.height(), 2);
   EXPECT_DOUBLE_EQ(m.mean_weight(), (0 + 0.25 + 0.5 + 1 + 4) / 8.0);
-  EXPECT_EQ(m.weight_at(0.1, 0.2), 0.0);   // column 0, row 0
+  EXPECT_EQ(m.weight_at(0.1, 0.2), 0.0);    // column 0, row 0
   EXPECT_EQ(m.weight_at(0.3, 0.49), 0.25);  // column 1, row 0
   EXPECT_EQ(m.weight_at(0.6, 0.0), 0.5);
   EXPECT_EQ(m.weight_at(0.99, 0.0), 1.0);
-  EXPECT_EQ(m.weight_at(0.0, 0.5), 1.0);    // row 1
-  EXPECT_EQ(m.weight_at(1.0, 1.0), 1.0);    // the far edge stays inside
+  EXPECT_EQ(m.weight_at(0.0, 0.5), 1.0);  // row 1
+  EXPECT_EQ(m.weight_at(1.0, 1.0), 1.0);  // the far edge stays inside
 }
 
 TEST_F(DensityMaskTest, BadMasksAreInputErrorsNamingTheFile) {

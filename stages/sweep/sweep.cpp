@@ -7,12 +7,12 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/run_metrics.h"
 #include "pipeline/picture.h"
 
 namespace fs = std::filesystem;
@@ -63,35 +63,20 @@ bool yaml_get(const YAML::Node& root, const std::string& key, const std::string&
   return true;
 }
 
-double json_number(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : kNaN; }
-
 // The last epoch's losses from train/metrics.jsonl.
 void read_training(const std::string& path, Row& r) {
   if (!fs::exists(path)) {
     r.problems.push_back("no " + path + " (training did not run)");
     return;
   }
-  std::stringstream ss(read_text_file(path));
-  nlohmann::json last;
-  int line_no = 0;
-  for (std::string line; std::getline(ss, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      last = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(fmt::format("{}:{}: not a JSON line: {}", path, line_no, e.what()));
-    }
-  }
-  if (last.is_null()) {
+  const std::vector<EpochMetrics> epochs = read_epoch_metrics(path);
+  if (epochs.empty()) {
     r.problems.push_back(path + " is empty (no epoch finished)");
     return;
   }
-  if (!last.is_object() || !last.contains("epoch") || !last.contains("train_loss"))
-    throw InputError(fmt::format("{}:{}: expected an object with epoch and train_loss", path, line_no));
-  r.epochs = last["epoch"].get<int64_t>();
-  r.train_loss = json_number(last["train_loss"]);
-  r.val_loss = last.contains("val_loss") ? json_number(last["val_loss"]) : kNaN;
+  r.epochs = epochs.back().epoch;
+  r.train_loss = epochs.back().train_loss;
+  r.val_loss = epochs.back().val_loss;
   if (r.epochs_planned > 0 && r.epochs < r.epochs_planned)
     r.problems.push_back(fmt::format("training stopped at epoch {} of {}", r.epochs, r.epochs_planned));
 }
@@ -102,20 +87,9 @@ void read_metrics(const std::string& path, const std::string& matching, Row& r) 
     r.problems.push_back("no " + path + " (evaluate did not run)");
     return;
   }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-    for (const auto& entry : j.at("matching")) {
-      const auto& m = entry.at(matching);
-      // With no true positive there is no RMSE (evaluate writes 0 then): leave it empty.
-      const bool matched = !m.contains("tp") || json_number(m["tp"]) > 0;
-      r.by_tolerance[entry.at("tolerance_nm").get<double>()] = {
-          json_number(m.at("jaccard")), matched ? json_number(m.at("rmse_lateral_nm")) : kNaN};
-    }
-    if (j.contains("image") && j["image"].contains("pearson")) r.pearson = json_number(j["image"]["pearson"]);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: not a dsir metrics.json: {}", path, e.what()));
-  }
+  const EvaluationSummary s = read_evaluation_summary(path, matching);
+  for (const auto& [tolerance, m] : s.by_tolerance) r.by_tolerance[tolerance] = {m.jaccard, m.rmse_nm};
+  r.pearson = s.pearson;
 }
 
 Row read_run(const std::string& dir, const std::string& name, const Task* task, const std::string& matching) {

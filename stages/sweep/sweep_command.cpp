@@ -24,35 +24,23 @@ const ConfigSection section(
     "Sweeps over the loss kernel: `dsir sweep plan SWEEP_DIR SWEEP.yaml`, `dsir sweep summarize SWEEP_DIR` "
     "(jobs/sweep-fwhm.sbatch, docs/slurm.md).",
     {
-        {"action",
-         KeyType::Choice,
-         "summarize",
-         "plan: write SWEEP_DIR/tasks.tsv and sweep.yaml and print the task count; summarize: the results "
-         "table and plots.",
-         -1e300,
-         1e300,
-         {"plan", "summarize"}},
-        {"dir", KeyType::String, "''",
-         "Sweep folder: one run folder per task, named fwhm-F (or fwhm-F-kernel-W).", -1e300, 1e300},
-        {"fwhm", KeyType::FloatList, "[]", "train.loss.fwhm values to sweep (pixels), one task each.", 0.01,
-         100},
-        {"kernel_size", KeyType::FloatList, "[]",
-         "train.loss.kernel_size values (odd pixels) to combine with them ([] = train.loss.kernel_size).", 1,
-         99},
-        {"pairing",
-         KeyType::Choice,
-         "grid",
-         "grid: every FWHM with every kernel width; zip: the i-th FWHM with the i-th width.",
-         -1e300,
-         1e300,
-         {"grid", "zip"}},
-        {"matching",
-         KeyType::Choice,
-         "hungarian",
-         "Matching whose JI and RMSE the summary reports.",
-         -1e300,
-         1e300,
-         {"hungarian", "greedy"}},
+        KeySpec::choice("action", "summarize",
+                        "plan: write SWEEP_DIR/tasks.tsv and sweep.yaml and print the task count; summarize: "
+                        "the results table and plots.",
+                        {"plan", "summarize"}),
+        KeySpec::text("dir", "''",
+                      "Sweep folder: one run folder per task, named fwhm-F (or fwhm-F-kernel-W)."),
+        KeySpec::real_list("fwhm", "[]", "train.loss.fwhm values to sweep (pixels), one task each.")
+            .range(0.01, 100),
+        KeySpec::real_list(
+            "kernel_size", "[]",
+            "train.loss.kernel_size values (odd pixels) to combine with them ([] = train.loss.kernel_size).")
+            .range(1, 99),
+        KeySpec::choice("pairing", "grid",
+                        "grid: every FWHM with every kernel width; zip: the i-th FWHM with the i-th width.",
+                        {"grid", "zip"}),
+        KeySpec::choice("matching", "hungarian", "Matching whose JI and RMSE the summary reports.",
+                        {"hungarian", "greedy"}),
     });
 
 void plan(Context& ctx, const std::string& dir) {

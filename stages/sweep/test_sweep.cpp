@@ -12,6 +12,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/registry.h"
 #include "stages/sweep/sweep.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using dsir::Config;
@@ -25,16 +26,8 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-class Sweep : public ::testing::Test {
+class Sweep : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/dsir-sweep-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   void run(const std::vector<std::string>& overrides) {
     Config cfg = Config::load("", overrides);
     dsir::Context ctx{cfg, dsir::MpiContext::get()};
@@ -45,7 +38,7 @@ class Sweep : public ::testing::Test {
   void make_run(const std::string& name, double fwhm, int kernel, int epochs_planned,
                 const std::vector<std::pair<double, double>>& losses, bool with_metrics, double ji50 = 0,
                 double ji250 = 0, double pearson = 0) {
-    const std::string run = dir_ + "/" + name;
+    const std::string run = dir() + "/" + name;
     fs::create_directories(run + "/train");
     dsir::write_text_file(run + "/config.yaml",
                           Config::load("", {"run.dir=" + run, "train.loss.fwhm=" + std::to_string(fwhm),
@@ -77,8 +70,6 @@ class Sweep : public ::testing::Test {
             ",\"hungarian\":" + match(ji50, 20.0) + ",\"tolerance_nm\":50.0},{\"greedy\":" + greedy(ji250) +
             ",\"hungarian\":" + match(ji250, 80.0) + ",\"tolerance_nm\":250.0}]}\n");
   }
-
-  std::string dir_;
 };
 
 TEST_F(Sweep, PlanListsEveryFwhmWithTheConfigsKernel) {
@@ -132,17 +123,17 @@ TEST_F(Sweep, PlanRefusesBadListsNamingTheKey) {
 
 TEST_F(Sweep, PlanCommandWritesTasksAndTheFrozenConfig) {
   testing::internal::CaptureStdout();
-  run({"sweep.action=plan", "sweep.dir=" + dir_, "sweep.fwhm=[2, 4.5]", "train.epochs=7"});
+  run({"sweep.action=plan", "sweep.dir=" + dir(), "sweep.fwhm=[2, 4.5]", "train.epochs=7"});
   EXPECT_EQ(testing::internal::GetCapturedStdout(), "2\n");
-  EXPECT_EQ(dsir::read_text_file(dir_ + "/tasks.tsv"),
+  EXPECT_EQ(dsir::read_text_file(dir() + "/tasks.tsv"),
             "task\tname\tfwhm\tkernel_size\n0\tfwhm-2\t2\t5\n1\tfwhm-4.5\t4.5\t5\n");
-  const auto tasks = dsir::sweep::read_tasks_tsv(dir_ + "/tasks.tsv");
+  const auto tasks = dsir::sweep::read_tasks_tsv(dir() + "/tasks.tsv");
   ASSERT_EQ(tasks.size(), 2u);
   EXPECT_EQ(tasks[1].name, "fwhm-4.5");
   EXPECT_EQ(tasks[1].fwhm, 4.5);
   // Every task runs the frozen config: it loads as a dsir config and keeps the overrides.
   const Config frozen =
-      Config::load(dir_ + "/sweep.yaml", {"run.dir=" + dir_ + "/fwhm-2", "train.loss.fwhm=2"});
+      Config::load(dir() + "/sweep.yaml", {"run.dir=" + dir() + "/fwhm-2", "train.loss.fwhm=2"});
   EXPECT_EQ(frozen.get_int("train.epochs"), 7);
   EXPECT_EQ(frozen.get_doubles("sweep.fwhm"), (std::vector<double>{2, 4.5}));
 }
@@ -152,11 +143,11 @@ TEST_F(Sweep, SummarizeWritesTableMarkdownAndPlots) {
   make_run("fwhm-3", 3, 5, 2, {{30.0, 31.0}, {25.5, 26.5}}, true, 0.2, 0.6, 0.75);
   make_run("fwhm-6", 6, 5, 2, {{40.0, 41.0}}, false);  // preempted for good: one epoch, no evaluation
   dsir::write_text_file(
-      dir_ + "/tasks.tsv",
+      dir() + "/tasks.tsv",
       "task\tname\tfwhm\tkernel_size\n0\tfwhm-3\t3\t5\n1\tfwhm-1.5\t1.5\t5\n2\tfwhm-6\t6\t5\n"
       "3\tfwhm-12\t12\t5\n");
-  run({"sweep.action=summarize", "sweep.dir=" + dir_});
-  const auto csv = lines_of(dsir::read_text_file(dir_ + "/summary.csv"));
+  run({"sweep.action=summarize", "sweep.dir=" + dir()});
+  const auto csv = lines_of(dsir::read_text_file(dir() + "/summary.csv"));
   ASSERT_EQ(csv.size(), 5u);
   EXPECT_EQ(csv[0],
             "name,fwhm,kernel_size,epochs,train_loss,val_loss,jaccard_50nm,rmse_nm_50nm,jaccard_250nm,rmse_"
@@ -169,7 +160,7 @@ TEST_F(Sweep, SummarizeWritesTableMarkdownAndPlots) {
   EXPECT_NE(csv[3].find("evaluate did not run"), std::string::npos);
   EXPECT_EQ(csv[4].rfind("fwhm-12,12,5,,,,,,,,,not run (no folder", 0), 0u) << csv[4];
 
-  const std::string md = dsir::read_text_file(dir_ + "/summary.md");
+  const std::string md = dsir::read_text_file(dir() + "/summary.md");
   EXPECT_NE(md.find("| run | FWHM (px) | kernel (px) | epochs | train loss | val loss | JI @ 50 nm |"),
             std::string::npos);
   EXPECT_NE(md.find("| fwhm-3 | 3 | 5 | 2 | 25.5 | 26.5 | 0.2 | 20 | 0.6 | 80 | 0.75 | ok |"),
@@ -179,33 +170,33 @@ TEST_F(Sweep, SummarizeWritesTableMarkdownAndPlots) {
   EXPECT_NE(md.find("highest image correlation: fwhm-3 (0.75)"), std::string::npos);
 
   for (const char* png : {"summary.png", "summary-rmse.png", "summary-loss.png"}) {
-    std::ifstream f(dir_ + "/" + png, std::ios::binary);
+    std::ifstream f(dir() + "/" + png, std::ios::binary);
     ASSERT_TRUE(f.good()) << png;
     char magic[8] = {};
     f.read(magic, 8);
     EXPECT_EQ(std::string(magic + 1, 3), "PNG") << png;
-    EXPECT_GT(fs::file_size(dir_ + "/" + png), 2000u) << png;
+    EXPECT_GT(fs::file_size(dir() + "/" + png), 2000u) << png;
   }
-  for (const auto& e : fs::directory_iterator(dir_))
+  for (const auto& e : fs::directory_iterator(dir()))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
 
 TEST_F(Sweep, NoRmseWithoutTruePositives) {
   make_run("fwhm-2", 2, 5, 1, {{1.0, 2.0}}, true, 0.0, 0.5, 0.6);
-  std::string m = dsir::read_text_file(dir_ + "/fwhm-2/metrics.json");
+  std::string m = dsir::read_text_file(dir() + "/fwhm-2/metrics.json");
   // The 50 nm Hungarian entry: nothing matched.
   m.replace(m.find("\"tp\":5", m.find("\"hungarian\"")), 6, "\"tp\":0");
-  dsir::write_text_file(dir_ + "/fwhm-2/metrics.json", m);
-  run({"sweep.dir=" + dir_});
-  const auto csv = lines_of(dsir::read_text_file(dir_ + "/summary.csv"));
+  dsir::write_text_file(dir() + "/fwhm-2/metrics.json", m);
+  run({"sweep.dir=" + dir()});
+  const auto csv = lines_of(dsir::read_text_file(dir() + "/summary.csv"));
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[1], "fwhm-2,2,5,1,1,2,0,,0.5,80,0.6,ok");
 }
 
 TEST_F(Sweep, SummarizeUsesGreedyMatchingWhenAsked) {
   make_run("fwhm-2", 2, 5, 2, {{1.0, 2.0}, {0.5, 1.5}}, true, 0.3, 0.5, 0.6);
-  run({"sweep.action=summarize", "sweep.dir=" + dir_, "sweep.matching=greedy"});
-  const auto csv = lines_of(dsir::read_text_file(dir_ + "/summary.csv"));
+  run({"sweep.action=summarize", "sweep.dir=" + dir(), "sweep.matching=greedy"});
+  const auto csv = lines_of(dsir::read_text_file(dir() + "/summary.csv"));
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[1], "fwhm-2,2,5,2,0.5,1.5,0.15,99,0.25,99,0.6,ok");
 }
@@ -214,14 +205,14 @@ TEST_F(Sweep, SummarizeWithoutTasksFileScansRunFoldersAndSortsByFwhmThenKernel) 
   make_run("b", 4, 3, 1, {{2.0, 3.0}}, true, 0.2, 0.3, 0.4);
   make_run("a", 4, 9, 1, {{2.0, 3.0}}, true, 0.2, 0.3, 0.4);
   make_run("c", 0.5, 9, 1, {{2.0, 3.0}}, true, 0.2, 0.3, 0.4);
-  fs::create_directories(dir_ + "/not-a-run");
-  run({"sweep.action=summarize", "sweep.dir=" + dir_});
-  const auto csv = lines_of(dsir::read_text_file(dir_ + "/summary.csv"));
+  fs::create_directories(dir() + "/not-a-run");
+  run({"sweep.action=summarize", "sweep.dir=" + dir()});
+  const auto csv = lines_of(dsir::read_text_file(dir() + "/summary.csv"));
   ASSERT_EQ(csv.size(), 4u);
   EXPECT_EQ(csv[1].substr(0, 10), "c,0.5,9,1,");
   EXPECT_EQ(csv[2].substr(0, 8), "b,4,3,1,");
   EXPECT_EQ(csv[3].substr(0, 8), "a,4,9,1,");
-  EXPECT_TRUE(fs::exists(dir_ + "/summary.png"));
+  EXPECT_TRUE(fs::exists(dir() + "/summary.png"));
 }
 
 TEST_F(Sweep, SummarizeErrorsNameTheFolderOrFile) {
@@ -234,24 +225,24 @@ TEST_F(Sweep, SummarizeErrorsNameTheFolderOrFile) {
     return std::string("no error");
   };
   EXPECT_NE(what({"sweep.action=summarize"}).find("sweep.dir: no sweep folder given"), std::string::npos);
-  EXPECT_NE(
-      what({"sweep.dir=" + dir_ + "/absent"}).find("sweep.dir: folder '" + dir_ + "/absent' does not exist"),
-      std::string::npos);
-  EXPECT_NE(what({"sweep.dir=" + dir_}).find(dir_ + ": no sweep runs here"), std::string::npos);
+  EXPECT_NE(what({"sweep.dir=" + dir() + "/absent"})
+                .find("sweep.dir: folder '" + dir() + "/absent' does not exist"),
+            std::string::npos);
+  EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + ": no sweep runs here"), std::string::npos);
 
   make_run("fwhm-2", 2, 5, 1, {{1.0, 2.0}}, true, 0.3, 0.5, 0.6);
-  dsir::write_text_file(dir_ + "/fwhm-2/metrics.json", "{\"matching\": [{\"tolerance_nm\": 50}]}");
-  EXPECT_NE(what({"sweep.dir=" + dir_}).find(dir_ + "/fwhm-2/metrics.json: not a dsir metrics.json"),
+  dsir::write_text_file(dir() + "/fwhm-2/metrics.json", "{\"matching\": [{\"tolerance_nm\": 50}]}");
+  EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/fwhm-2/metrics.json: not a dsir metrics.json"),
             std::string::npos);
-  dsir::write_text_file(dir_ + "/fwhm-2/train/metrics.jsonl", "{\"epoch\":1,\"train_loss\":1}\nnot json\n");
-  EXPECT_NE(what({"sweep.dir=" + dir_}).find(dir_ + "/fwhm-2/train/metrics.jsonl:2: not a JSON line"),
+  dsir::write_text_file(dir() + "/fwhm-2/train/metrics.jsonl", "{\"epoch\":1,\"train_loss\":1}\nnot json\n");
+  EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/fwhm-2/train/metrics.jsonl:2: not a metrics.jsonl line"),
             std::string::npos);
-  dsir::write_text_file(dir_ + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\tfwhm-2\ttwo\t5\n");
-  EXPECT_NE(what({"sweep.dir=" + dir_}).find(dir_ + "/tasks.tsv:2: not a task line"), std::string::npos);
-  dsir::write_text_file(dir_ + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\t..\t2\t5\n");
-  EXPECT_NE(what({"sweep.dir=" + dir_}).find("'..' is not a run folder name"), std::string::npos);
+  dsir::write_text_file(dir() + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\tfwhm-2\ttwo\t5\n");
+  EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/tasks.tsv:2: not a task line"), std::string::npos);
+  dsir::write_text_file(dir() + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\t..\t2\t5\n");
+  EXPECT_NE(what({"sweep.dir=" + dir()}).find("'..' is not a run folder name"), std::string::npos);
   // Nothing half-written after the errors.
-  EXPECT_FALSE(fs::exists(dir_ + "/summary.csv"));
+  EXPECT_FALSE(fs::exists(dir() + "/summary.csv"));
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ struct AdamOptions {
 class Adam {
  public:
   Adam(std::vector<torch::Tensor> params, AdamOptions options);
-  void step();        // uses each parameter's .grad()
+  void step();  // uses each parameter's .grad()
   void zero_grad();
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }

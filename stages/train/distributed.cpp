@@ -11,7 +11,8 @@
 namespace dsir {
 
 #ifdef DSIR_WITH_NCCL
-std::unique_ptr<BucketTransport> make_nccl_transport(const MpiContext& mpi, torch::Device device);  // nccl_transport.cpp
+std::unique_ptr<BucketTransport> make_nccl_transport(const MpiContext& mpi,
+                                                     torch::Device device);  // nccl_transport.cpp
 bool nccl_available() { return true; }
 #else
 bool nccl_available() { return false; }
@@ -41,7 +42,8 @@ class MpiTransport : public BucketTransport {
     float* data = flat.data_ptr<float>();
     if (staged_) {
       if (!staging_[b].defined())
-        staging_[b] = at::empty({flat.numel()}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+        staging_[b] =
+            at::empty({flat.numel()}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
       staging_[b].copy_(flat);  // waits for the copy: the host buffer is complete for MPI
       data = staging_[b].data_ptr<float>();
     } else if (device_.is_cuda()) {
@@ -75,10 +77,12 @@ std::unique_ptr<BucketTransport> make_bucket_transport(const MpiContext& mpi, co
     throw ConfigError("train.allreduce: unknown backend '" + backend + "' (auto, mpi, nccl)");
   bool nccl = backend == "nccl";
   if (nccl && !device.is_cuda()) throw ConfigError("train.allreduce: nccl needs training on CUDA devices");
-  if (nccl && !nccl_available()) throw ConfigError("train.allreduce: this build has no NCCL (none was found at configure time)");
+  if (nccl && !nccl_available())
+    throw ConfigError("train.allreduce: this build has no NCCL (none was found at configure time)");
   if (backend == "auto" && device.is_cuda() && nccl_available()) {
     // NCCL refuses two ranks on one GPU; then the ranks share it through MPI.
-    const double shared_gpu = static_cast<int64_t>(mpi.local_rank()) >= static_cast<int64_t>(torch::cuda::device_count()) ? 1 : 0;
+    const double shared_gpu =
+        static_cast<int64_t>(mpi.local_rank()) >= static_cast<int64_t>(torch::cuda::device_count()) ? 1 : 0;
     nccl = mpi.allreduce_max(shared_gpu) == 0;
   }
 #ifdef DSIR_WITH_NCCL
@@ -98,8 +102,8 @@ void broadcast_buffers(const MpiContext& mpi, torch::nn::Module& model) {
   for (auto& b : model.buffers()) broadcast_tensor(mpi, b);
 }
 
-GradientReducer::GradientReducer(const MpiContext& mpi, std::vector<torch::Tensor> params, size_t bucket_bytes,
-                                 const std::string& backend)
+GradientReducer::GradientReducer(const MpiContext& mpi, std::vector<torch::Tensor> params,
+                                 size_t bucket_bytes, const std::string& backend)
     : params_(std::move(params)) {
   if (params_.empty()) throw Error("internal: GradientReducer without parameters");
   const torch::Device device = params_.front().device();
@@ -112,8 +116,9 @@ GradientReducer::GradientReducer(const MpiContext& mpi, std::vector<torch::Tenso
     if (params_[k].device() != device || params_[k].scalar_type() != torch::kFloat)
       throw Error("internal: GradientReducer needs float parameters on one device");
     const size_t bytes = static_cast<size_t>(params_[k].numel()) * sizeof(float);
-    if (buckets_.empty() || (!buckets_.back().params.empty() &&
-                             static_cast<size_t>(buckets_.back().numel) * sizeof(float) + bytes > bucket_bytes))
+    if (buckets_.empty() ||
+        (!buckets_.back().params.empty() &&
+         static_cast<size_t>(buckets_.back().numel) * sizeof(float) + bytes > bucket_bytes))
       buckets_.emplace_back();
     Bucket& b = buckets_.back();
     bucket_of_[k] = buckets_.size() - 1;
@@ -154,7 +159,8 @@ void GradientReducer::on_gradient(size_t k, const torch::Tensor& grad) {
 }
 
 void GradientReducer::start_ready_buckets() {
-  while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].ready == buckets_[next_to_start_].params.size()) {
+  while (next_to_start_ < buckets_.size() &&
+         buckets_[next_to_start_].ready == buckets_[next_to_start_].params.size()) {
     const size_t i = next_to_start_++;
     transport_->start(i, buckets_[i].flat);
   }

@@ -48,8 +48,8 @@ class GradientReducer {
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
 
-  void begin_step();  // before backward (or before skipping it: a rank without data this step)
-  void finish_step(); // after backward: start what is left, wait, write the sums into .grad
+  void begin_step();   // before backward (or before skipping it: a rank without data this step)
+  void finish_step();  // after backward: start what is left, wait, write the sums into .grad
   size_t bucket_count() const { return buckets_.size(); }
   std::string transport() const { return transport_->name(); }
 

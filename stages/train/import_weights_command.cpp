@@ -4,7 +4,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
 
 namespace dsir {
@@ -13,17 +13,21 @@ namespace {
 const ConfigSection section(
     "import-weights", "Import PyTorch weights (one HDF5 dataset per state-dict key) as a dsir model.",
     {
-        {"state_dict", KeyType::String, "''", "FILE.h5[:/group] holding the state dict (group default /state_dict).",
-         -1e300, 1e300, {}, "--state-dict"},
-        {"arch", KeyType::String, "dsir", "Registered model the weights belong to.", -1e300, 1e300, {}, "--arch"},
-        {"output", KeyType::String, "''", "Model file to write.", -1e300, 1e300, {}, "--output"},
-        {"bn", KeyType::Choice, "per-frame", "BatchNorm statistics at inference (DSIR's weights need per-frame).",
-         -1e300, 1e300, {"per-frame", "running"}, "--bn"},
-        {"raw_pixel_size_nm", KeyType::Float, "100", "Camera pixel size the weights were trained for (nm).", 1, 1e5},
-        {"factor", KeyType::Int, "8", "Upscaling factor the weights expect.", 1, 32},
-        {"label_scale", KeyType::Float, "1", "Label scale used in training (DSIR: 1).", 1e-6, 1e6},
-        {"normalize", KeyType::Choice, "per-frame", "Input normalisation the weights expect.", -1e300, 1e300,
-         {"per-frame", "global", "none"}},
+        KeySpec::text("state_dict", "''",
+                      "FILE.h5[:/group] holding the state dict (group default /state_dict).")
+            .cli("--state-dict"),
+        KeySpec::text("arch", "dsir", "Registered model the weights belong to.").cli("--arch"),
+        KeySpec::text("output", "''", "Model file to write.").cli("--output"),
+        KeySpec::choice("bn", "per-frame",
+                        "BatchNorm statistics at inference (DSIR's weights need per-frame).",
+                        {"per-frame", "running"})
+            .cli("--bn"),
+        KeySpec::real("raw_pixel_size_nm", "100", "Camera pixel size the weights were trained for (nm).")
+            .range(1, 1e5),
+        KeySpec::integer("factor", "8", "Upscaling factor the weights expect.").range(1, 32),
+        KeySpec::real("label_scale", "1", "Label scale used in training (DSIR: 1).").range(1e-6, 1e6),
+        KeySpec::choice("normalize", "per-frame", "Input normalisation the weights expect.",
+                        {"per-frame", "global", "none"}),
     });
 
 void run(Context& ctx) {
@@ -57,9 +61,9 @@ void run(Context& ctx) {
              model_checksum(*model));
 }
 
-const CommandRegistrar registrar({"import-weights", -1,
-                                  "Import PyTorch weights (HDF5, one dataset per state-dict key) as a model file.",
-                                  run});
+const CommandRegistrar registrar(
+    {"import-weights", -1, "Import PyTorch weights (HDF5, one dataset per state-dict key) as a model file.",
+     run});
 
 }  // namespace
 }  // namespace dsir

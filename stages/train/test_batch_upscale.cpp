@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "stages/train/batch_upscale.h"
+#include "stages/train/models/batch_upscale.h"
 
 namespace {
 

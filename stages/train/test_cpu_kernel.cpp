@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "pipeline/h5store.h"
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/dsir_net.h"
 #include "tests/shared_data.h"
 

@@ -14,13 +14,13 @@
 #include "pipeline/h5store.h"
 #include "pipeline/mpi_context.h"
 #include "stages/train/adam.h"
-#include "stages/train/checkpoint.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
-#include "stages/train/batch_upscale.h"
+#include "stages/train/models/batch_upscale.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/train/test_tensors.h"
-#include "stages/train/torch_setup.h"
 #include "tests/shared_data.h"
 
 namespace {
@@ -52,10 +52,11 @@ TEST_F(Cuda, UpscaleBatchOnGpuMatchesUpscaleFrame) {
   std::vector<float> expected(static_cast<size_t>(h * f * w * f));
   double worst = 0;
   for (int k = 0; k < n; ++k) {
-    dsir::upscale_frame(raw.data() + static_cast<size_t>(k * h * w), h, w, f, dsir::Normalization::PerFrame, 0,
-                        1, expected.data());
+    dsir::upscale_frame(raw.data() + static_cast<size_t>(k * h * w), h, w, f, dsir::Normalization::PerFrame,
+                        0, 1, expected.data());
     const float* g = got.data_ptr<float>() + static_cast<size_t>(k) * expected.size();
-    for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(double(g[i]) - expected[i]));
+    for (size_t i = 0; i < expected.size(); ++i)
+      worst = std::max(worst, std::abs(double(g[i]) - expected[i]));
   }
   EXPECT_LT(worst, 1e-5);
 }
@@ -77,8 +78,7 @@ TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {
   // Not the CPU's 1e-4: DSIR's weights normalise each frame through channels of tiny variance,
   // which magnifies float rounding; measured on an H200 (LibTorch 2.11, cuDNN, TF32 off):
   // 3.8e-4 (0.2 % of the output's peak, 0.19), 1.1e-3 without cuDNN.
-  EXPECT_LT(max_abs_diff(y, want), 5e-4)
-      << "TF32 for cuDNN: " << at::globalContext().allowTF32CuDNN();
+  EXPECT_LT(max_abs_diff(y, want), 5e-4) << "TF32 for cuDNN: " << at::globalContext().allowTF32CuDNN();
   // What cuDNN contributes: the same without it (ATen's own CUDA convolutions).
   at::globalContext().setUserEnabledCuDNN(false);
   const double without = max_abs_diff(model->forward(x), want);
@@ -101,8 +101,11 @@ TEST_F(Cuda, TrainingStepEqualsCpuStep) {
   cpu->train();
   gpu->train();
   auto& mpi = dsir::MpiContext::get();
-  dsir::GradientReducer reduce_cpu(mpi, cpu->parameters(), 1 << 20), reduce_gpu(mpi, gpu->parameters(), 1 << 20);
-  EXPECT_EQ(reduce_gpu.transport(), dsir::nccl_available() ? "nccl" : mpi.cuda_aware() ? "mpi-cuda-aware" : "mpi-staged");
+  dsir::GradientReducer reduce_cpu(mpi, cpu->parameters(), 1 << 20),
+      reduce_gpu(mpi, gpu->parameters(), 1 << 20);
+  EXPECT_EQ(reduce_gpu.transport(), dsir::nccl_available() ? "nccl"
+                                    : mpi.cuda_aware()     ? "mpi-cuda-aware"
+                                                           : "mpi-staged");
   dsir::AdamOptions o;
   o.lr = 1e-3;
   dsir::Adam adam_cpu(cpu->parameters(), o), adam_gpu(gpu->parameters(), o);
@@ -118,7 +121,8 @@ TEST_F(Cuda, TrainingStepEqualsCpuStep) {
     l_gpu.backward();
     reduce_cpu.finish_step();
     reduce_gpu.finish_step();
-    EXPECT_LT(std::abs(l_gpu.item<double>() - l_cpu.item<double>()) / l_cpu.item<double>(), 1e-4) << "step " << step;
+    EXPECT_LT(std::abs(l_gpu.item<double>() - l_cpu.item<double>()) / l_cpu.item<double>(), 1e-4)
+        << "step " << step;
     if (step == 0) {  // relative to the largest gradient: biases before BatchNorm have none
       auto a = cpu->parameters(), b = gpu->parameters();
       const double gmax = dsir::test::max_gradient(*cpu);
@@ -166,7 +170,8 @@ TEST_F(Cuda, NcclTransportSumsOnTheGpu) {
 
 TEST(CudaUnavailable, NcclOnCpuIsAConfigError) {
   auto net = dsir::make_model("dsir");
-  EXPECT_THROW(dsir::GradientReducer(dsir::MpiContext::get(), net->parameters(), 512, "nccl"), dsir::ConfigError);
+  EXPECT_THROW(dsir::GradientReducer(dsir::MpiContext::get(), net->parameters(), 512, "nccl"),
+               dsir::ConfigError);
 }
 
 }  // namespace

@@ -11,12 +11,12 @@
 
 #include "pipeline/mpi_context.h"
 #include "stages/train/adam.h"
-#include "stages/train/checkpoint.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/train/test_tensors.h"
-#include "stages/train/torch_setup.h"
 
 namespace {
 
@@ -64,8 +64,8 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  return c.net + (c.bucket_bytes == 1 ? "_PerParameterBuckets" : "_OneBucket") + (c.sync_bn ? "_SyncBN" : "") +
-         "_" + c.device;
+  return c.net + (c.bucket_bytes == 1 ? "_PerParameterBuckets" : "_OneBucket") +
+         (c.sync_bn ? "_SyncBN" : "") + "_" + c.device;
 }
 
 // K steps of data-parallel training with batch B split over the ranks against a single process
@@ -94,11 +94,14 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
   dsir::Adam adam_ddp(ddp->parameters(), o), adam_single(single->parameters(), o);
   const bool adam = c.net == "plain";
   dsir::GradientReducer reducer(mpi, ddp->parameters(), c.bucket_bytes, "mpi");
-  if (c.bucket_bytes == 1)
+  if (c.bucket_bytes == 1) {
     EXPECT_EQ(reducer.bucket_count(), ddp->parameters().size());
-  else
+  } else {
     EXPECT_LT(reducer.bucket_count(), ddp->parameters().size());
-  if (device.is_cuda()) EXPECT_EQ(reducer.transport(), mpi.cuda_aware() ? "mpi-cuda-aware" : "mpi-staged");
+  }
+  if (device.is_cuda()) {
+    EXPECT_EQ(reducer.transport(), mpi.cuda_aware() ? "mpi-cuda-aware" : "mpi-staged");
+  }
   dsir::BlurredMseLoss loss(5, 3.0);
   torch::manual_seed(7);  // the same data on both ranks
   // Nets with max-pools: a BLAS that blocks its sums by matrix size (OpenBLAS) rounds a batch of 4
@@ -155,12 +158,14 @@ TEST_P(SplitBatch, StepsEqualFullBatchStepsAndRanksAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, SplitBatch,
-                         ::testing::Values(Case{"plain", 1, false, "cpu"}, Case{"plain", 1 << 20, false, "cpu"},
-                                           Case{"dsir", 1, true, "cpu"}, Case{"dsir", 1 << 20, true, "cpu"},
+                         ::testing::Values(Case{"plain", 1, false, "cpu"},
+                                           Case{"plain", 1 << 20, false, "cpu"}, Case{"dsir", 1, true, "cpu"},
+                                           Case{"dsir", 1 << 20, true, "cpu"},
                                            Case{"deepstorm", 1 << 20, true, "cpu"}),
                          case_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, SplitBatch,
-                         ::testing::Values(Case{"plain", 1 << 20, false, "cuda"}, Case{"dsir", 1, true, "cuda"}),
+                         ::testing::Values(Case{"plain", 1 << 20, false, "cuda"},
+                                           Case{"dsir", 1, true, "cuda"}),
                          case_name);
 
 // A final batch smaller than the number of ranks leaves rank 1 without data: it must still take
@@ -210,9 +215,7 @@ TEST(DistributedUneven, RankWithoutDataWithSyncBatchNorm) {
   loss(alone->forward(x), y).backward();
   sgd_step(*alone, 0.1);
   auto a = net->parameters(), b = alone->parameters();
-  for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_LT(max_rel_diff(a[i], b[i]), 1e-5)
-        << "parameter " << i;
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(max_rel_diff(a[i], b[i]), 1e-5) << "parameter " << i;
   std::string mine = dsir::model_checksum(*net), root = mine;
   mpi.broadcast(root, 0);
   EXPECT_EQ(mine, root);

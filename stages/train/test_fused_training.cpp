@@ -15,8 +15,8 @@
 #include "stages/train/models/cpu_conv.h"
 #include "stages/train/models/fused_batch_norm.h"
 #include "stages/train/models/model_registry.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/train/test_tensors.h"
-#include "stages/train/torch_setup.h"
 
 namespace {
 
@@ -106,7 +106,9 @@ void expect_same_as_libtorch(Layer& layer, const torch::Tensor& x, bool bias, co
   EXPECT_LT(max_rel_diff(ya, yb), 1e-5);
   EXPECT_LT(max_rel_diff(xa.grad(), xb.grad()), 1e-5);
   EXPECT_LT(max_rel_diff(grad_w, layer->weight.grad()), 1e-5);
-  if (bias) EXPECT_LT(max_rel_diff(grad_b, layer->bias.grad()), 1e-5);
+  if (bias) {
+    EXPECT_LT(max_rel_diff(grad_b, layer->bias.grad()), 1e-5);
+  }
 }
 
 class CpuConv3x3 : public ::testing::TestWithParam<ConvCase> {};

@@ -12,15 +12,15 @@
 #include "pipeline/h5store.h"
 #include "pipeline/mpi_context.h"
 #include "stages/train/adam.h"
-#include "stages/train/checkpoint.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/sync_batch_norm.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/train/test_tensors.h"
-#include "stages/train/torch_setup.h"
-#include "tests/corrupt_file.h"
 #include "stages/train/upscaled_set.h"
+#include "tests/corrupt_file.h"
 #include "tests/shared_data.h"
 
 namespace {
@@ -77,8 +77,9 @@ TEST(DeepStormNet, ShapesChannelsAndNoBiases) {
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& p : model->named_parameters()) {
     shapes[p.key()] = p.value().sizes().vec();
-    if (p.key().rfind("conv", 0) == 0 || p.key().rfind("head", 0) == 0)
+    if (p.key().rfind("conv", 0) == 0 || p.key().rfind("head", 0) == 0) {
       EXPECT_EQ(p.key().find("bias"), std::string::npos) << p.key();
+    }
   }
   EXPECT_EQ(shapes.at("conv1.weight"), (std::vector<int64_t>{32, 1, 3, 3}));
   EXPECT_EQ(shapes.at("conv4.weight"), (std::vector<int64_t>{512, 128, 3, 3}));
@@ -162,7 +163,7 @@ TEST(Checkpoint, AFlippedByteInAWeightIsAnErrorNamingTheFileAndTheWeight) {
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find(path + ": /state/" + key + ": read failed: checksum mismatch"),
               std::string::npos)
-          << e.what();
+        << e.what();
   }
   std::filesystem::remove_all(dir);
 }

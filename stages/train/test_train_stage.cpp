@@ -1,15 +1,16 @@
 // The train stage run in-process through its registration, as `dsir train` runs it: resuming
 // after any epoch, or after a stop signal mid-epoch, ends bit-identical to an uninterrupted run.
+#include <ATen/ops/from_blob.h>
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <torch/csrc/autograd/grad_mode.h>
 
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "pipeline/atomic_file.h"
@@ -17,22 +18,18 @@
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "pipeline/registry.h"
-#include "stages/train/checkpoint.h"
-#include <ATen/ops/from_blob.h>
-#include <torch/csrc/autograd/grad_mode.h>
+#include "stages/train/models/checkpoint.h"
 #include "tests/shared_data.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-class TrainStage : public ::testing::Test {
+class TrainStage : public dsir::test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/dsir-train-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     // 40 frames of 32x32 "upscaled" inputs with a few emitters each.
     std::mt19937 rng(3);
     std::normal_distribution<float> noise;
@@ -40,7 +37,7 @@ class TrainStage : public ::testing::Test {
     for (auto& v : in) v = noise(rng);
     for (int f = 0; f < 40; ++f)
       for (int k = 0; k < 3; ++k) lab[f * 1024 + (rng() % 1024)] = 1.0f;
-    auto h = dsir::h5::File::create(dir_ + "/up.h5", {});
+    auto h = dsir::h5::File::create(dir() + "/up.h5", {});
     h.write("/inputs", in, {40, 32, 32});
     h.write("/labels", lab, {40, 32, 32});
     h.set_attr("/", "factor", 8.0);
@@ -48,13 +45,18 @@ class TrainStage : public ::testing::Test {
     h.set_attr("/", "normalize", std::string("per-frame"));
     h.commit();
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void train(const std::string& out, int epochs, bool resume, std::vector<std::string> extra = {}) {
-    std::vector<std::string> overrides{
-        "train.input=" + dir_ + "/up.h5", "train.output=" + dir_ + "/" + out, "train.epochs=" + std::to_string(epochs),
-        "train.batch_size=4", "train.lr=1e-3", "train.label_scale=100", "train.validation_fraction=0.2",
-        "run.threads=1", "train.resume=" + std::string(resume ? "true" : "false"), "run.seed=9"};
+    std::vector<std::string> overrides{"train.input=" + dir() + "/up.h5",
+                                       "train.output=" + dir() + "/" + out,
+                                       "train.epochs=" + std::to_string(epochs),
+                                       "train.batch_size=4",
+                                       "train.lr=1e-3",
+                                       "train.label_scale=100",
+                                       "train.validation_fraction=0.2",
+                                       "run.threads=1",
+                                       "train.resume=" + std::string(resume ? "true" : "false"),
+                                       "run.seed=9"};
     overrides.insert(overrides.end(), extra.begin(), extra.end());
     dsir::Config cfg = dsir::Config::load("", overrides);
     dsir::Context ctx{cfg, dsir::MpiContext::get()};
@@ -62,10 +64,8 @@ class TrainStage : public ::testing::Test {
   }
 
   std::string checksum(const std::string& file) {
-    return dsir::h5::File::open(dir_ + "/" + file).attr_string("/", "model_checksum");
+    return dsir::h5::File::open(dir() + "/" + file).attr_string("/", "model_checksum");
   }
-
-  std::string dir_;
 };
 
 TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
@@ -75,10 +75,10 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
   EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
   EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
   // Older checkpoints beyond keep_checkpoints (3) are not kept; metrics.jsonl has one line per epoch.
-  const std::string metrics = dsir::read_text_file(dir_ + "/b/metrics.jsonl");
+  const std::string metrics = dsir::read_text_file(dir() + "/b/metrics.jsonl");
   EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 3);
   // metrics.csv: the same epochs and numbers as metrics.jsonl, the resumed run's included.
-  std::stringstream csv(dsir::read_text_file(dir_ + "/b/metrics.csv")), jsonl(metrics);
+  std::stringstream csv(dsir::read_text_file(dir() + "/b/metrics.csv")), jsonl(metrics);
   std::string row, line;
   std::getline(csv, row);
   EXPECT_EQ(row, "epoch,step,train_loss,val_loss,lr,frames_per_s,seconds");
@@ -93,8 +93,8 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
     EXPECT_EQ(std::stod(cells[2]), j["train_loss"].get<double>()) << row;  // exact: shortest round-trip text
     EXPECT_EQ(std::stod(cells[4]), j["lr"].get<double>()) << row;
   }
-  EXPECT_TRUE(fs::exists(dir_ + "/b/loss.png"));
-  EXPECT_TRUE(fs::exists(dir_ + "/b/previews/epoch-0003.png"));
+  EXPECT_TRUE(fs::exists(dir() + "/b/loss.png"));
+  EXPECT_TRUE(fs::exists(dir() + "/b/previews/epoch-0003.png"));
 }
 
 // A newest checkpoint that does not read whole (here cut in half, as a full disk or an
@@ -103,17 +103,18 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
 TEST_F(TrainStage, ACorruptNewestCheckpointResumesFromTheOneBefore) {
   train("a", 3, false);
   train("b", 2, false);
-  const std::string newest = dir_ + "/b/checkpoint-epoch-0002.h5";
+  const std::string newest = dir() + "/b/checkpoint-epoch-0002.h5";
   fs::resize_file(newest, fs::file_size(newest) / 2);
-  std::ofstream(dir_ + "/b/checkpoint-epoch-notes.h5") << "not a checkpoint";
+  std::ofstream(dir() + "/b/checkpoint-epoch-notes.h5") << "not a checkpoint";
   train("b", 3, true);
   EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
   EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
-  const std::string metrics = dsir::read_text_file(dir_ + "/b/metrics.jsonl");
+  const std::string metrics = dsir::read_text_file(dir() + "/b/metrics.jsonl");
   EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 3);
   // With no readable checkpoint left: the error names the oldest one tried.
-  for (const char* name : {"/b/checkpoint-epoch-0001.h5", "/b/checkpoint-epoch-0002.h5", "/b/checkpoint-epoch-0003.h5"})
-    fs::resize_file(dir_ + name, 100);
+  for (const char* name :
+       {"/b/checkpoint-epoch-0001.h5", "/b/checkpoint-epoch-0002.h5", "/b/checkpoint-epoch-0003.h5"})
+    fs::resize_file(dir() + name, 100);
   try {
     train("b", 4, true);
     ADD_FAILURE() << "resumed from cut checkpoints";
@@ -138,7 +139,7 @@ TEST_F(TrainStage, StopSignalCheckpointsMidEpochAndResumeIsBitIdentical) {
   }
   sender.join();
   ASSERT_TRUE(interrupted) << "training finished before the signal; make the test data larger";
-  EXPECT_FALSE(fs::exists(dir_ + "/b/checkpoint-epoch-0008.h5"));
+  EXPECT_FALSE(fs::exists(dir() + "/b/checkpoint-epoch-0008.h5"));
   train("b", 8, true);
   EXPECT_EQ(checksum("a/checkpoint-epoch-0008.h5"), checksum("b/checkpoint-epoch-0008.h5"));
 }
@@ -150,9 +151,9 @@ TEST_F(TrainStage, TimeLimitStopsAtAStepKeepsAModelAndResumesBitIdentical) {
   train("a", 3, false);
   // 0.6 ms: spent by the first step, so the run stops at the first step boundary, mid-epoch 1.
   train("b", 3, false, {"train.time_limit_min=1e-5"});
-  EXPECT_TRUE(fs::exists(dir_ + "/b/checkpoint-epoch-0000.h5"));  // the state within epoch 1
-  EXPECT_FALSE(fs::exists(dir_ + "/b/checkpoint-epoch-0001.h5"));
-  ASSERT_TRUE(fs::exists(dir_ + "/b/model.h5"));  // no epoch finished: the weights at the limit
+  EXPECT_TRUE(fs::exists(dir() + "/b/checkpoint-epoch-0000.h5"));  // the state within epoch 1
+  EXPECT_FALSE(fs::exists(dir() + "/b/checkpoint-epoch-0001.h5"));
+  ASSERT_TRUE(fs::exists(dir() + "/b/model.h5"));  // no epoch finished: the weights at the limit
   EXPECT_NE(checksum("b/model.h5"), checksum("a/model.h5"));
   train("b", 3, true);
   EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
@@ -162,7 +163,7 @@ TEST_F(TrainStage, TimeLimitStopsAtAStepKeepsAModelAndResumesBitIdentical) {
 // Reduce-on-plateau: the logged learning rates follow from the logged validation losses.
 TEST_F(TrainStage, PlateauReducesTheLearningRateExactlyWhenValidationStalls) {
   train("p", 8, false, {"train.lr=0.05", "train.plateau.patience=1", "train.plateau.factor=0.5"});
-  std::stringstream ss(dsir::read_text_file(dir_ + "/p/metrics.jsonl"));
+  std::stringstream ss(dsir::read_text_file(dir() + "/p/metrics.jsonl"));
   double best = 1e300, lr = 0.05;
   int reductions = 0, lines = 0;
   for (std::string line; std::getline(ss, line); ++lines) {
@@ -186,9 +187,10 @@ TEST_F(TrainStage, BadInputsAreNamed) {
     dsir::Context ctx{cfg, dsir::MpiContext::get()};
     dsir::find_command("train")->run(ctx);
   };
-  EXPECT_THROW(run_with({"train.input=" + dir_ + "/missing.h5"}), dsir::ConfigError);
+  EXPECT_THROW(run_with({"train.input=" + dir() + "/missing.h5"}), dsir::ConfigError);
   try {
-    dsir::Config cfg = dsir::Config::load("", {"train.input=" + dir_ + "/up.h5", "train.loss.kernel_size=4"});
+    dsir::Config cfg =
+        dsir::Config::load("", {"train.input=" + dir() + "/up.h5", "train.loss.kernel_size=4"});
     dsir::Context ctx{cfg, dsir::MpiContext::get()};
     dsir::find_command("train")->run(ctx);
     FAIL();
@@ -203,11 +205,11 @@ TEST_F(TrainStage, ImportWeightsReproducesDsir) {
   const std::string ref = std::string(DSIR_SHARED_DIR) + "/reference/dsir/reference_26px.h5";
   DSIR_NEED_SHARED_FILE(ref);
   dsir::Config cfg = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/state_dict",
-                                             "import-weights.output=" + dir_ + "/dsir.h5"});
+                                             "import-weights.output=" + dir() + "/dsir.h5"});
   dsir::Context ctx{cfg, dsir::MpiContext::get()};
   dsir::find_command("import-weights")->run(ctx);
   dsir::ModelMeta meta;
-  auto model = dsir::load_model(dir_ + "/dsir.h5", &meta);
+  auto model = dsir::load_model(dir() + "/dsir.h5", &meta);
   EXPECT_EQ(meta.bn_mode, "per-frame");
   EXPECT_EQ(meta.arch, "dsir");
   auto f = dsir::h5::File::open(ref);
@@ -217,11 +219,12 @@ TEST_F(TrainStage, ImportWeightsReproducesDsir) {
   torch::NoGradGuard no_grad;
   torch::Tensor y = model->forward(at::from_blob(input.data(), {1, 1, 208, 208}, torch::kFloat)).contiguous();
   double worst = 0;
-  for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(double(y.data_ptr<float>()[i]) - expected[i]));
+  for (size_t i = 0; i < expected.size(); ++i)
+    worst = std::max(worst, std::abs(double(y.data_ptr<float>()[i]) - expected[i]));
   EXPECT_LT(worst, dsir::test::kDsirReferenceTolerance);
   // A missing group is named.
-  dsir::Config bad = dsir::Config::load("", {"import-weights.state_dict=" + ref + ":/nope",
-                                             "import-weights.output=" + dir_ + "/x.h5"});
+  dsir::Config bad = dsir::Config::load(
+      "", {"import-weights.state_dict=" + ref + ":/nope", "import-weights.output=" + dir() + "/x.h5"});
   dsir::Context bctx{bad, dsir::MpiContext::get()};
   try {
     dsir::find_command("import-weights")->run(bctx);
@@ -229,7 +232,7 @@ TEST_F(TrainStage, ImportWeightsReproducesDsir) {
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("/nope"), std::string::npos);
   }
-  EXPECT_FALSE(fs::exists(dir_ + "/x.h5"));
+  EXPECT_FALSE(fs::exists(dir() + "/x.h5"));
 }
 
 }  // namespace

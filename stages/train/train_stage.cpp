@@ -4,7 +4,6 @@
 // step boundary and exit with kExitRequeue (75); train.resume continues bit-identically.
 #include <ATen/ops/abs.h>
 #include <ATen/ops/zeros.h>
-#include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/version.h>
 
@@ -15,21 +14,20 @@
 #include <numeric>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <vector>
 
-#include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/run_metrics.h"
 #include "pipeline/log.h"
 #include "pipeline/picture.h"
 #include "pipeline/registry.h"
 #include "stages/train/adam.h"
-#include "stages/train/checkpoint.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
+#include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
-#include "stages/train/torch_setup.h"
+#include "stages/train/models/torch_setup.h"
 #include "stages/train/upscaled_set.h"
 
 namespace fs = std::filesystem;
@@ -40,54 +38,61 @@ namespace {
 const ConfigSection section(
     "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks, checkpoints.",
     {
-        {"input", KeyType::String, "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).", -1e300, 1e300,
-         {}, "--input"},
-        {"output", KeyType::String, "''", "Output folder ('' = {run.dir}/train).", -1e300, 1e300, {}, "--output"},
-        {"model", KeyType::String, "dsir", "Network architecture (registered model name: dsir, deepstorm).",
-         -1e300, 1e300, {}, "--model"},
-        {"epochs", KeyType::Int, "100", "Passes over the training frames.", 1, 1e6, {}, "--epochs"},
-        {"time_limit_min", KeyType::Float, "0",
-         "Training time budget of this run (minutes; 0 = none): at the first step boundary past it, the "
-         "state is saved as a checkpoint (train.resume=true continues from there) and model.h5 keeps the "
-         "best model, the current weights included.",
-         0, 1e9},
-        {"batch_size", KeyType::Int, "32", "Global batch size (split across ranks).", 1, 1e6},
-        {"lr", KeyType::Float, "1e-4", "Adam learning rate.", 0, 10},
-        {"betas", KeyType::FloatList, "[0.9, 0.999]", "Adam betas.", 0, 1, {}, "", 2},
-        {"weight_decay", KeyType::Float, "1e-5", "Adam L2 weight decay.", 0, 1},
-        {"plateau.patience", KeyType::Int, "0",
-         "Reduce-on-plateau: epochs without validation improvement before lr *= factor (0: off).", 0, 1e6},
-        {"plateau.factor", KeyType::Float, "0.1", "Reduce-on-plateau multiplier.", 1e-6, 1},
-        {"plateau.min_lr", KeyType::Float, "1e-7", "Reduce-on-plateau floor.", 0, 10},
-        {"loss.kernel_size", KeyType::Int, "5", "Width W of the loss's Gaussian kernel (pixels, odd).", 1, 99},
-        {"loss.fwhm", KeyType::Float, "3", "FWHM F of the loss's Gaussian kernel (pixels).", 0.01, 100},
-        {"loss.l1_weight", KeyType::Float, "0",
-         "Weight of an L1 penalty on the prediction (Deep-STORM's loss; 0: DSIR's).", 0, 1e6},
-        {"label_scale", KeyType::Float, "1",
-         "Labels are multiplied by this (DSIR: 1; 100 trains much faster, see docs).", 1e-6, 1e6},
-        {"validation_fraction", KeyType::Float, "0.3", "Fraction of frames held out (the last ones).", 0, 0.9},
-        {"bn_inference", KeyType::Choice, "per-frame",
-         "BatchNorm statistics at validation and inference (per-frame: as DSIR; running: eval()).", -1e300,
-         1e300, {"running", "per-frame"}},
-        {"bucket_mb", KeyType::Float, "4", "Gradient bucket size for the overlapped all-reduce (MiB).", 1e-6,
-         4096},
-        {"allreduce", KeyType::Choice, "auto",
-         "Gradient all-reduce: mpi (GPU buffers staged through pinned host memory unless MPI is "
-         "CUDA-aware), nccl (CUDA builds with NCCL), auto (nccl when built and each rank has its own GPU).",
-         -1e300, 1e300, {"auto", "mpi", "nccl"}},
-        {"sync_batchnorm", KeyType::Bool, "false",
-         "BatchNorm statistics over the global batch (all ranks), as PyTorch's SyncBatchNorm; false: "
-         "each rank's share, buffers then broadcast from rank 0 (DDP's default).", -1e300, 1e300},
-        {"device", KeyType::Choice, "auto", "auto: this rank's GPU (local rank) when CUDA is available.", -1e300,
-         1e300, {"auto", "cpu", "cuda"}},
-        {"keep_checkpoints", KeyType::Int, "3", "Epoch checkpoints kept (the best is kept as model.h5).", 1,
-         1e6},
-        {"channels_last", KeyType::Bool, "false",
-         "Activations and weights in channels-last layout (measured on a CPU with LibTorch 1.13: 0.9x; "
-         "docs/benchmarks.md).",
-         -1e300, 1e300},
-        {"resume", KeyType::Bool, "false", "Continue from the newest checkpoint in the output folder.", -1e300,
-         1e300, {}, "--resume"},
+        KeySpec::text("input", "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).").cli("--input"),
+        KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
+        KeySpec::text("model", "dsir", "Network architecture (registered model name: dsir, deepstorm).")
+            .cli("--model"),
+        KeySpec::integer("epochs", "100", "Passes over the training frames.").range(1, 1e6).cli("--epochs"),
+        KeySpec::real("time_limit_min", "0",
+                      "Training time budget of this run (minutes; 0 = none): at the first step boundary past "
+                      "it, the state is saved as a checkpoint (train.resume=true continues from there) and "
+                      "model.h5 keeps the best model, the current weights included.")
+            .range(0, 1e9),
+        KeySpec::integer("batch_size", "32", "Global batch size (split across ranks).").range(1, 1e6),
+        KeySpec::real("lr", "1e-4", "Adam learning rate.").range(0, 10),
+        KeySpec::real_list("betas", "[0.9, 0.999]", "Adam betas.").range(0, 1).size(2),
+        KeySpec::real("weight_decay", "1e-5", "Adam L2 weight decay.").range(0, 1),
+        KeySpec::integer(
+            "plateau.patience", "0",
+            "Reduce-on-plateau: epochs without validation improvement before lr *= factor (0: off).")
+            .range(0, 1e6),
+        KeySpec::real("plateau.factor", "0.1", "Reduce-on-plateau multiplier.").range(1e-6, 1),
+        KeySpec::real("plateau.min_lr", "1e-7", "Reduce-on-plateau floor.").range(0, 10),
+        KeySpec::integer("loss.kernel_size", "5", "Width W of the loss's Gaussian kernel (pixels, odd).")
+            .range(1, 99),
+        KeySpec::real("loss.fwhm", "3", "FWHM F of the loss's Gaussian kernel (pixels).").range(0.01, 100),
+        KeySpec::real("loss.l1_weight", "0",
+                      "Weight of an L1 penalty on the prediction (Deep-STORM's loss; 0: DSIR's).")
+            .range(0, 1e6),
+        KeySpec::real("label_scale", "1",
+                      "Labels are multiplied by this (DSIR: 1; 100 trains much faster, see docs).")
+            .range(1e-6, 1e6),
+        KeySpec::real("validation_fraction", "0.3", "Fraction of frames held out (the last ones).")
+            .range(0, 0.9),
+        KeySpec::choice(
+            "bn_inference", "per-frame",
+            "BatchNorm statistics at validation and inference (per-frame: as DSIR; running: eval()).",
+            {"running", "per-frame"}),
+        KeySpec::real("bucket_mb", "4", "Gradient bucket size for the overlapped all-reduce (MiB).")
+            .range(1e-6, 4096),
+        KeySpec::choice("allreduce", "auto",
+                        "Gradient all-reduce: mpi (GPU buffers staged through pinned host memory unless MPI "
+                        "is CUDA-aware), nccl (CUDA builds with NCCL), auto (nccl when built and each rank "
+                        "has its own GPU).",
+                        {"auto", "mpi", "nccl"}),
+        KeySpec::boolean(
+            "sync_batchnorm", "false",
+            "BatchNorm statistics over the global batch (all ranks), as PyTorch's SyncBatchNorm; false: each "
+            "rank's share, buffers then broadcast from rank 0 (DDP's default)."),
+        KeySpec::choice("device", "auto", "auto: this rank's GPU (local rank) when CUDA is available.",
+                        {"auto", "cpu", "cuda"}),
+        KeySpec::integer("keep_checkpoints", "3", "Epoch checkpoints kept (the best is kept as model.h5).")
+            .range(1, 1e6),
+        KeySpec::boolean("channels_last", "false",
+                         "Activations and weights in channels-last layout (measured on a CPU with LibTorch "
+                         "1.13: 0.9x; docs/benchmarks.md)."),
+        KeySpec::boolean("resume", "false", "Continue from the newest checkpoint in the output folder.")
+            .cli("--resume"),
     });
 
 const ProvenanceItem libtorch_version("libtorch_version", TORCH_VERSION);
@@ -128,24 +133,6 @@ std::vector<float> to_vector(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-// metrics.jsonl as a table for spreadsheets: the same numbers (shortest exact text), one row per
-// epoch, an empty cell for null (no validation set).
-std::string metrics_csv(const std::vector<std::string>& jsonl_lines) {
-  static const char* const kColumns[] = {"epoch", "step", "train_loss", "val_loss", "lr", "frames_per_s", "seconds"};
-  std::string out = "epoch,step,train_loss,val_loss,lr,frames_per_s,seconds\n";
-  for (const std::string& line : jsonl_lines) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    const char* separator = "";
-    for (const char* column : kColumns) {
-      out += separator;
-      separator = ",";
-      if (j.contains(column) && !j[column].is_null()) out += j[column].dump();
-    }
-    out += "\n";
-  }
-  return out;
-}
-
 std::string checkpoint_name(const std::string& dir, int64_t epoch) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "/checkpoint-epoch-%04lld.h5", static_cast<long long>(epoch));
@@ -163,7 +150,8 @@ std::vector<int64_t> checkpoint_epochs(const std::string& dir) {
         n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
       continue;
     const std::string digits = n.substr(prefix.size(), n.size() - prefix.size() - suffix.size());
-    if (digits.size() > 12 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    if (digits.size() > 12 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
       continue;
     epochs.push_back(std::stoll(digits));
   }
@@ -171,42 +159,89 @@ std::vector<int64_t> checkpoint_epochs(const std::string& dir) {
   return epochs;
 }
 
+// Every train.* key (and run.seed), read once when the stage starts.
+struct TrainOptions {
+  std::string input, output;  // resolved paths: upscaled.h5, the output folder
+  std::string model, device, bn_inference, allreduce;
+  int64_t epochs = 0, batch_size = 0, keep_checkpoints = 0, seed = 0;
+  double validation_fraction = 0, label_scale = 1, time_limit_min = 0, bucket_mb = 0;
+  double lr = 0, weight_decay = 0;
+  std::vector<double> betas;
+  double loss_fwhm = 0, loss_l1_weight = 0;
+  int64_t loss_kernel_size = 0;
+  int64_t plateau_patience = 0;
+  double plateau_factor = 1, plateau_min_lr = 0;
+  bool resume = false, channels_last = false, sync_batchnorm = false;
+};
+
+TrainOptions read_train_options(const Context& ctx) {
+  const Config& c = ctx.config;
+  TrainOptions o;
+  o.input = ctx.input_path("train.input", "data/train-upscaled.h5");
+  o.output = ctx.path("train.output", "train");
+  o.model = c.get_string("train.model");
+  o.device = c.get_string("train.device");
+  o.bn_inference = c.get_string("train.bn_inference");
+  o.allreduce = c.get_string("train.allreduce");
+  o.epochs = c.get_int("train.epochs");
+  o.batch_size = c.get_int("train.batch_size");
+  o.keep_checkpoints = c.get_int("train.keep_checkpoints");
+  o.seed = c.get_int("run.seed");
+  o.validation_fraction = c.get_double("train.validation_fraction");
+  o.label_scale = c.get_double("train.label_scale");
+  o.time_limit_min = c.get_double("train.time_limit_min");
+  o.bucket_mb = c.get_double("train.bucket_mb");
+  o.lr = c.get_double("train.lr");
+  o.weight_decay = c.get_double("train.weight_decay");
+  o.betas = c.get_doubles("train.betas");
+  o.loss_fwhm = c.get_double("train.loss.fwhm");
+  o.loss_l1_weight = c.get_double("train.loss.l1_weight");
+  o.loss_kernel_size = c.get_int("train.loss.kernel_size");
+  if (o.loss_kernel_size % 2 == 0) throw ConfigError("train.loss.kernel_size must be odd");
+  o.plateau_patience = c.get_int("train.plateau.patience");
+  o.plateau_factor = c.get_double("train.plateau.factor");
+  o.plateau_min_lr = c.get_double("train.plateau.min_lr");
+  o.resume = c.get_bool("train.resume");
+  o.channels_last = c.get_bool("train.channels_last");
+  o.sync_batchnorm = c.get_bool("train.sync_batchnorm");
+  return o;
+}
+
 class Trainer {
  public:
-  explicit Trainer(Context& ctx)
+  Trainer(Context& ctx, TrainOptions options)
       : ctx_(ctx),
-        c_(ctx.config),
-        out_dir_(ctx.path("train.output", "train")),
-        data_(ctx.input_path("train.input", "data/train-upscaled.h5")),
-        device_(choose_device(ctx.config.get_string("train.device"), ctx.mpi.local_rank(), "train.device")),
-        loss_fn_(static_cast<int>(c_.get_int("train.loss.kernel_size")), c_.get_double("train.loss.fwhm")) {
-    n_val_ = static_cast<uint64_t>(std::llround(static_cast<double>(data_.frames) * c_.get_double("train.validation_fraction")));
+        o_(std::move(options)),
+        out_dir_(o_.output),
+        data_(o_.input),
+        device_(choose_device(o_.device, ctx.mpi.local_rank(), "train.device")),
+        loss_fn_(static_cast<int>(o_.loss_kernel_size), o_.loss_fwhm) {
+    n_val_ = static_cast<uint64_t>(std::llround(static_cast<double>(data_.frames) * o_.validation_fraction));
     n_train_ = data_.frames - n_val_;
     if (n_train_ == 0) throw ConfigError("train.validation_fraction: leaves no training frames");
-    if (c_.get_int("train.loss.kernel_size") % 2 == 0) throw ConfigError("train.loss.kernel_size must be odd");
-    batch_ = static_cast<uint64_t>(c_.get_int("train.batch_size"));
-    seed_ = static_cast<uint64_t>(c_.get_int("run.seed"));
-    label_scale_ = c_.get_double("train.label_scale");
-    l1_weight_ = c_.get_double("train.loss.l1_weight");
+    batch_ = static_cast<uint64_t>(o_.batch_size);
+    seed_ = static_cast<uint64_t>(o_.seed);
+    label_scale_ = o_.label_scale;
+    l1_weight_ = o_.loss_l1_weight;
 
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
-    model_ = make_model(c_.get_string("train.model"));
+    model_ = make_model(o_.model);
     model_->to(device_);
-    channels_last_ = c_.get_bool("train.channels_last");
+    channels_last_ = o_.channels_last;
     if (channels_last_)
       for (auto& p : model_->parameters())
         if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
-    sync_bn_ = c_.get_bool("train.sync_batchnorm");
+    sync_bn_ = o_.sync_batchnorm;
     if (sync_bn_) model_->set_sync_batchnorm(&ctx_.mpi);
     AdamOptions ao;
-    ao.lr = c_.get_double("train.lr");
-    ao.beta1 = c_.get_doubles("train.betas")[0];
-    ao.beta2 = c_.get_doubles("train.betas")[1];
-    ao.weight_decay = c_.get_double("train.weight_decay");
+    ao.lr = o_.lr;
+    ao.beta1 = o_.betas[0];
+    ao.beta2 = o_.betas[1];
+    ao.weight_decay = o_.weight_decay;
     adam_ = std::make_unique<Adam>(model_->parameters(), ao);
 
-    meta_.arch = c_.get_string("train.model");
-    meta_.bn_mode = c_.get_string("train.bn_inference");
+    meta_.arch = o_.model;
+    meta_.bn_mode = o_.bn_inference;
     meta_.label_scale = label_scale_;
     meta_.factor = data_.factor;
     meta_.raw_pixel_size_nm = data_.raw_pixel_size_nm;
@@ -215,22 +250,23 @@ class Trainer {
   }
 
   void run() {
-    if (c_.get_bool("train.resume")) resume();
+    if (o_.resume) resume();
     broadcast_parameters_and_buffers(ctx_.mpi, *model_);
-    GradientReducer reducer(ctx_.mpi, model_->parameters(),
-                            static_cast<size_t>(c_.get_double("train.bucket_mb") * 1024 * 1024),
-                            c_.get_string("train.allreduce"));
-    const int64_t epochs = c_.get_int("train.epochs");
+    GradientReducer reducer(ctx_.mpi, model_->parameters(), static_cast<size_t>(o_.bucket_mb * 1024 * 1024),
+                            o_.allreduce);
+    const int64_t epochs = o_.epochs;
     const uint64_t steps = (n_train_ + batch_ - 1) / batch_;
-    log::print("train: {} training + {} validation frames of {}x{} on {}, global batch {} over {} rank(s), "
-               "{} steps/epoch, {} gradient bucket(s) over {}{}",
-               n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
-               reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
+    log::print(
+        "train: {} training + {} validation frames of {}x{} on {}, global batch {} over {} rank(s), "
+        "{} steps/epoch, {} gradient bucket(s) over {}{}",
+        n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
+        reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
     StopSignals signals;
-    const double budget_s = c_.get_double("train.time_limit_min") * 60.0;
+    const double budget_s = o_.time_limit_min * 60.0;
     if (budget_s > 0)
-      deadline_ = std::chrono::steady_clock::now() +
-                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(budget_s));
+      deadline_ =
+          std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                 std::chrono::duration<double>(budget_s));
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::optional<double> epoch_loss = train_epoch(epoch, steps, reducer);
@@ -243,9 +279,10 @@ class Trainer {
                  epoch + 1, epochs, train_loss, val_loss, adam_->options().lr, n_train_ / seconds);
       end_epoch(epoch, train_loss, val_loss, seconds, preview);
       if (epoch + 1 < epochs && time_is_up()) {
-        log::print("train: time limit of {} min reached after epoch {}/{}; model.h5 holds the best model; "
-                   "continue with train.resume=true",
-                   c_.get_double("train.time_limit_min"), epoch + 1, epochs);
+        log::print(
+            "train: time limit of {} min reached after epoch {}/{}; model.h5 holds the best model; "
+            "continue with train.resume=true",
+            o_.time_limit_min, epoch + 1, epochs);
         break;
       }
     }
@@ -283,7 +320,8 @@ class Trainer {
         break;
       } catch (const InputError& e) {
         if (k + 1 == epochs.size()) throw;
-        log::warn("train: not resuming from {}; trying {}", e.what(), checkpoint_name(out_dir_, epochs[k + 1]));
+        log::warn("train: not resuming from {}; trying {}", e.what(),
+                  checkpoint_name(out_dir_, epochs[k + 1]));
       }
     }
     meta_.epoch = m.epoch;
@@ -291,15 +329,9 @@ class Trainer {
     meta_.epoch_loss_sum = m.epoch_loss_sum;
     meta_.best_val_loss = m.best_val_loss;
     meta_.epochs_since_best = m.epochs_since_best;
-    const std::string jsonl = out_dir_ + "/metrics.jsonl";
-    std::stringstream ss(fs::exists(jsonl) ? read_text_file(jsonl) : "");
-    for (std::string line; std::getline(ss, line);) {
-      auto j = nlohmann::json::parse(line);
-      if (j["epoch"].get<int64_t>() > m.epoch) break;
-      metrics_lines_.push_back(line);
-      curve_epoch_.push_back(j["epoch"].get<double>());
-      curve_train_.push_back(j["train_loss"].get<double>());
-      curve_val_.push_back(j["val_loss"].is_null() ? std::nan("") : j["val_loss"].get<double>());
+    for (const EpochMetrics& e : read_epoch_metrics(out_dir_ + "/metrics.jsonl")) {
+      if (e.epoch > m.epoch) break;
+      epoch_metrics_.push_back(e);
     }
     log::print("train: resuming from {} (epoch {}, step {} of the next)", ck, m.epoch, m.step_in_epoch);
   }
@@ -329,13 +361,14 @@ class Trainer {
   void finish_on_time_limit(int64_t epoch) {
     Preview preview;
     const double val_loss = validate(preview);
-    const double frames_done = static_cast<double>(std::min<uint64_t>(n_train_, static_cast<uint64_t>(meta_.step_in_epoch) * batch_));
+    const double frames_done = static_cast<double>(
+        std::min<uint64_t>(n_train_, static_cast<uint64_t>(meta_.step_in_epoch) * batch_));
     const double score = std::isnan(val_loss) ? meta_.epoch_loss_sum / frames_done : val_loss;
     const bool none_yet = !fs::exists(out_dir_ + "/model.h5");
-    log::print("train: time limit of {} min reached at epoch {}, step {}; validation loss {:.6g}; state saved "
-               "in {}; continue with train.resume=true",
-               c_.get_double("train.time_limit_min"), epoch + 1, meta_.step_in_epoch, val_loss,
-               checkpoint_name(out_dir_, epoch));
+    log::print(
+        "train: time limit of {} min reached at epoch {}, step {}; validation loss {:.6g}; state saved "
+        "in {}; continue with train.resume=true",
+        o_.time_limit_min, epoch + 1, meta_.step_in_epoch, val_loss, checkpoint_name(out_dir_, epoch));
     if (ctx_.mpi.is_root() && (none_yet || score < meta_.best_val_loss)) {
       ModelMeta saved = meta_;
       meta_.val_loss = score;
@@ -354,7 +387,7 @@ class Trainer {
     double loss_sum = meta_.epoch_loss_sum;
     meta_.step_in_epoch = 0;
     meta_.epoch_loss_sum = 0;
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, c_.get_int("train.epochs")), n_train_);
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, o_.epochs), n_train_);
     model_->train();
     // This rank's frames of step s.
     auto frames_of = [&](uint64_t s) {
@@ -380,8 +413,9 @@ class Trainer {
       if (idx.empty() && sync_bn_) {
         // No frames here this step, but synchronised BatchNorm needs every rank in its
         // collectives: an empty batch through forward and backward contributes zeros.
-        torch::Tensor none = at::zeros({0, 1, static_cast<int64_t>(data_.height), static_cast<int64_t>(data_.width)},
-                                        torch::TensorOptions().device(device_));
+        torch::Tensor none =
+            at::zeros({0, 1, static_cast<int64_t>(data_.height), static_cast<int64_t>(data_.width)},
+                      torch::TensorOptions().device(device_));
         model_->forward(none).sum().backward();
       } else if (!idx.empty()) {
         torch::Tensor pred = model_->forward(on_device(batch.first));
@@ -397,7 +431,8 @@ class Trainer {
       broadcast_buffers(ctx_.mpi, *model_);
       // Agree on the step's loss, on whether a stop signal arrived (on any rank) and on whether
       // the time limit is spent (rank 0's clock).
-      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal), past_deadline_on_root() ? 1.0 : 0.0};
+      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal),
+                          past_deadline_on_root() ? 1.0 : 0.0};
       ctx_.mpi.allreduce_sum(agreed, 3);
       loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
@@ -405,9 +440,10 @@ class Trainer {
         prefetch.drain();  // the checkpoint is written with no read outstanding
         save_mid_epoch(epoch, s + 1, loss_sum);
         if (agreed[1] > 0)
-          throw Interrupted(fmt::format("train: stopped by a signal at epoch {}, step {}; state saved in {}; "
-                                        "continue with train.resume=true (exit code {})",
-                                        epoch + 1, s + 1, checkpoint_name(out_dir_, epoch), kExitRequeue));
+          throw Interrupted(
+              fmt::format("train: stopped by a signal at epoch {}, step {}; state saved in {}; "
+                          "continue with train.resume=true (exit code {})",
+                          epoch + 1, s + 1, checkpoint_name(out_dir_, epoch), kExitRequeue));
         progress.finish();
         return std::nullopt;
       }
@@ -458,10 +494,11 @@ class Trainer {
     } else {
       ++meta_.epochs_since_best;
     }
-    const int64_t patience = c_.get_int("train.plateau.patience");
+    const int64_t patience = o_.plateau_patience;
     if (patience > 0 && meta_.epochs_since_best >= patience) {
-      const double lr = std::max(c_.get_double("train.plateau.min_lr"), adam_->options().lr * c_.get_double("train.plateau.factor"));
-      if (lr < adam_->options().lr) log::print("train: validation loss has not improved for {} epochs; lr -> {:.3g}", patience, lr);
+      const double lr = std::max(o_.plateau_min_lr, adam_->options().lr * o_.plateau_factor);
+      if (lr < adam_->options().lr)
+        log::print("train: validation loss has not improved for {} epochs; lr -> {:.3g}", patience, lr);
       adam_->options().lr = lr;
       meta_.epochs_since_best = 0;
     }
@@ -471,24 +508,29 @@ class Trainer {
     if (!ctx_.mpi.is_root()) return;
     fs::create_directories(out_dir_);
     save(checkpoint_name(out_dir_, epoch + 1), true);
-    const int64_t stale = epoch + 1 - c_.get_int("train.keep_checkpoints");
+    const int64_t stale = epoch + 1 - o_.keep_checkpoints;
     if (stale >= 1) fs::remove(checkpoint_name(out_dir_, stale));
     if (best) save(out_dir_ + "/model.h5", false);
 
-    nlohmann::json j{{"epoch", epoch + 1},          {"step", adam_->steps()}, {"train_loss", train_loss},
-                     {"lr", adam_->options().lr},  {"frames_per_s", static_cast<double>(n_train_) / seconds},
-                     {"seconds", seconds}};
-    j["val_loss"] = std::isnan(val_loss) ? nlohmann::json() : nlohmann::json(val_loss);
-    metrics_lines_.push_back(j.dump());
-    std::string text;
-    for (const auto& l : metrics_lines_) text += l + "\n";
-    write_text_file(out_dir_ + "/metrics.jsonl", text);
-    write_text_file(out_dir_ + "/metrics.csv", metrics_csv(metrics_lines_));
-    curve_epoch_.push_back(static_cast<double>(epoch + 1));
-    curve_train_.push_back(train_loss);
-    curve_val_.push_back(val_loss);
+    EpochMetrics record;
+    record.epoch = epoch + 1;
+    record.step = adam_->steps();
+    record.train_loss = train_loss;
+    record.val_loss = val_loss;
+    record.lr = adam_->options().lr;
+    record.frames_per_s = static_cast<double>(n_train_) / seconds;
+    record.seconds = seconds;
+    epoch_metrics_.push_back(record);
+    write_epoch_metrics(out_dir_ + "/metrics.jsonl", epoch_metrics_);
+    std::vector<double> curve_epoch, curve_train, curve_val;
+    for (const EpochMetrics& e : epoch_metrics_) {
+      curve_epoch.push_back(static_cast<double>(e.epoch));
+      curve_train.push_back(e.train_loss);
+      curve_val.push_back(e.val_loss);
+    }
     picture::save_line_plot(out_dir_ + "/loss.png", "training loss", "epoch", "loss (log10)",
-                            {{"train", curve_epoch_, curve_train_}, {"validation", curve_epoch_, curve_val_}}, true);
+                            {{"train", curve_epoch, curve_train}, {"validation", curve_epoch, curve_val}},
+                            true);
     if (preview.input.defined()) {
       const int h = static_cast<int>(preview.input.size(0)), w = static_cast<int>(preview.input.size(1));
       picture::save_panels_png(
@@ -504,7 +546,7 @@ class Trainer {
   }
 
   Context& ctx_;
-  const Config& c_;
+  const TrainOptions o_;
   std::string out_dir_;
   UpscaledSet data_;
   torch::Device device_;
@@ -516,14 +558,13 @@ class Trainer {
   uint64_t n_train_ = 0, n_val_ = 0, batch_ = 0, seed_ = 0;
   double label_scale_ = 1, l1_weight_ = 0;
   bool sync_bn_ = false;
-  std::vector<std::string> metrics_lines_;
-  std::vector<double> curve_epoch_, curve_train_, curve_val_;
+  std::vector<EpochMetrics> epoch_metrics_;  // metrics.jsonl's records, this run's and resumed
   std::optional<std::chrono::steady_clock::time_point> deadline_;  // train.time_limit_min
 };
 
 void run(Context& ctx) {
   setup_torch_threads(ctx.threads());
-  Trainer(ctx).run();
+  Trainer(ctx, read_train_options(ctx)).run();
 }
 
 const CommandRegistrar registrar({"train", 40, "Train the network on upscaled.h5 (MPI data-parallel).", run});

@@ -9,8 +9,8 @@
 
 namespace dsir {
 
-UpscaledSet::UpscaledSet(const std::string& path) : file_(h5::File::open(path)) {
-  static_cast<UpscaledLayout&>(*this) = read_upscaled_layout(file_);
+UpscaledSet::UpscaledSet(const std::string& path) : UpscaledLayout(), file_(path) {
+  static_cast<UpscaledLayout&>(*this) = file_.layout();
 }
 
 std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uint64_t>& idx,
@@ -22,8 +22,8 @@ std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uin
   for (size_t i = 0; i < idx.size();) {
     size_t run = 1;
     while (i + run < idx.size() && idx[i + run] == idx[i] + run) ++run;
-    const auto xs = file_.read_rows<float>("/inputs", idx[i], run);
-    const auto ys = file_.read_rows<float>("/labels", idx[i], run);
+    const auto xs = file_.inputs(idx[i], run);
+    const auto ys = file_.labels(idx[i], run);
     std::memcpy(x.data_ptr<float>() + i * frame, xs.data(), xs.size() * sizeof(float));
     std::memcpy(y.data_ptr<float>() + i * frame, ys.data(), ys.size() * sizeof(float));
     i += run;

@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/h5store.h"
-#include "stages/train/upscaled_layout.h"
+#include "pipeline/formats/upscaled_file.h"
 
 namespace dsir {
 
@@ -20,7 +19,7 @@ class UpscaledSet : public UpscaledLayout {
                                                 double label_scale) const;
 
  private:
-  h5::File file_;
+  UpscaledFileReader file_;
 };
 
 // The input pipeline of training: the next batch is read on a thread of its own while the

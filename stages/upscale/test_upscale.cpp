@@ -94,10 +94,10 @@ TEST(Upscale, ConstantFrameStaysConstantAndZscoreIsStandard) {
 
 TEST(Labels, DsirTruncatesDeepStormCountsAndOutsideIsDropped) {
   std::vector<dsir::Emitter> e(4);
-  e[0].x_nm = 12.4, e[0].y_nm = 37.6;   // upscaled px 12.5 nm: column 0, row 3
-  e[1].x_nm = 12.6, e[1].y_nm = 37.4;   // column 1, row 2
-  e[2].x_nm = 12.6, e[2].y_nm = 37.4;   // same pixel again
-  e[3].x_nm = -1, e[3].y_nm = 10;       // outside
+  e[0].x_nm = 12.4, e[0].y_nm = 37.6;  // upscaled px 12.5 nm: column 0, row 3
+  e[1].x_nm = 12.6, e[1].y_nm = 37.4;  // column 1, row 2
+  e[2].x_nm = 12.6, e[2].y_nm = 37.4;  // same pixel again
+  e[3].x_nm = -1, e[3].y_nm = 10;      // outside
   std::vector<float> lab(16 * 16);
   EXPECT_EQ(dsir::render_labels(e, 2, 2, 8, 100, dsir::LabelMode::Dsir, lab.data()), 1u);
   EXPECT_EQ(lab[3 * 16 + 0], 1.0f);

@@ -8,26 +8,20 @@
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/registry.h"
-#include "stages/upscale/raw_stack.h"
 #include "stages/upscale/upscale.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-class UpscaleStage : public ::testing::Test {
+class UpscaleStage : public dsir::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/dsir-upscale-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // A 3-frame 16x16 raw.h5 with one emitter per frame.
   std::string make_raw(bool with_frames = true, bool with_pixel_size = true) {
-    const std::string path = dir_ + "/raw.h5";
+    const std::string path = dir() + "/raw.h5";
     auto f = dsir::h5::File::create(path, {});
     std::vector<uint16_t> px(3 * 16 * 16);
     for (size_t i = 0; i < px.size(); ++i) px[i] = uint16_t(100 + (i * 7919) % 50);
@@ -47,14 +41,13 @@ class UpscaleStage : public ::testing::Test {
     dsir::find_command("upscale")->run(ctx);
   }
 
-  std::string dir_;
   std::vector<float> frames_;
 };
 
 TEST_F(UpscaleStage, WholeFramesMatchTheUpscaleFunctionAndLabels) {
   const std::string raw = make_raw();
-  run({"upscale.input=" + raw, "upscale.output=" + dir_ + "/up.h5", "upscale.factor=4"});
-  auto f = dsir::h5::File::open(dir_ + "/up.h5");
+  run({"upscale.input=" + raw, "upscale.output=" + dir() + "/up.h5", "upscale.factor=4"});
+  auto f = dsir::h5::File::open(dir() + "/up.h5");
   EXPECT_EQ(f.shape("/inputs"), (dsir::h5::Dims{3, 64, 64}));
   EXPECT_EQ(f.attr_double("/", "pixel_size_nm"), 25.0);
   const auto inputs = f.read<float>("/inputs");
@@ -72,9 +65,9 @@ TEST_F(UpscaleStage, WholeFramesMatchTheUpscaleFunctionAndLabels) {
 
 TEST_F(UpscaleStage, PatchesAreCropsOfTheFramesWithShiftedLabels) {
   const std::string raw = make_raw();
-  run({"upscale.input=" + raw, "upscale.output=" + dir_ + "/up.h5", "upscale.factor=2",
+  run({"upscale.input=" + raw, "upscale.output=" + dir() + "/up.h5", "upscale.factor=2",
        "upscale.patch_size=8", "upscale.patches_per_frame=4", "run.seed=5"});
-  auto f = dsir::h5::File::open(dir_ + "/up.h5");
+  auto f = dsir::h5::File::open(dir() + "/up.h5");
   ASSERT_EQ(f.shape("/inputs"), (dsir::h5::Dims{12, 16, 16}));
   const auto inputs = f.read<float>("/inputs");
   const auto labels = f.read<float>("/labels");
@@ -92,14 +85,16 @@ TEST_F(UpscaleStage, PatchesAreCropsOfTheFramesWithShiftedLabels) {
     double total = 0;
     for (size_t i = item * 256; i < (item + 1) * 256; ++i) total += labels[i];
     EXPECT_EQ(total, inside ? 1.0 : 0.0) << "patch " << k;
-    if (inside) EXPECT_EQ(labels[item * 256 + int(y * 2 / 100) * 16 + int(x * 2 / 100)], 1.0f);
+    if (inside) {
+      EXPECT_EQ(labels[item * 256 + int(y * 2 / 100) * 16 + int(x * 2 / 100)], 1.0f);
+    }
   }
 }
 
 TEST_F(UpscaleStage, MissingFramesOrPixelSizeAreNamedAndLeaveNoOutput) {
   const std::string raw = make_raw(false, true);
   try {
-    run({"upscale.input=" + raw, "upscale.output=" + dir_ + "/up.h5"});
+    run({"upscale.input=" + raw, "upscale.output=" + dir() + "/up.h5"});
     FAIL() << "expected an error";
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("/frames"), std::string::npos) << e.what();
@@ -107,16 +102,16 @@ TEST_F(UpscaleStage, MissingFramesOrPixelSizeAreNamedAndLeaveNoOutput) {
   }
   const std::string raw2 = make_raw(true, false);
   try {
-    run({"upscale.input=" + raw2, "upscale.output=" + dir_ + "/up.h5"});
+    run({"upscale.input=" + raw2, "upscale.output=" + dir() + "/up.h5"});
     FAIL() << "expected an error";
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("pixel_size_nm"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(dir_ + "/up.h5"));
+  EXPECT_FALSE(fs::exists(dir() + "/up.h5"));
   const std::string good = make_raw();
-  EXPECT_THROW(run({"upscale.input=" + good, "upscale.output=" + dir_ + "/up.h5", "upscale.patch_size=32"}),
+  EXPECT_THROW(run({"upscale.input=" + good, "upscale.output=" + dir() + "/up.h5", "upscale.patch_size=32"}),
                dsir::ConfigError);
-  EXPECT_FALSE(fs::exists(dir_ + "/up.h5"));
+  EXPECT_FALSE(fs::exists(dir() + "/up.h5"));
 }
 
 // Inputs that used to pass and give wrong outputs (issue 13): each is an error naming the file and
@@ -138,7 +133,7 @@ TEST_F(UpscaleStage, InconsistentRawFilesAreErrorsNamingTheCause) {
       {"emitter-beyond", 2, 100, 100, 5, "row 0: frame 5 is beyond the stack's 2 frames"},
   };
   for (const Case& c : cases) {
-    const std::string path = dir_ + "/" + c.name + ".h5";
+    const std::string path = dir() + "/" + c.name + ".h5";
     {
       auto f = dsir::h5::File::create(path, {});
       f.write("/frames", std::vector<float>(c.frames * 16 * 16, c.pixel), {c.frames, 16, 16});
@@ -149,20 +144,20 @@ TEST_F(UpscaleStage, InconsistentRawFilesAreErrorsNamingTheCause) {
       f.commit();
     }
     try {
-      run({"upscale.input=" + path, "upscale.output=" + dir_ + "/up.h5"});
+      run({"upscale.input=" + path, "upscale.output=" + dir() + "/up.h5"});
       ADD_FAILURE() << c.name << ": no error";
     } catch (const dsir::InputError& e) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << c.name << ": " << e.what();
     }
-    EXPECT_FALSE(fs::exists(dir_ + "/up.h5")) << c.name;
+    EXPECT_FALSE(fs::exists(dir() + "/up.h5")) << c.name;
   }
 }
 
 // A /frames side beyond int: 2^32 + 5 rows were read as 5 (the narrowing to int), 2^32 as 0
 // ("empty"). Found writing the fuzz harness of raw.h5 (tests/fuzz/fuzz_raw_h5.cpp).
 TEST_F(UpscaleStage, FrameSidesBeyondTheLimitAreErrors) {
-  const std::string path = dir_ + "/wide.h5";
+  const std::string path = dir() + "/wide.h5";
   {
     auto f = dsir::h5::File::create(path, {});
     // Chunked: a file of a few KB may declare this much.
@@ -171,7 +166,7 @@ TEST_F(UpscaleStage, FrameSidesBeyondTheLimitAreErrors) {
     f.commit();
   }
   try {
-    dsir::RawStack raw(path);
+    dsir::RawFileReader raw(path);
     ADD_FAILURE() << "opened as " << raw.height() << " x " << raw.width() << " pixels";
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();

@@ -88,8 +88,8 @@ void zscore(float* data, size_t n) {
 void upscale_frame(const float* raw, int height, int width, int factor, Normalization norm,
                    double global_mean, double global_std, float* out) {
   resize_bilinear(raw, height, width, factor, out);
-  const size_t n = static_cast<size_t>(height) * static_cast<size_t>(width) *
-                   static_cast<size_t>(factor) * static_cast<size_t>(factor);
+  const size_t n = static_cast<size_t>(height) * static_cast<size_t>(width) * static_cast<size_t>(factor) *
+                   static_cast<size_t>(factor);
   if (norm == Normalization::PerFrame) {
     zscore(out, n);
   } else if (norm == Normalization::Global) {

@@ -5,9 +5,10 @@
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
+#include "pipeline/formats/upscaled_file.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
-#include "stages/upscale/raw_stack.h"
 #include "stages/upscale/upscale.h"
 
 namespace dsir {
@@ -16,73 +17,79 @@ namespace {
 const ConfigSection section(
     "upscale", "DSIR's preprocessing: bilinear upscaling, normalisation, label rendering.",
     {
-        {"input",
-         KeyType::String,
-         "''",
-         "Input raw.h5 ('' = {run.dir}/data/train.h5).",
-         -1e300,
-         1e300,
-         {},
-         "--input"},
-        {"output",
-         KeyType::String,
-         "''",
-         "Output upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).",
-         -1e300,
-         1e300,
-         {},
-         "--output"},
-        {"factor",
-         KeyType::Int,
-         "8",
-         "Upscaling factor (DSIR: 8, 100 nm -> 12.5 nm).",
-         1,
-         32,
-         {},
-         "--factor"},
-        {"normalize",
-         KeyType::Choice,
-         "per-frame",
-         "per-frame z-score (DSIR), global dataset mean/std (Deep-STORM), or none.",
-         -1e300,
-         1e300,
-         {"per-frame", "global", "none"}},
-        {"labels",
-         KeyType::Choice,
-         "dsir",
-         "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
-         -1e300,
-         1e300,
-         {"dsir", "deepstorm"}},
-        {"patch_size", KeyType::Int, "0",
-         "Train on random P x P raw patches instead of whole frames (0: whole frames).", 0, 65535},
-        {"patches_per_frame", KeyType::Int, "1", "Patches drawn per frame when patch_size > 0.", 1, 10000},
-        {"chunk_frames", KeyType::Int, "16", "Frames per work unit (memory is bounded by a few of these).", 1,
-         1e6},
+        KeySpec::text("input", "''", "Input raw.h5 ('' = {run.dir}/data/train.h5).").cli("--input"),
+        KeySpec::text("output", "''", "Output upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).")
+            .cli("--output"),
+        KeySpec::integer("factor", "8", "Upscaling factor (DSIR: 8, 100 nm -> 12.5 nm).")
+            .range(1, 32)
+            .cli("--factor"),
+        KeySpec::choice("normalize", "per-frame",
+                        "per-frame z-score (DSIR), global dataset mean/std (Deep-STORM), or none.",
+                        {"per-frame", "global", "none"}),
+        KeySpec::choice("labels", "dsir",
+                        "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
+                        {"dsir", "deepstorm"}),
+        KeySpec::integer("patch_size", "0",
+                         "Train on random P x P raw patches instead of whole frames (0: whole frames).")
+            .range(0, 65535),
+        KeySpec::integer("patches_per_frame", "1", "Patches drawn per frame when patch_size > 0.")
+            .range(1, 10000),
+        KeySpec::integer("chunk_frames", "16", "Frames per work unit (memory is bounded by a few of these).")
+            .range(1, 1e6),
     });
 
-void run(Context& ctx) {
-  const Config& c = ctx.config;
-  const std::string input = ctx.input_path("upscale.input", "data/train.h5");
-  const std::string output = ctx.path("upscale.output", "data/train-upscaled.h5");
-  const int factor = static_cast<int>(c.get_int("upscale.factor"));
-  const Normalization norm = parse_normalization(c.get_string("upscale.normalize"));
-  const LabelMode labels = parse_label_mode(c.get_string("upscale.labels"));
-  const uint64_t chunk = static_cast<uint64_t>(c.get_int("upscale.chunk_frames"));
+// Every upscale.* key (and run.seed), read once when the stage starts.
+struct UpscaleOptions {
+  std::string input, output;  // resolved paths
+  int factor = 8;
+  std::string normalize_name, labels_name;  // as given, recorded in upscaled.h5
+  Normalization normalize = Normalization::PerFrame;
+  LabelMode labels = LabelMode::Dsir;
+  uint64_t chunk_frames = 16;
+  int patch_size = 0;  // 0: whole frames
+  uint64_t patches_per_frame = 1;
+  uint64_t seed = 0;
+};
 
-  RawStack raw(input);
+UpscaleOptions read_upscale_options(const Context& ctx) {
+  const Config& c = ctx.config;
+  UpscaleOptions o;
+  o.input = ctx.input_path("upscale.input", "data/train.h5");
+  o.output = ctx.path("upscale.output", "data/train-upscaled.h5");
+  o.factor = static_cast<int>(c.get_int("upscale.factor"));
+  o.normalize_name = c.get_string("upscale.normalize");
+  o.normalize = parse_normalization(o.normalize_name);
+  o.labels_name = c.get_string("upscale.labels");
+  o.labels = parse_label_mode(o.labels_name);
+  o.chunk_frames = static_cast<uint64_t>(c.get_int("upscale.chunk_frames"));
+  o.patch_size = static_cast<int>(c.get_int("upscale.patch_size"));
+  o.patches_per_frame = static_cast<uint64_t>(c.get_int("upscale.patches_per_frame"));
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return o;
+}
+
+void run(Context& ctx) {
+  const UpscaleOptions o = read_upscale_options(ctx);
+  const std::string& input = o.input;
+  const std::string& output = o.output;
+  const int factor = o.factor;
+  const Normalization norm = o.normalize;
+  const LabelMode labels = o.labels;
+  const uint64_t chunk = o.chunk_frames;
+
+  RawFileReader raw(input);
   if (!raw.has_emitters())
     log::warn("upscale: {} has no /emitters; labels will be empty (fine for inference-only data)", input);
   // Items are whole frames, or patches_per_frame patches of each frame.
-  const int patch = static_cast<int>(c.get_int("upscale.patch_size"));
+  const int patch = o.patch_size;
   if (patch > std::min(raw.height(), raw.width()))
     throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " +
                       std::to_string(raw.height()) + "x" + std::to_string(raw.width()) + " frames of " +
                       input);
-  const uint64_t per_frame = patch > 0 ? static_cast<uint64_t>(c.get_int("upscale.patches_per_frame")) : 1;
+  const uint64_t per_frame = patch > 0 ? o.patches_per_frame : 1;
   const int th = patch > 0 ? patch : raw.height(), tw = patch > 0 ? patch : raw.width();
   const uint64_t items = raw.frames() * per_frame;
-  const uint64_t seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  const uint64_t seed = o.seed;
   const int oh = th * factor, ow = tw * factor;
   const size_t in_px = static_cast<size_t>(raw.height()) * raw.width();
   const size_t out_px = static_cast<size_t>(oh) * ow;
@@ -90,7 +97,7 @@ void run(Context& ctx) {
   if (norm == Normalization::Global) std::tie(gmean, gstd) = raw.mean_std();
 
   // Ground truth sorted by frame (memory by emitters, not by frames: a stack may declare billions
-  // of frames); RawStack checked every frame is inside the stack.
+  // of frames); RawFileReader checked every frame is inside the stack.
   std::vector<Emitter> truth = raw.emitters();
   std::stable_sort(truth.begin(), truth.end(),
                    [](const Emitter& a, const Emitter& b) { return a.frame < b.frame; });
@@ -101,14 +108,8 @@ void run(Context& ctx) {
     return std::vector<Emitter>(first, last);
   };
 
-  std::unique_ptr<h5::File> out;
-  if (ctx.mpi.is_root()) {
-    out = std::make_unique<h5::File>(h5::File::create(output, ctx.provenance()));
-    const h5::Dims dims{items, static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)};
-    const h5::Dims ch{1, static_cast<uint64_t>(oh), static_cast<uint64_t>(ow)};
-    out->create_dataset("/inputs", h5::DType::f32, dims, ch, 4);
-    out->create_dataset("/labels", h5::DType::f32, dims, ch, 4);
-  }
+  std::unique_ptr<UpscaledFileWriter> out;
+  if (ctx.mpi.is_root()) out = std::make_unique<UpscaledFileWriter>(output, items, oh, ow, ctx.provenance());
   uint64_t dropped = 0;
   const uint64_t n_chunks = (raw.frames() + chunk - 1) / chunk;
   const double px = raw.pixel_size_nm();
@@ -150,8 +151,7 @@ void run(Context& ctx) {
   auto consume = [&](uint64_t k, const std::string& bytes) {
     const uint64_t first = k * chunk, n = std::min(chunk, raw.frames() - first) * per_frame;
     const float* inputs = reinterpret_cast<const float*>(bytes.data());
-    out->write_rows("/inputs", first * per_frame, n, inputs);
-    out->write_rows("/labels", first * per_frame, n, inputs + n * out_px);
+    out->write(first * per_frame, n, inputs, inputs + n * out_px);
     uint64_t drop = 0;
     std::memcpy(&drop, bytes.data() + 2 * n * out_px * sizeof(float), 8);
     dropped += drop;
@@ -159,17 +159,18 @@ void run(Context& ctx) {
   ordered_chunks_to_root(ctx.mpi, n_chunks, produce, consume);
   progress.finish();
   if (ctx.mpi.is_root()) {
-    out->set_attr("/", "factor", static_cast<double>(factor));
-    out->set_attr("/", "raw_pixel_size_nm", raw.pixel_size_nm());
-    out->set_attr("/", "pixel_size_nm", raw.pixel_size_nm() / factor);
-    out->set_attr("/", "normalize", c.get_string("upscale.normalize"));
-    out->set_attr("/", "global_mean_std", std::vector<double>{gmean, gstd});
-    out->set_attr("/", "labels", c.get_string("upscale.labels"));
-    out->set_attr("/", "source_file", input);
-    out->set_attr("/", "patch_size", static_cast<double>(patch));
-    out->set_attr("/", "patches_per_frame", static_cast<double>(per_frame));
-    out->set_attr("/labels", "emitters_dropped_outside", static_cast<double>(dropped));
-    out->commit();
+    UpscaledFileInfo info;
+    info.factor = factor;
+    info.raw_pixel_size_nm = raw.pixel_size_nm();
+    info.normalize = o.normalize_name;
+    info.global_mean = gmean;
+    info.global_std = gstd;
+    info.labels = o.labels_name;
+    info.source_file = input;
+    info.patch_size = patch;
+    info.patches_per_frame = per_frame;
+    info.emitters_dropped_outside = dropped;
+    out->commit(info);
     if (dropped)
       log::warn("upscale: {} emitters outside the field (or patch) were left out of the labels", dropped);
     log::print("upscale: {} -> {}: {} frames {}x{} -> {} {}x{} inputs", input, output, raw.frames(),

@@ -16,6 +16,20 @@ check() {  # check NAME EXPECTED_CODE PATTERN -- command...: exit code (or "nonz
     echo "$out" | grep -vE "frames \([0-9]+%\)" | tail -25
   fi
 }
+once() {  # once NAME EXPECTED_CODE PATTERN -- command...: an error every rank reached, printed once
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  local out code
+  out=$(timeout 120 "$@" 2>&1)
+  code=$?
+  if [[ $code == "$want" ]] && grep -qE -- "$pattern" <<<"$out" && [[ $(grep -c "^dsir: error" <<<"$out") -eq 1 ]] &&
+    ! grep -q "ERROR on rank" <<<"$out"; then
+    ok "$name"
+  else
+    bad "$name (exit $code, wanted $want, /$pattern/ and exactly one 'dsir: error' line)"
+    echo "$out" | grep -vE "frames \([0-9]+%\)" | tail -25
+  fi
+}
 same_outputs() {  # same_outputs WHEN REF OUT ACQUISITION...: reduce's outputs identical byte for byte
   local when=$1 ref=$2 out=$3 a f
   shift 3

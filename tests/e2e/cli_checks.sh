@@ -41,12 +41,17 @@ check "evaluate warns when the localizations lie beyond the ground truth's field
   "$dsir" evaluate --locs "$work/wide-locs.csv" --gt "$work/gt.csv"
 check "help shows each flag's type, range and default" 0 "--tolerance-nm FLOAT in \\[0, 1e\\+06\\]=\\[50, 250\\]" -- "$dsir" evaluate --help
 check "help shows a choice's values" 0 "--drift \\{none\\|rcc\\}=none" -- "$dsir" reduce --help
-check "config errors are reported once under MPI, exit 2" 2 "unknown key 'run.sed'" -- "${MPIRUN[@]}" 2 "$dsir" config show run.sed=1
+once "config errors are reported once under MPI, exit 2" 2 "unknown key 'run.sed'" -- "${MPIRUN[@]}" 2 "$dsir" config show run.sed=1
 
 # A failure on one rank only: rank 1 ingests a corrupt acquisition while rank 0 succeeds and
 # waits; the job must abort naming rank 1 and the file, not hang.
 mkdir -p "$work/r/sim"
 "$dsir" simulate run.dir="$work/r" simulate.train.frames=4 simulate.acquisition.frames=4 >/dev/null 2>&1
+# An error every rank reaches inside a stage (each rank opens the stack and finds the patch too
+# large): printed once by rank 0, a clean exit 2 on every rank, no abort.
+"$dsir" ingest --frames "$work/r/sim/acquisition.tif" --output "$work/shared.h5" >/dev/null 2>&1
+once "a stage error every rank reaches is printed once, exit 2" 2 "upscale.patch_size: 100 exceeds the 64x64 frames" -- \
+  "${MPIRUN[@]}" 2 "$dsir" upscale --input "$work/shared.h5" --output "$work/u.h5" upscale.patch_size=100
 head -c 300 "$work/r/sim/acquisition.tif" >"$work/r/sim/acquisition.tmp" && mv "$work/r/sim/acquisition.tmp" "$work/r/sim/acquisition.tif"
 check "rank-local error aborts all ranks with a rank tag" nonzero "ERROR on rank 1 of 2: .*acquisition.tif" -- "${MPIRUN[@]}" 2 "$dsir" ingest run.dir="$work/r"
 if [[ -e "$work/r/data/acquisition.h5" ]] || ls -A "$work/r/data" 2>/dev/null | grep -q '\.tmp'; then

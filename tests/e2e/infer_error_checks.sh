@@ -20,7 +20,8 @@ check "a glob matching nothing" 2 "infer.input: '$infer_work/archive/\*.tif': no
 check "tiles refused with per-frame BatchNorm" 2 "tiles need running BatchNorm" -- \
   "$dsir" infer infer.tile_size=16 --checkpoint "$model" --input "$acq" --output "$work/x" --bn per-frame
 "$dsir" ingest --frames "$fixture/sim/acquisition.tif" --pixel-size 50 --output "$work/px50.h5" >/dev/null 2>&1
-check "pixel-size mismatch, rank-tagged under MPI" nonzero "ERROR on rank 0 of 2: .*px50.h5: pixel size 50 nm, but the model .* 100 nm" -- \
+# Rank 0 scans the inputs for all: its error is every rank's, reported once.
+once "pixel-size mismatch under MPI: one message, exit 1" 1 "px50.h5: pixel size 50 nm, but the model .* 100 nm" -- \
   "${MPIRUN[@]}" 2 "$dsir" infer --checkpoint "$model" --input "$work/px50.h5" --output "$work/x"
 # Rank 1 cannot write its shard (a folder stands in the way): the job aborts, naming rank 1.
 mkdir -p "$work/blocked/cellA/shard-00001.h5/x"

@@ -16,7 +16,7 @@ ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
 
 run=$work/run  # every run of a stage happens in this folder, so that the paths files record agree
-common=("$here/tiny.yaml" run.dir="$run" run.threads=1 simulate.train.frames=800 simulate.acquisition.frames=400
+common=("$here/tiny.yaml" run.dir="$run" run.threads=1 simulate.train.frames=400 simulate.acquisition.frames=200
         simulate.acquisition.width=48 simulate.acquisition.height=48 train.epochs=1)
 
 # Everything once, serially: each stage below then replaces outputs that exist, as a rerun does.

@@ -44,7 +44,8 @@ Image reconstruction(const std::string& d) {
 std::vector<dsir::metrics::Point> truth(const std::string& d) {
   auto f = dsir::h5::File::open(d + "/data/acquisition.h5");
   std::vector<dsir::metrics::Point> p;
-  for (const auto& e : dsir::table_to_emitters(f.read_table("/emitters"), "ground truth")) p.push_back({e.frame, e.x_nm, e.y_nm});
+  for (const auto& e : dsir::table_to_emitters(f.read_table("/emitters"), "ground truth"))
+    p.push_back({e.frame, e.x_nm, e.y_nm});
   return p;
 }
 
@@ -66,7 +67,8 @@ TEST(EndToEnd, EveryHdf5FileCarriesProvenance) {
   for (const auto& e : fs::recursive_directory_iterator(d)) {
     if (e.path().extension() != ".h5") continue;
     auto f = dsir::h5::File::open(e.path().string());
-    for (const char* a : {"dsir_version", "config", "config_hash", "hdf5_version", "mpi_version", "libtorch_version"})
+    for (const char* a :
+         {"dsir_version", "config", "config_hash", "hdf5_version", "mpi_version", "libtorch_version"})
       EXPECT_TRUE(f.has_attr("/", a)) << e.path() << " lacks " << a;
     ++files;
   }
@@ -82,9 +84,10 @@ TEST(EndToEnd, ReconstructionBeatsBlankAndShuffledControls) {
   const double r = dsir::metrics::image_correlation(im.pixels, im.width, im.height, im.pixel_size_nm, gt, 20);
   std::vector<float> shuffled = im.pixels;
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(5));
-  const double r_shuffled = dsir::metrics::image_correlation(shuffled, im.width, im.height, im.pixel_size_nm, gt, 20);
-  const double r_blank = dsir::metrics::image_correlation(std::vector<float>(im.pixels.size(), 1.0f), im.width,
-                                                          im.height, im.pixel_size_nm, gt, 20);
+  const double r_shuffled =
+      dsir::metrics::image_correlation(shuffled, im.width, im.height, im.pixel_size_nm, gt, 20);
+  const double r_blank = dsir::metrics::image_correlation(std::vector<float>(im.pixels.size(), 1.0f),
+                                                          im.width, im.height, im.pixel_size_nm, gt, 20);
   std::cout << "[ info ] image Pearson " << r << ", shuffled " << r_shuffled << ", blank " << r_blank << "\n";
   EXPECT_GT(r, 0.3);
   EXPECT_GT(r, r_shuffled + 0.2);
@@ -137,8 +140,8 @@ bool same_dataset(const std::string& a, const std::string& b, const std::string&
 TEST(EndToEnd, DataStagesAreBitIdenticalAcrossRankCounts) {
   const std::string a = dir("DSIR_E2E_DIR"), b = dir("DSIR_E2E_DIR_NP1");
   if (b.empty()) GTEST_SKIP() << "DSIR_E2E_DIR_NP1 not set";
-  for (const char* f : {"sim/train.tif", "sim/train.csv", "sim/acquisition.tif", "sim/acquisition.csv",
-                        "localizations.csv"})
+  for (const char* f :
+       {"sim/train.tif", "sim/train.csv", "sim/acquisition.tif", "sim/acquisition.csv", "localizations.csv"})
     EXPECT_EQ(dsir::read_text_file(a + "/" + f), dsir::read_text_file(b + "/" + f)) << f;
   EXPECT_TRUE(same_dataset(a + "/data/train.h5", b + "/data/train.h5", "/frames"));
   EXPECT_TRUE(same_dataset(a + "/data/acquisition.h5", b + "/data/acquisition.h5", "/frames"));

@@ -7,9 +7,7 @@
 set -euo pipefail
 bin=${1:?usage: check_seeds.sh FUZZ_BINARY SEED_DIR [MORE_DIRS...]} seeds=${2:?}
 shift 2
-sanitizers=$(cd "$(dirname "$0")/../sanitizers" && pwd)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$sanitizers/lsan.supp:print_suppressions=0}
+source "$(dirname "$0")/sanitizer_env.sh"
 log=$(DSIR_FUZZ_VERBOSE=1 "$bin" -runs=0 "$seeds" "$@" 2>&1) || { printf '%s\n' "$log" | tail -30; exit 1; }
 read=$(printf '%s\n' "$log" | grep -c '^dsir-fuzz: read$' || true)
 refused=$(printf '%s\n' "$log" | grep -c '^dsir-fuzz: refused' || true)

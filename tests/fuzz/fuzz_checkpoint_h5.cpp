@@ -3,7 +3,7 @@
 // The tensors' own reading (load_state) needs LibTorch and is not fuzzed here; the HDF5 reads it
 // makes (shape, read<float>) are the ones the other HDF5 harnesses exercise.
 #include "pipeline/errors.h"
-#include "stages/train/model_meta.h"
+#include "pipeline/formats/checkpoint_meta.h"
 #include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,7 +1,7 @@
 // libFuzzer harness: an inference shard as a restarted `dsir infer` checks it before reusing it
 // (check_shard) and as `dsir reduce` reads it (read_shard: attributes, /sum, the localizations).
 #include "pipeline/errors.h"
-#include "stages/infer/shard_file.h"
+#include "pipeline/formats/shard_file.h"
 #include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -21,8 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const dsir::ShardCheck check = dsir::check_shard(path, expected);  // a state, never an exception
   try {
     dsir::read_shard(path);
-    if (check.state == dsir::ShardState::complete) dsir::fuzz::report_read();
-    else dsir::fuzz::report_refused(("read, but check_shard: " + check.reason).c_str());
+    if (check.state == dsir::ShardState::complete)
+      dsir::fuzz::report_read();
+    else
+      dsir::fuzz::report_refused(("read, but check_shard: " + check.reason).c_str());
   } catch (const dsir::Error& e) {
     dsir::fuzz::report_refused(e.what());
   }

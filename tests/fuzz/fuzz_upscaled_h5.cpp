@@ -1,17 +1,16 @@
-// libFuzzer harness: upscaled.h5 as training opens it (stages/train/upscaled_layout: shapes and
+// libFuzzer harness: upscaled.h5 as training opens it (pipeline/formats/upscaled_file: shapes and
 // attributes, validated without LibTorch) and reads a batch's rows of /inputs and /labels.
 #include "pipeline/errors.h"
-#include "stages/train/upscaled_layout.h"
+#include "pipeline/formats/upscaled_file.h"
 #include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static dsir::fuzz::MemoryFile file("dsir-fuzz-upscaled-h5");
   try {
-    const dsir::h5::File f = dsir::h5::File::open(file.hold(data, size));
-    const dsir::UpscaledLayout l = dsir::read_upscaled_layout(f);
+    const dsir::UpscaledFileReader f(file.hold(data, size));
     // UpscaledSet::batch reads runs of rows like these.
-    f.read_rows<float>("/inputs", 0, 1);
-    f.read_rows<float>("/labels", l.frames - 1, 1);
+    f.inputs(0, 1);
+    f.labels(f.layout().frames - 1, 1);
     dsir::fuzz::report_read();
   } catch (const dsir::Error& e) {
     dsir::fuzz::report_refused(e.what());

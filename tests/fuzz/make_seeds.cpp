@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "pipeline/csv.h"
+#include "pipeline/formats/shard_file.h"
 #include "pipeline/h5store.h"
 #include "pipeline/tiff.h"
-#include "stages/infer/shard_file.h"
 
 namespace fs = std::filesystem;
 using dsir::h5::DType;
@@ -63,7 +63,7 @@ void upscaled_h5(const std::string& path) {
 }
 
 void checkpoint_h5(const std::string& path) {
-  // With checksums, as stages/train/checkpoint.cpp writes them.
+  // With checksums, as stages/train/models/checkpoint.cpp writes them.
   auto f = dsir::h5::File::create(path, {{"dsir_version", "fuzz-seed"}}, dsir::h5::Checksum::fletcher32);
   f.write("/state/conv.weight", std::vector<float>(4, 0.25f), {1, 1, 2, 2});
   f.write("/optimizer/exp_avg/conv.weight", std::vector<float>(4, 0.f), {1, 1, 2, 2});

@@ -7,13 +7,7 @@ bin=${1:?usage: run_fuzz.sh FUZZ_BINARY SEED_DIR WORK_DIR SECONDS [options]}
 seeds=${2:?} work=${3:?} seconds=${4:?}
 shift 4
 mkdir -p "$work/corpus" "$work/artifacts"
-sanitizers=$(cd "$(dirname "$0")/../sanitizers" && pwd)
-# allocator_may_return_null: HDF5 (not dsir) mallocs sizes read from the file and handles a NULL
-# return as an error; ASan's default would abort there instead of letting it. A too-large
-# allocation in dsir's own code still fails the run (an uncaught std::bad_alloc).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$sanitizers/lsan.supp:print_suppressions=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$sanitizers/ubsan.supp}
+source "$(dirname "$0")/sanitizer_env.sh"
 # -timeout: an input taking 10 s is a hang; -rss_limit_mb: an input needing more memory than this
 # is an allocation sized by the file (a finding); -use_value_profile: helps through the magic
 # numbers of TIFF and HDF5 headers.

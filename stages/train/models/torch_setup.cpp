@@ -1,11 +1,12 @@
-#include "stages/train/torch_setup.h"
+#include "stages/train/models/torch_setup.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <limits>
 #include <malloc.h>
 #include <stdlib.h>
 #include <torch/cuda.h>
+
+#include <limits>
 
 #include "pipeline/errors.h"
 

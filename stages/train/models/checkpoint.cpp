@@ -1,4 +1,4 @@
-#include "stages/train/checkpoint.h"
+#include "stages/train/models/checkpoint.h"
 
 #include <ATen/ops/from_blob.h>
 #include <torch/csrc/autograd/grad_mode.h>

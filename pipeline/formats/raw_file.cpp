@@ -1,12 +1,56 @@
-#include "stages/upscale/raw_stack.h"
+#include "pipeline/formats/raw_file.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "pipeline/errors.h"
 
 namespace dsir {
 
-RawStack::RawStack(const std::string& path) : path_(path), file_(h5::File::open(path)) {
+RawFileWriter::RawFileWriter(const std::string& path, const RawFileInfo& info,
+                             const h5::Attributes& provenance)
+    : file_(h5::File::create(path, provenance)), info_(info) {
+  if (info.frames == 0 || info.width == 0 || info.height == 0)
+    throw Error(path + ": cannot write an empty stack (" + std::to_string(info.frames) + " frames of " +
+                std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
+  // One chunk per frame: readers stream frames, and shuffle + deflate suit camera counts.
+  file_.create_dataset("/frames", info.float32 ? h5::DType::f32 : h5::DType::u16,
+                       {info.frames, info.height, info.width}, {1, info.height, info.width}, 4);
+}
+
+void RawFileWriter::write_frame(const uint16_t* pixels) {
+  if (info_.float32) throw Error(file_.path() + ": 16-bit frame given to a float32 /frames");
+  if (written_ >= info_.frames)
+    throw Error(file_.path() + ": more frames than the " + std::to_string(info_.frames) + " declared");
+  file_.write_rows("/frames", written_++, 1, pixels);
+}
+
+void RawFileWriter::write_frame(const float* pixels) {
+  if (!info_.float32) throw Error(file_.path() + ": float frame given to a uint16 /frames");
+  if (written_ >= info_.frames)
+    throw Error(file_.path() + ": more frames than the " + std::to_string(info_.frames) + " declared");
+  file_.write_rows("/frames", written_++, 1, pixels);
+}
+
+void RawFileWriter::set_emitters(const std::vector<Emitter>& emitters, const std::string& source_file,
+                                 uint64_t outside_field_of_view) {
+  file_.write_table("/emitters", emitters_to_table(emitters));
+  file_.set_attr("/emitters", "source_file", source_file);
+  file_.set_attr("/emitters", "outside_field_of_view", static_cast<double>(outside_field_of_view));
+}
+
+void RawFileWriter::commit() {
+  if (written_ != info_.frames)
+    throw Error(file_.path() + ": " + std::to_string(written_) + " frames written but " +
+                std::to_string(info_.frames) + " declared");
+  file_.set_attr("/frames", "pixel_size_nm", info_.pixel_size_nm);
+  file_.set_attr("/", "pixel_size_nm", info_.pixel_size_nm);
+  file_.set_attr("/", "camera", info_.camera_json);
+  file_.set_attr("/", "source_files", info_.source_files);
+  file_.commit();
+}
+
+RawFileReader::RawFileReader(const std::string& path) : path_(path), file_(h5::File::open(path)) {
   if (!file_.has("/frames")) throw InputError(path + ": missing dataset /frames (not a raw.h5?)");
   h5::Dims d = file_.shape("/frames");
   if (d.size() != 3) throw InputError(path + ": /frames must be 3-D (frames x height x width)");
@@ -30,7 +74,7 @@ RawStack::RawStack(const std::string& path) : path_(path), file_(h5::File::open(
                      std::to_string(height_) + " x " + std::to_string(width_) + " pixels)");
 }
 
-std::vector<float> RawStack::read(uint64_t first, uint64_t count) const {
+std::vector<float> RawFileReader::read(uint64_t first, uint64_t count) const {
   std::vector<float> rows = file_.read_rows<float>("/frames", first, count);
   const size_t frame = static_cast<size_t>(height_) * static_cast<size_t>(width_);
   for (size_t i = 0; i < rows.size(); ++i)
@@ -42,7 +86,7 @@ std::vector<float> RawStack::read(uint64_t first, uint64_t count) const {
   return rows;
 }
 
-std::vector<Emitter> RawStack::emitters() const {
+std::vector<Emitter> RawFileReader::emitters() const {
   if (!has_emitters()) return {};
   std::vector<Emitter> emitters = table_to_emitters(file_.read_table("/emitters"), path_ + ":/emitters");
   for (size_t i = 0; i < emitters.size(); ++i)
@@ -53,7 +97,7 @@ std::vector<Emitter> RawStack::emitters() const {
   return emitters;
 }
 
-std::pair<double, double> RawStack::mean_std() const {
+std::pair<double, double> RawFileReader::mean_std() const {
   double sum = 0, sumsq = 0;
   const uint64_t chunk = 64;
   for (uint64_t f = 0; f < frames_; f += chunk) {
@@ -65,6 +109,13 @@ std::pair<double, double> RawStack::mean_std() const {
   const double n = static_cast<double>(frames_) * height_ * width_;
   const double mean = sum / n;
   return {mean, std::sqrt(std::max(0.0, sumsq / n - mean * mean))};
+}
+
+uint64_t count_outside(const std::vector<Emitter>& emitters, double width_nm, double height_nm) {
+  uint64_t n = 0;
+  for (const Emitter& e : emitters)
+    n += e.x_nm < 0 || e.y_nm < 0 || e.x_nm >= width_nm || e.y_nm >= height_nm;
+  return n;
 }
 
 }  // namespace dsir

@@ -1,4 +1,4 @@
-// The shard file (stages/infer/shard_file.h): round trip, and what a restarted infer and reduce
+// The shard file (pipeline/formats/shard_file.h): round trip, and what a restarted infer and reduce
 // make of shards that are absent, of another run, without checksums (older dsir) or corrupted.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,20 +12,19 @@
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
-#include "stages/infer/shard_file.h"
+#include "pipeline/formats/shard_file.h"
 #include "tests/corrupt_file.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace dsir {
 namespace {
 
-class ShardFileTest : public ::testing::Test {
+class ShardFileTest : public dsir::test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("dsir_shard_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     shard_.info.source_file = "/data/cell.h5";
     shard_.info.source_stat = "100 bytes, modified 1.0";
     shard_.info.model_checksum = "abc";
@@ -53,9 +52,7 @@ class ShardFileTest : public ::testing::Test {
     e.confidence = 0.9;
     shard_.localizations = {e};
   }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string path() const { return (dir_ / "shard-00001.h5").string(); }
-  fs::path dir_;
   Shard shard_;
 };
 
@@ -221,17 +218,18 @@ TEST_F(ShardFileTest, EveryByteInvertedIsAnErrorOrChangesNothing) {
     ASSERT_EQ(back.localizations.size(), shard_.localizations.size()) << "byte " << i;
     for (size_t k = 0; k < back.localizations.size(); ++k) {
       const Emitter &a = back.localizations[k], &b = shard_.localizations[k];
-      EXPECT_TRUE(a.frame == b.frame && same(a.x_nm, b.x_nm) && same(a.y_nm, b.y_nm) && same(a.sigma_nm, b.sigma_nm) &&
-                  same(a.photons, b.photons) && same(a.offset, b.offset) && same(a.bkgstd, b.bkgstd) &&
-                  same(a.confidence, b.confidence) && same(a.x_raw_nm, b.x_raw_nm) && same(a.y_raw_nm, b.y_raw_nm))
+      EXPECT_TRUE(a.frame == b.frame && same(a.x_nm, b.x_nm) && same(a.y_nm, b.y_nm) &&
+                  same(a.sigma_nm, b.sigma_nm) && same(a.photons, b.photons) && same(a.offset, b.offset) &&
+                  same(a.bkgstd, b.bkgstd) && same(a.confidence, b.confidence) &&
+                  same(a.x_raw_nm, b.x_raw_nm) && same(a.y_raw_nm, b.y_raw_nm))
           << "byte " << i << ": localization " << k << " changed";
     }
     if (::testing::Test::HasFailure()) break;  // one byte's report is enough
   }
   // Most bytes are checksummed; the rest (free space, padding, unused fields) changed nothing.
   EXPECT_GT(detected, harmless);
-  std::printf("%zu bytes, every fourth inverted: %zu detected, %zu changed nothing\n", original.size(), detected,
-              harmless);
+  std::printf("%zu bytes, every fourth inverted: %zu detected, %zu changed nothing\n", original.size(),
+              detected, harmless);
 }
 
 TEST_F(ShardFileTest, AShardWithoutChecksumsIsReadButNotReused) {

@@ -1,8 +1,10 @@
 #pragma once
-// The raw.h5 layout (docs/data-format.md) written frame by frame, atomically: shared by `ingest`
-// and by `simulate` when it writes raw.h5 directly (simulate.format: h5).
+// raw.h5 (docs/data-format.md, "raw.h5"): its one writer (frame by frame, atomically; `ingest`, and
+// `simulate` when it writes raw.h5 directly) and its one reader (`upscale`, `infer`, `predict`,
+// `calibrate`, `evaluate`'s ground truth).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/csv.h"
@@ -36,6 +38,31 @@ class RawFileWriter {
   h5::File file_;
   RawFileInfo info_;
   uint64_t written_ = 0;
+};
+
+// Reading raw.h5: frames as float, pixel size, ground truth by frame.
+class RawFileReader {
+ public:
+  explicit RawFileReader(const std::string& path);  // InputError naming what is missing
+  const std::string& path() const { return path_; }
+  uint64_t frames() const { return frames_; }
+  int height() const { return height_; }
+  int width() const { return width_; }
+  double pixel_size_nm() const { return pixel_size_nm_; }
+  bool has_emitters() const { return file_.has("/emitters"); }
+
+  std::vector<float> read(uint64_t first, uint64_t count) const;  // count x height x width
+  // All ground-truth emitters, or empty when the file has none.
+  std::vector<Emitter> emitters() const;
+  // Dataset mean and std of the raw pixel values (for global normalisation), over all frames.
+  std::pair<double, double> mean_std() const;
+
+ private:
+  std::string path_;
+  h5::File file_;
+  uint64_t frames_ = 0;
+  int height_ = 0, width_ = 0;
+  double pixel_size_nm_ = 0;
 };
 
 // Emitters outside [0, width) x [0, height) nm: kept as truth, counted and reported.

@@ -1,4 +1,4 @@
-#include "stages/train/model_meta.h"
+#include "pipeline/formats/checkpoint_meta.h"
 
 #include <cmath>
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "pipeline/formats/checkpoint_meta.h"
 #include "pipeline/h5store.h"
-#include "stages/train/model_meta.h"
 #include "stages/train/models/emitter_net.h"
 
 namespace dsir {

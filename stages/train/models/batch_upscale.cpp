@@ -1,4 +1,4 @@
-#include "stages/train/batch_upscale.h"
+#include "stages/train/models/batch_upscale.h"
 
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/matmul.h>

@@ -1,4 +1,4 @@
-#include "stages/infer/shard_file.h"
+#include "pipeline/formats/shard_file.h"
 
 #include <cmath>
 #include <filesystem>
@@ -43,7 +43,8 @@ double positive_number(const h5::File& f, const char* key) {
   if (!f.has_attr("/", key)) missing(f.path(), std::string("attribute '") + key + "'");
   const double v = f.attr_double("/", key);
   if (!(v > 0) || !std::isfinite(v))
-    throw InputError(f.path() + ": attribute '" + key + "' must be a finite number > 0, got " + std::to_string(v));
+    throw InputError(f.path() + ": attribute '" + key + "' must be a finite number > 0, got " +
+                     std::to_string(v));
   return v;
 }
 // Frame counts and indices and frame sides are doubles in the file: whole numbers in range (a
@@ -98,14 +99,15 @@ Shard read_shard(const std::string& path) {
                      std::to_string(s.info.acquisition_frames));
   s.info.pixel_size_nm = positive_number(f, "pixel_size_nm");
   s.info.raw_pixel_size_nm = positive_number(f, "raw_pixel_size_nm");
-  constexpr int64_t kMaxSide = int64_t(1) << 16;  // raw.h5's bound (stages/upscale/raw_stack.cpp)
+  constexpr int64_t kMaxSide = int64_t(1) << 16;  // raw.h5's bound (pipeline/formats/raw_file.cpp)
   s.info.raw_width = static_cast<int>(whole_number(f, "raw_width", 1, kMaxSide));
   s.info.raw_height = static_cast<int>(whole_number(f, "raw_height", 1, kMaxSide));
   const h5::Dims d = f.shape(kSum);
   if (d.size() != 2) throw InputError(path + ": /sum must be 2-D");
   // The image is the raw frame upscaled by at most upscale.factor's 32: a larger declared /sum
   // would be allocated as it came.
-  if (d[0] == 0 || d[1] == 0 || d[0] > uint64_t(s.info.raw_height) * 32 || d[1] > uint64_t(s.info.raw_width) * 32)
+  if (d[0] == 0 || d[1] == 0 || d[0] > uint64_t(s.info.raw_height) * 32 ||
+      d[1] > uint64_t(s.info.raw_width) * 32)
     throw InputError(path + ": /sum is " + std::to_string(d[0]) + " x " + std::to_string(d[1]) +
                      ", not an upscaled image of the " + std::to_string(s.info.raw_height) + " x " +
                      std::to_string(s.info.raw_width) + " raw frame");
