@@ -6,7 +6,8 @@
 
 namespace dsir {
 
-void write_reconstruction(const std::string& path, const ReconstructionContent& r, const h5::Attributes& attributes) {
+void write_reconstruction(const std::string& path, const ReconstructionContent& r,
+                          const h5::Attributes& attributes) {
   h5::File f = h5::File::create(path, attributes);
   const std::vector<uint64_t> dims{static_cast<uint64_t>(r.height), static_cast<uint64_t>(r.width)};
   f.write("/image", r.image, dims);
@@ -34,7 +35,8 @@ ReconstructionContent read_reconstruction_image(const std::string& path) {
   // narrowing to int.
   constexpr uint64_t kMaxSide = uint64_t(1) << 20;
   if (d.size() != 2 || d[0] == 0 || d[1] == 0 || d[0] > kMaxSide || d[1] > kMaxSide)
-    throw InputError(path + ": /image must be a 2-D image of 1 to " + std::to_string(kMaxSide) + " pixels a side");
+    throw InputError(path + ": /image must be a 2-D image of 1 to " + std::to_string(kMaxSide) +
+                     " pixels a side");
   if (!f.has_attr("/", "pixel_size_nm")) throw InputError(path + ": missing attribute pixel_size_nm on /");
   ReconstructionContent r;
   r.height = static_cast<int>(d[0]);

@@ -11,7 +11,8 @@
 namespace dsir {
 
 // What a pixel of /network_sum counts (and of /image when rendered as the sum).
-inline constexpr const char* kNetworkSumUnit = "emitters per pixel (network output / label scale, summed over frames)";
+inline constexpr const char* kNetworkSumUnit =
+    "emitters per pixel (network output / label scale, summed over frames)";
 
 struct ReconstructionContent {
   int width = 0, height = 0;  // of the images, on the upscaled grid
@@ -26,7 +27,8 @@ struct ReconstructionContent {
 };
 
 // Writes atomically; `attributes` (provenance and the shards' shared attributes) go on "/".
-void write_reconstruction(const std::string& path, const ReconstructionContent& r, const h5::Attributes& attributes);
+void write_reconstruction(const std::string& path, const ReconstructionContent& r,
+                          const h5::Attributes& attributes);
 
 // The rendered image and its pixel size (the rest of the content left empty): InputError naming
 // the file and what is missing or malformed.

@@ -16,14 +16,20 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // metrics.jsonl's fields in the order of metrics.csv's columns.
-constexpr const char* kEpochColumns[] = {"epoch", "step", "train_loss", "val_loss", "lr", "frames_per_s", "seconds"};
+constexpr const char* kEpochColumns[] = {"epoch", "step",         "train_loss", "val_loss",
+                                         "lr",    "frames_per_s", "seconds"};
 
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
 
 nlohmann::json epoch_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch}, {"step", m.step}, {"train_loss", m.train_loss}, {"lr", m.lr},
-          {"frames_per_s", m.frames_per_s}, {"seconds", m.seconds}, {"val_loss", number_or_null(m.val_loss)}};
+  return {{"epoch", m.epoch},
+          {"step", m.step},
+          {"train_loss", m.train_loss},
+          {"lr", m.lr},
+          {"frames_per_s", m.frames_per_s},
+          {"seconds", m.seconds},
+          {"val_loss", number_or_null(m.val_loss)}};
 }
 
 }  // namespace
@@ -40,7 +46,8 @@ std::vector<EpochMetrics> read_epoch_metrics(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       const nlohmann::json j = nlohmann::json::parse(line);
-      if (!j.is_object() || !j.contains("epoch") || !j["epoch"].is_number_integer() || !j.contains("train_loss"))
+      if (!j.is_object() || !j.contains("epoch") || !j["epoch"].is_number_integer() ||
+          !j.contains("train_loss"))
         throw InputError("expected an object with an integer epoch and a train_loss");
       EpochMetrics m;
       m.epoch = j["epoch"].get<int64_t>();
@@ -90,7 +97,8 @@ EvaluationSummary read_evaluation_summary(const std::string& path, const std::st
       s.by_tolerance[entry.at("tolerance_nm").get<double>()] = {
           number_or_nan(m.at("jaccard")), matched ? number_or_nan(m.at("rmse_lateral_nm")) : kNaN};
     }
-    s.pearson = j.contains("image") && j["image"].contains("pearson") ? number_or_nan(j["image"]["pearson"]) : kNaN;
+    s.pearson =
+        j.contains("image") && j["image"].contains("pearson") ? number_or_nan(j["image"]["pearson"]) : kNaN;
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a dsir metrics.json: {}", path, e.what()));
   }

@@ -4,10 +4,9 @@
 // its spreadsheet twin train/metrics.csv, and evaluate's metrics.json as `sweep` reads it.
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace dsir {
 

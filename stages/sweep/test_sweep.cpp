@@ -235,8 +235,9 @@ TEST_F(Sweep, SummarizeErrorsNameTheFolderOrFile) {
   EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/fwhm-2/metrics.json: not a dsir metrics.json"),
             std::string::npos);
   dsir::write_text_file(dir() + "/fwhm-2/train/metrics.jsonl", "{\"epoch\":1,\"train_loss\":1}\nnot json\n");
-  EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/fwhm-2/train/metrics.jsonl:2: not a metrics.jsonl line"),
-            std::string::npos);
+  EXPECT_NE(
+      what({"sweep.dir=" + dir()}).find(dir() + "/fwhm-2/train/metrics.jsonl:2: not a metrics.jsonl line"),
+      std::string::npos);
   dsir::write_text_file(dir() + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\tfwhm-2\ttwo\t5\n");
   EXPECT_NE(what({"sweep.dir=" + dir()}).find(dir() + "/tasks.tsv:2: not a task line"), std::string::npos);
   dsir::write_text_file(dir() + "/tasks.tsv", "task\tname\tfwhm\tkernel_size\n0\t..\t2\t5\n");
