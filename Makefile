@@ -5,6 +5,9 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 # ON: compiler warnings are errors (.ci/run sets it).
 WERROR ?= OFF
+# The benchmarks (bench/): built by `make build` and `make run`, not by `make test` (no test runs
+# them; they cost a minute of a clean build's 25); .ci/run builds them after the tests.
+BENCH ?= ON
 
 # The sanitizer and fuzz checks that CI runs after `make test` (docs/reliability.md).
 ASAN_BUILD ?= build-asan
@@ -19,13 +22,14 @@ deps:
 	@bash scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSIR_WERROR=$(WERROR) $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 \
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSIR_WERROR=$(WERROR) -DDSIR_BUILD_BENCH=$(BENCH) $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 \
 	  || { cat $(BUILD).configure.log; exit 1; }
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
 	@bash scripts/run-quickstart.sh
 
+test: BENCH = OFF
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200
 

@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}") work=${2:-/tmp/dsir-cpu-bench}
+[[ -x $build/bench/infer_tools ]] || { echo "cpu_bench.sh: $build/bench/infer_tools is missing: build the benchmarks with make build (make test does not)" >&2; exit 2; }
 source tests/e2e/mpi_env.sh
 ref=../shared/reference/dsir/reference_26px.h5
 dsir=$build/dsir tools=$build/bench/infer_tools

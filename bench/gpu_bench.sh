@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "$1") ref=$(realpath "$2") work=${3:-/tmp/dsir-gpu-bench}
+[[ -x $build/bench/infer_tools ]] || { echo "gpu_bench.sh: $build/bench/infer_tools is missing: build the benchmarks with make build (make test does not)" >&2; exit 2; }
 dsir=$build/dsir tools=$build/bench/infer_tools
 device=${DEVICE:-cuda} frames=${FRAMES:-4000} train_frames=${TRAIN_FRAMES:-2000}
 rm -rf "$work" && mkdir -p "$work"

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}") work=${2:-/tmp/dsir-infer-bench} limit=${3:-330}
+[[ -x $build/bench/infer_tools ]] || { echo "infer_bench.sh: $build/bench/infer_tools is missing: build the benchmarks with make build (make test does not)" >&2; exit 2; }
 source tests/e2e/mpi_env.sh
 ref=../shared/reference/dsir/reference_26px.h5
 tools=$build/bench/infer_tools dsir=$build/dsir

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+[[ -x $build/bench/bench_dsir ]] || { echo "run.sh: $build/bench/bench_dsir is missing: build the benchmarks with make build (make test does not)" >&2; exit 2; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; date: $(date -u +%F)"
 "$build/bench/bench_dsir" --benchmark_format=console
 echo "peer (DSIR's Python, python3-torch):"
