@@ -105,6 +105,10 @@ std::string describe(const Layout& l) {
 }
 
 // Throws unless the samples are one grayscale channel of uint8/16/32 or float32.
+// Tiles up to this many pixels a side are accepted whatever the image size (a small image in
+// 256 x 256 or 1024 x 1024 tiles is common); beyond it a tile may not exceed the image.
+constexpr uint64_t kMaxTileSide = 4096;
+
 void check_supported(const Layout& l, const std::string& where) {
   if (l.width == 0 || l.height == 0) throw InputError(where + "image has no pixels");
   if (l.samples != 1)
@@ -344,6 +348,13 @@ void Reader::Impl::read_tiles(const std::string& where, float* out) {
   TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_w);
   TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);
   if (tile_w == 0 || tile_h == 0) throw InputError(where + "tiled image without a tile size");
+  // A tile may pad the image (its sides are multiples of 16) but not dwarf it: a corrupt tile size
+  // would size an allocation of gigabytes (found by fuzzing: 4 GB for a 386-byte file).
+  const auto largest = [](uint32_t side) { return std::max<uint64_t>(side, kMaxTileSide); };
+  if (tile_w > largest(first.width) || tile_h > largest(first.height))
+    throw InputError(where + "tiles of " + std::to_string(tile_w) + " x " + std::to_string(tile_h) +
+                     " pixels for an image of " + std::to_string(first.width) + " x " +
+                     std::to_string(first.height) + " (corrupt tile size)");
   const size_t sample_bytes = first.bits / 8;
   const tmsize_t tile_bytes = tmsize_t(size_t(tile_w) * tile_h * sample_bytes);
   buf.resize(size_t(tile_bytes));

@@ -501,6 +501,22 @@ TEST_F(TiffTest, WarningWhileReadingALaterFrameIsSafe) {
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/tiff): a 386-byte tiled TIFF declaring tiles of
+// gigabytes; reading its frame allocated one tile (4 GB) before reading a byte. Refused by size.
+TEST_F(TiffTest, ATileSizeFarBeyondTheImageIsAnErrorNotAnAllocation) {
+  const std::string path =
+      std::string(DSIR_SOURCE_DIR) + "/tests/fuzz/regressions/tiff/tile-size-of-gigabytes.tif";
+  try {
+    Reader r(path);
+    std::vector<float> frame(size_t(r.info().width) * r.info().height);
+    r.read_frame(0, frame.data());
+    ADD_FAILURE() << "read a frame of " << r.info().width << " x " << r.info().height;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+  }
+}
+
 // A description's frame count that is not a count, or promises more frames than the file holds,
 // is an error at opening ("images=-1" used to become 2^64 - 1 frames and fail much later).
 TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
