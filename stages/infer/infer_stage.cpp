@@ -274,6 +274,7 @@ void run(Context& ctx) {
   // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan, or
   // the error it met, which every rank then throws: an error of all ranks, reported once.
   std::string packed, scan_error;
+  double scan_code = 1;  // exit code of the scan error: 2 for a ConfigError
   if (ctx.mpi.is_root()) {
     try {
       const std::vector<Acquisition> scanned = scan_inputs(entries, predictor, checkpoint);
@@ -285,16 +286,16 @@ void run(Context& ctx) {
                    removed);
       packed = pack(scanned);
     } catch (const ConfigError& e) {
-      scan_error = std::string("C") + e.what();
+      scan_error = e.what();
+      scan_code = 2;
     } catch (const Error& e) {
-      scan_error = std::string("I") + e.what();
+      scan_error = e.what();
     }
   }
+  // As the lock refusal above: rank 0 decided, every rank learns it together.
   ctx.mpi.broadcast(scan_error);
-  if (!scan_error.empty()) {
-    if (scan_error[0] == 'C') throw ConfigError(scan_error.substr(1));
-    throw InputError(scan_error.substr(1));
-  }
+  if (!scan_error.empty())
+    throw CollectiveError(scan_error, static_cast<int>(ctx.mpi.allreduce_max(scan_code)));
   ctx.mpi.broadcast(packed);
   const std::vector<Acquisition> acquisitions = unpack(packed);
   const std::vector<ShardTask> shards = make_shards(acquisitions, shard_frames);
