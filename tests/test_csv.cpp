@@ -17,6 +17,7 @@
 #include "pipeline/h5store.h"
 #include "tests/shared_data.h"
 #include "tests/temp_dir.h"
+#include "tests/text_checks.h"
 
 namespace fs = std::filesystem;
 using dsir::CsvFormat;
@@ -58,7 +59,7 @@ class CsvTest : public dsir::test::TempDirTest {
   }
 };
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using dsir::test::contains;
 
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

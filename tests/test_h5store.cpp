@@ -18,6 +18,7 @@
 #include "pipeline/h5store.h"
 #include "tests/corrupt_file.h"
 #include "tests/temp_dir.h"
+#include "tests/text_checks.h"
 
 namespace fs = std::filesystem;
 using dsir::InputError;
@@ -55,7 +56,7 @@ std::string input_error(const std::function<void()>& f) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using dsir::test::contains;
 
 // ---------------------------------------------------------------------------------------------
 // Whole datasets

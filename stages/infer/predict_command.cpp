@@ -13,7 +13,7 @@
 namespace dsir {
 namespace {
 
-const ConfigSection section(
+const ConfigSection predict_section(
     "predict", "A model's raw output for every frame (N x fH x fW), without summing or localizing.",
     {
         KeySpec::text("checkpoint", "''", "Model file.").cli("--checkpoint"),
@@ -37,7 +37,7 @@ const ConfigSection section(
             .cli("--engine"),
     });
 
-void run(Context& ctx) {
+void run_predict(Context& ctx) {
   const Config& c = ctx.config;
   const std::string checkpoint = c.get_string("predict.checkpoint");
   const std::string input = c.get_string("predict.input");
@@ -88,8 +88,9 @@ void run(Context& ctx) {
              output, raw.frames(), oh, ow, to_string(predictor.bn_mode()));
 }
 
-const CommandRegistrar registrar({"predict", -1,
-                                  "A model's raw output for every frame of a raw.h5 (/predictions).", run});
+const CommandRegistrar predict_registrar({"predict", -1,
+                                          "A model's raw output for every frame of a raw.h5 (/predictions).",
+                                          run_predict});
 
 }  // namespace
 }  // namespace dsir

@@ -10,7 +10,7 @@
 namespace dsir {
 namespace {
 
-const ConfigSection section(
+const ConfigSection import_weights_section(
     "import-weights", "Import PyTorch weights (one HDF5 dataset per state-dict key) as a dsir model.",
     {
         KeySpec::text("state_dict", "''",
@@ -30,7 +30,7 @@ const ConfigSection section(
                         {"per-frame", "global", "none"}),
     });
 
-void run(Context& ctx) {
+void run_import_weights(Context& ctx) {
   const Config& c = ctx.config;
   std::string spec = c.get_string("import-weights.state_dict"), group = "/state_dict";
   // FILE.h5:/group — split at the last ':' that is followed by '/'.
@@ -61,9 +61,9 @@ void run(Context& ctx) {
              model_checksum(*model));
 }
 
-const CommandRegistrar registrar(
+const CommandRegistrar import_weights_registrar(
     {"import-weights", -1, "Import PyTorch weights (HDF5, one dataset per state-dict key) as a model file.",
-     run});
+     run_import_weights});
 
 }  // namespace
 }  // namespace dsir

@@ -42,7 +42,7 @@ torch::Tensor DeepStormNetImpl::forward(torch::Tensor x) {
 }
 
 namespace {
-const ModelRegistrar registrar("deepstorm", [] { return std::make_shared<DeepStormNetImpl>(); });
+const ModelRegistrar deepstorm_registrar("deepstorm", [] { return std::make_shared<DeepStormNetImpl>(); });
 }
 
 }  // namespace dsir

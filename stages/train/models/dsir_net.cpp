@@ -83,7 +83,7 @@ DsirCpuWeights DsirNetImpl::cpu_weights() const {
 }
 
 namespace {
-const ModelRegistrar registrar("dsir", [] { return std::make_shared<DsirNetImpl>(); });
+const ModelRegistrar dsir_registrar("dsir", [] { return std::make_shared<DsirNetImpl>(); });
 }
 
 }  // namespace dsir
