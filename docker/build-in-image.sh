@@ -20,6 +20,7 @@ packages=(
   hdf5-tools procps libopenblas0-openmp
   clang-14 libclang-rt-14-dev        # libFuzzer (tests/fuzz), as scripts/install-deps.sh
   clang-format-14                    # scripts/format.sh, as scripts/install-deps.sh
+  chromium                           # the browser test of report.html, as scripts/install-deps.sh
   curl unzip ca-certificates       # to fetch LibTorch
 )
 export DEBIAN_FRONTEND=noninteractive

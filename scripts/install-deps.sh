@@ -19,6 +19,7 @@ packages=(
   clang-14 libclang-rt-14-dev        # libFuzzer and its sanitizer runtimes (tests/fuzz, DSIR_FUZZ)
   clang-format-14                    # scripts/format.sh (the format check of .ci/run)
   slurmctld slurmd slurm-client munge  # Slurm 22.05 for the slurm tests (a private single-node cluster)
+  chromium                           # the browser test of report.html (ctest label browser)
 )
 if [[ ${DSIR_WITH_PEERS:-0} == 1 ]]; then
   # For the benchmarks against DSIR's own PyTorch code (bench/).

@@ -27,8 +27,10 @@ void write_reconstruction(const std::string& path, const ReconstructionContent& 
   f.commit();
 }
 
-ReconstructionContent read_reconstruction_image(const std::string& path) {
-  const h5::File f = h5::File::open(path);
+namespace {
+
+ReconstructionContent read_summary(const h5::File& f) {
+  const std::string& path = f.path();
   if (!f.has("/image")) throw InputError(path + ": missing /image (not a reconstruction.h5?)");
   const h5::Dims d = f.shape("/image");
   // An image of at most 2^20 pixels a side (a 2^17-pixel camera upscaled x8), checked before the
@@ -45,7 +47,30 @@ ReconstructionContent read_reconstruction_image(const std::string& path) {
   if (!(r.pixel_size_nm > 0) || !std::isfinite(r.pixel_size_nm))
     throw InputError(path + ": attribute pixel_size_nm must be a finite number > 0, got " +
                      std::to_string(r.pixel_size_nm));
+  return r;
+}
+
+}  // namespace
+
+ReconstructionContent read_reconstruction_image(const std::string& path) {
+  const h5::File f = h5::File::open(path);
+  ReconstructionContent r = read_summary(f);
   r.image = f.read<float>("/image");
+  return r;
+}
+
+ReconstructionContent read_reconstruction_summary(const std::string& path) {
+  const h5::File f = h5::File::open(path);
+  ReconstructionContent r = read_summary(f);
+  constexpr int64_t kMaxCount = int64_t(1) << 53;
+  if (f.has_attr("/", "frames")) r.frames = static_cast<uint64_t>(f.attr_int("/", "frames", 0, kMaxCount));
+  if (f.has_attr("/", "shards")) r.shards = static_cast<uint64_t>(f.attr_int("/", "shards", 0, kMaxCount));
+  if (f.has_attr("/", "raw_pixel_size_nm")) r.raw_pixel_size_nm = f.attr_double("/", "raw_pixel_size_nm");
+  if (f.has_attr("/", "raw_width")) r.raw_width = static_cast<int>(f.attr_int("/", "raw_width", 0, 1 << 20));
+  if (f.has_attr("/", "raw_height"))
+    r.raw_height = static_cast<int>(f.attr_int("/", "raw_height", 0, 1 << 20));
+  if (f.has_attr("/image", "render")) r.render = f.attr_string("/image", "render");
+  if (f.has_attr("/", "source_file")) r.source_file = f.attr_string("/", "source_file");
   return r;
 }
 

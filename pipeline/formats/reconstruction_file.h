@@ -1,6 +1,6 @@
 #pragma once
 // reconstruction.h5 (docs/data-format.md, "reconstruction.h5"): its one writer (`reduce`) and its
-// one reader (`evaluate`'s image correlation).
+// readers (`evaluate`'s image correlation, `report`'s captions).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,6 +24,7 @@ struct ReconstructionContent {
   uint64_t frames = 0, shards = 0;
   double raw_pixel_size_nm = 0;
   int raw_width = 0, raw_height = 0;
+  std::string source_file;  // the acquisition's raw.h5 (read back only; written with the shards' attributes)
 };
 
 // Writes atomically; `attributes` (provenance and the shards' shared attributes) go on "/".
@@ -33,5 +34,8 @@ void write_reconstruction(const std::string& path, const ReconstructionContent& 
 // The rendered image and its pixel size (the rest of the content left empty): InputError naming
 // the file and what is missing or malformed.
 ReconstructionContent read_reconstruction_image(const std::string& path);
+// The same without the image: its size, pixel sizes, frames, shards, render and source_file
+// (the report's captions); what is absent stays empty or 0.
+ReconstructionContent read_reconstruction_summary(const std::string& path);
 
 }  // namespace dsir

@@ -99,6 +99,11 @@ EvaluationSummary read_evaluation_summary(const std::string& path, const std::st
     }
     s.pearson =
         j.contains("image") && j["image"].contains("pearson") ? number_or_nan(j["image"]["pearson"]) : kNaN;
+    const auto optional = [&](const char* key) { return j.contains(key) ? number_or_nan(j[key]) : kNaN; };
+    s.frc_resolution_nm = optional("frc_resolution_nm");
+    s.nena_precision_nm = optional("nena_precision_nm");
+    s.localizations = optional("localizations");
+    s.ground_truth = optional("ground_truth");
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a dsir metrics.json: {}", path, e.what()));
   }

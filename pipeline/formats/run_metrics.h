@@ -31,6 +31,9 @@ struct EvaluationSummary {
   };
   std::map<double, Match> by_tolerance;
   double pearson = 0;  // NaN when the file has no image correlation
+  // Quality without ground truth; NaN where undefined or absent (older files).
+  double frc_resolution_nm = 0, nena_precision_nm = 0;
+  double localizations = 0, ground_truth = 0;  // counts; NaN when absent
 };
 // InputError naming the file when it is not a dsir metrics.json.
 EvaluationSummary read_evaluation_summary(const std::string& path, const std::string& matching);
