@@ -32,6 +32,10 @@ bool parse_decimal(const std::string& text, double& v) {
   return ec == std::errc() && end == last;
 }
 
+bool valid_photometry_flags(double v) {
+  return v >= photometry_flag::not_measured && v <= photometry_flag::all && v == std::floor(v);
+}
+
 // Frames are stored as int64 and computed with in double: beyond 2^53 neither is exact.
 constexpr double kMaxFrame = 9007199254740992.0;
 
@@ -102,7 +106,9 @@ LocalizationFile read_localizations_csv(const std::string& path) {
              {"photons", {"intensity [photon]"}, false},
              {"offset", {"offset [photon]"}, false},
              {"bkgstd", {"bkgstd [photon]"}, false},
+             {"uncertainty", {"uncertainty [nm]", "uncertainty_xy [nm]"}, false},
              {"confidence", {"confidence"}, false},
+             {"photometry_flags", {"photometry_flags"}, false},
              {"x_raw", {"x_raw [nm]"}, false},
              {"y_raw", {"y_raw [nm]"}, false}};
   } else if (has("x") && has("y")) {
@@ -164,8 +170,15 @@ LocalizationFile read_localizations_csv(const std::string& path) {
         e.offset = v;
       } else if (role == "bkgstd") {
         e.bkgstd = v;
+      } else if (role == "uncertainty") {
+        e.uncertainty_nm = v;
       } else if (role == "confidence") {
         e.confidence = v;
+      } else if (role == "photometry_flags") {
+        if (!valid_photometry_flags(v))
+          throw InputError(where + ": '" + text + "' is not a photometry flag value (an integer in [-1, " +
+                           std::to_string(photometry_flag::all) + "])");
+        e.photometry_flags = static_cast<int>(v);
       } else if (role == "x_raw") {
         e.x_raw_nm = v;
       } else if (role == "y_raw") {
@@ -178,9 +191,11 @@ LocalizationFile read_localizations_csv(const std::string& path) {
 }
 
 void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>& emitters) {
-  bool confidence = false, raw = false;
+  bool uncertainty = false, confidence = false, flags = false, raw = false;
   for (const auto& e : emitters) {
+    uncertainty = uncertainty || !std::isnan(e.uncertainty_nm);
     confidence = confidence || !std::isnan(e.confidence);
+    flags = flags || e.photometry_flags != photometry_flag::not_measured;
     raw = raw || !std::isnan(e.x_raw_nm) || !std::isnan(e.y_raw_nm);
   }
   AtomicPath out(path);
@@ -188,7 +203,8 @@ void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>&
     std::ofstream f(out.tmp());
     f << "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\","
          "\"offset [photon]\",\"bkgstd [photon]\""
-      << (confidence ? ",\"confidence\"" : "") << (raw ? ",\"x_raw [nm]\",\"y_raw [nm]\"" : "") << "\n";
+      << (uncertainty ? ",\"uncertainty [nm]\"" : "") << (confidence ? ",\"confidence\"" : "")
+      << (flags ? ",\"photometry_flags\"" : "") << (raw ? ",\"x_raw [nm]\",\"y_raw [nm]\"" : "") << "\n";
     char buf[512];
     auto num = [](double v) {
       if (std::isnan(v)) return std::string("0");
@@ -202,7 +218,9 @@ void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>&
                     num(e.x_nm).c_str(), num(e.y_nm).c_str(), num(e.sigma_nm).c_str(), num(e.photons).c_str(),
                     num(e.offset).c_str(), num(e.bkgstd).c_str());
       f << buf;
+      if (uncertainty) f << "," << num(e.uncertainty_nm);
       if (confidence) f << "," << num(e.confidence);
+      if (flags) f << "," << e.photometry_flags;
       if (raw) f << "," << num(e.x_raw_nm) << "," << num(e.y_raw_nm);
       f << "\n";
     }
@@ -227,7 +245,13 @@ h5::Table emitters_to_table(const std::vector<Emitter>& emitters) {
   column("photons", h5::DType::f64, [](const Emitter& e) { return e.photons; });
   column("offset", h5::DType::f64, [](const Emitter& e) { return e.offset; });
   column("bkgstd", h5::DType::f64, [](const Emitter& e) { return e.bkgstd; });
+  column("uncertainty_nm", h5::DType::f64, [](const Emitter& e) { return e.uncertainty_nm; });
   column("confidence", h5::DType::f64, [](const Emitter& e) { return e.confidence; });
+  // Tables of emitters no fit has measured (ground truth) keep their layout.
+  bool measured = false;
+  for (const auto& e : emitters) measured = measured || e.photometry_flags != photometry_flag::not_measured;
+  if (measured)
+    column("photometry_flags", h5::DType::i32, [](const Emitter& e) { return double(e.photometry_flags); });
   // Only drift-corrected tables carry the raw coordinates: other tables keep their layout.
   bool raw = false;
   for (const auto& e : emitters) raw = raw || !std::isnan(e.x_raw_nm) || !std::isnan(e.y_raw_nm);
@@ -258,7 +282,16 @@ std::vector<Emitter> table_to_emitters(const h5::Table& t, const std::string& wh
   fill("photons", [](Emitter& e, double v) { e.photons = v; });
   fill("offset", [](Emitter& e, double v) { e.offset = v; });
   fill("bkgstd", [](Emitter& e, double v) { e.bkgstd = v; });
+  fill("uncertainty_nm", [](Emitter& e, double v) { e.uncertainty_nm = v; });
   fill("confidence", [](Emitter& e, double v) { e.confidence = v; });
+  if (const h5::Column* c = t.find("photometry_flags"))
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!valid_photometry_flags(c->values[i]))
+        throw InputError(where + ": row " + std::to_string(i) + ": photometry_flags " +
+                         std::to_string(c->values[i]) + " is not an integer in [-1, " +
+                         std::to_string(photometry_flag::all) + "]");
+      out[i].photometry_flags = static_cast<int>(c->values[i]);
+    }
   fill("x_raw_nm", [](Emitter& e, double v) { e.x_raw_nm = v; });
   fill("y_raw_nm", [](Emitter& e, double v) { e.y_raw_nm = v; });
   return out;

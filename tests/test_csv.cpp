@@ -110,6 +110,8 @@ void expect_same_emitters(const std::vector<Emitter>& a, const std::vector<Emitt
     expect_same(a[i].offset, b[i].offset, tol, "offset", i);
     expect_same(a[i].bkgstd, b[i].bkgstd, tol, "bkgstd", i);
     expect_same(a[i].confidence, b[i].confidence, tol, "confidence", i);
+    expect_same(a[i].uncertainty_nm, b[i].uncertainty_nm, tol, "uncertainty_nm", i);
+    EXPECT_EQ(a[i].photometry_flags, b[i].photometry_flags) << "photometry_flags of emitter " << i;
   }
 }
 
@@ -414,6 +416,41 @@ TEST_F(CsvTest, ConfidenceColumnOnlyWhenAnEmitterHasOne) {
   EXPECT_DOUBLE_EQ(read_localizations_csv(p3).emitters[2].confidence, 0.9);
 }
 
+// reduce's columns: ThunderSTORM's "uncertainty [nm]" after bkgstd, and the photometry flags.
+TEST_F(CsvTest, UncertaintyAndPhotometryFlagsRoundTrip) {
+  auto in = sample_emitters();
+  for (size_t i = 0; i < in.size(); ++i) {
+    in[i].uncertainty_nm = 5.5 + static_cast<double>(i);
+    in[i].confidence = 0.5;
+    in[i].photometry_flags =
+        i == 2 ? (dsir::photometry_flag::nonpositive_photons | dsir::photometry_flag::sigma_at_bound) : 0;
+  }
+  const std::string path = (dir_ / "flags.csv").string();
+  write_thunderstorm_csv(path, in);
+  const auto lines = lines_of(read_all(path));
+  EXPECT_EQ(lines[0], kThunderstormHeader + ",\"uncertainty [nm]\",\"confidence\",\"photometry_flags\"");
+  EXPECT_TRUE(contains(lines[3], ",7.50000,0.50000,10")) << lines[3];
+  expect_same_emitters(read_localizations_csv(path).emitters, in, 1e-5);
+  // ThunderSTORM's 3D name for the lateral uncertainty reads too.
+  const auto file = read_localizations_csv(
+      write(kThunderstormHeader + ",\"uncertainty_xy [nm]\"\n1,2,3.5,4.5,100,500,10,2,12.25\n"));
+  EXPECT_DOUBLE_EQ(file.emitters[0].uncertainty_nm, 12.25);
+  EXPECT_EQ(file.emitters[0].photometry_flags, dsir::photometry_flag::not_measured);
+  // Neither column without the data: ground truth keeps ThunderSTORM's eight.
+  write_thunderstorm_csv(path, sample_emitters());
+  EXPECT_EQ(lines_of(read_all(path))[0], kThunderstormHeader);
+}
+
+TEST_F(CsvTest, BadPhotometryFlagNamesLineAndColumn) {
+  for (const char* bad : {"16", "-2", "1.5"}) {
+    const std::string message =
+        read_error(kThunderstormHeader + ",\"photometry_flags\"\n1,2,3.5,4.5,100,500,10,2," + bad + "\n");
+    EXPECT_TRUE(contains(message, "bad.csv:2: column 'photometry_flags': '" + std::string(bad) +
+                                      "' is not a photometry flag value"))
+        << message;
+  }
+}
+
 TEST_F(CsvTest, EmittersWithoutOptionalFieldsWriteAReadableFile) {
   Emitter e;  // sigma, photons, offset, bkgstd, confidence are NaN
   e.frame = 2;
@@ -462,8 +499,8 @@ TEST(CsvTable, EmittersToTableHasNamedTypedColumns) {
   const auto in = sample_emitters();
   const auto t = dsir::emitters_to_table(in);
   EXPECT_EQ(t.rows(), in.size());
-  const std::vector<std::string> names = {"frame",   "x_nm",   "y_nm",   "sigma_nm",
-                                          "photons", "offset", "bkgstd", "confidence"};
+  const std::vector<std::string> names = {"frame",  "x_nm",   "y_nm",           "sigma_nm",  "photons",
+                                          "offset", "bkgstd", "uncertainty_nm", "confidence"};
   ASSERT_EQ(t.columns.size(), names.size());
   for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(t.columns[i].name, names[i]);
   EXPECT_EQ(t["frame"].type, dsir::h5::DType::i64);
@@ -477,6 +514,21 @@ TEST(CsvTable, EmittersTableRoundTripInMemory) {
   auto in = sample_emitters();
   in[1].confidence = 0.5;
   expect_same_emitters(dsir::table_to_emitters(dsir::emitters_to_table(in), "test"), in, 0);
+  // Measured emitters bring their flags (int32) and uncertainty.
+  in[0].photometry_flags = 0, in[1].photometry_flags = dsir::photometry_flag::no_fit;
+  in[0].uncertainty_nm = 8.5;
+  const auto t = dsir::emitters_to_table(in);
+  EXPECT_EQ(t["photometry_flags"].type, dsir::h5::DType::i32);
+  expect_same_emitters(dsir::table_to_emitters(t, "test"), in, 0);
+  auto bad = t;
+  for (auto& c : bad.columns)
+    if (c.name == "photometry_flags") c.values[1] = 99;
+  try {
+    dsir::table_to_emitters(bad, "f.h5:/localizations");
+    ADD_FAILURE() << "flags 99 accepted";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(contains(e.what(), "f.h5:/localizations: row 1: photometry_flags")) << e.what();
+  }
 }
 
 TEST(CsvTable, TableWithoutOptionalColumnsGivesNaN) {

@@ -11,6 +11,7 @@
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/picasso_file.h"
 #include "pipeline/formats/raw_file.h"
 #include "pipeline/formats/reconstruction_file.h"
 #include "pipeline/formats/run_metrics.h"
@@ -27,7 +28,10 @@ namespace {
 const ConfigSection section(
     "evaluate", "Metrics against ground truth (Sage et al. 2019); FRC and NeNA without it.",
     {
-        KeySpec::text("locs", "''", "Localizations CSV ('' = {run.dir}/localizations.csv).").cli("--locs"),
+        KeySpec::text("locs", "''",
+                      "Localizations: a CSV (ThunderSTORM, SMLM challenge, DSIR) or a picasso .hdf5 with its "
+                      ".yaml ('' = {run.dir}/localizations.csv).")
+            .cli("--locs"),
         KeySpec::text("gt", "''",
                       "Ground truth: a CSV or a raw.h5 with /emitters ('' = {run.dir}/data/acquisition.h5 if "
                       "it has /emitters, else none: FRC and NeNA only).")
@@ -100,6 +104,18 @@ nlohmann::json overlap_json(const metrics::Overlap& o) {
           {"localizations_in_truth_field", fraction_json(o.locs_in_truth_field)},
           {"truth_in_localization_field", fraction_json(o.truth_in_locs_field)},
           {"warnings", o.warnings}};
+}
+
+// How many localizations carry a photometry failure flag (reduce.failed_photometry: flag); null
+// when the file has no flags (not dsir's, or from before them).
+nlohmann::json photometry_failed_json(const std::vector<Emitter>& locs) {
+  bool measured = false;
+  uint64_t failed = 0;
+  for (const Emitter& e : locs) {
+    measured = measured || e.photometry_flags != photometry_flag::not_measured;
+    failed += e.photometry_failed();
+  }
+  return measured ? nlohmann::json(failed) : nlohmann::json();
 }
 
 bool has_truth(const std::string& h5_path) {
@@ -180,10 +196,12 @@ void run(Context& ctx) {
   const std::string& out_path = o.output;
   if (!ctx.mpi.is_root()) return;  // small work: rank 0 alone
 
-  const auto predicted = to_points(read_localizations_csv(locs_path).emitters);
+  const std::vector<Emitter> locs = read_localizations_file(locs_path);
+  const auto predicted = to_points(locs);
   nlohmann::json j;
   j["localizations"] = predicted.size();
   j["locs_file"] = locs_path;
+  j["photometry_failed"] = photometry_failed_json(locs);
   add_quality(j, predicted, o.frc, out_path);
   if (gt_path.empty()) {
     log::print("evaluate: no ground truth ({} is absent or has no /emitters): FRC and NeNA only",

@@ -112,7 +112,7 @@ std::string shard_settings(const Predictor& predictor, const FramePlan& plan, co
   const ModelMeta& m = predictor.meta();
   return fmt::format(
       "arch={}; engine={}; factor={}; label_scale={}; normalize={}; bn={}; {}; threshold={}; "
-      "localize=smoothed maxima r{} + weighted centroid; photometry=fixed-centre gaussian fit r3",
+      "localize=smoothed maxima r{} + weighted centroid; photometry=fixed-centre gaussian fit r3 + flags",
       m.arch, predictor.engine(), m.factor, m.label_scale, m.normalize, to_string(predictor.bn_mode()),
       plan.tiled() ? fmt::format("tiles={}+{}", plan.tile, plan.overlap)
                    : fmt::format("frames_per_call={}", plan.frames_per_call),

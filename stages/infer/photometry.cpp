@@ -87,7 +87,7 @@ SpotFit fit_spot(const float* frame, int height, int width, double u, double v, 
   auto rss = [&](double s) { return solve(frame, width, w, u, v, s, &n_photons, &bg); };
   // A coarse scan brackets the best sigma, a golden-section search refines it: the residual is
   // smooth and, within one grid step of the best point, unimodal.
-  const double lo = 0.3, hi = 3.0, step = 0.1;
+  const double lo = kFitSigmaMinPx, hi = kFitSigmaMaxPx, step = 0.1;
   double best_s = lo, best = std::numeric_limits<double>::infinity();
   for (double s = lo; s <= hi + 1e-9; s += step) {
     const double e = rss(s);
@@ -111,6 +111,8 @@ SpotFit fit_spot(const float* frame, int height, int width, double u, double v, 
   if (!std::isfinite(e) || !std::isfinite(n_photons)) return fit;
   fit.ok = true;
   fit.sigma_px = s;
+  // The golden section ends within ~1e-9 of an end it is pushed against.
+  fit.sigma_at_bound = s - lo < 1e-6 || hi - s < 1e-6;
   fit.photons = n_photons;
   fit.background = bg;
   // Background noise from the residuals where the PSF carries < 1% of its peak (the spot's own
@@ -143,6 +145,18 @@ SpotFit fit_spot(const float* frame, int height, int width, double u, double v, 
   return fit;
 }
 
+int photometry_flags(const SpotFit& fit) {
+  namespace flag = photometry_flag;
+  if (!fit.ok || !std::isfinite(fit.photons) || !std::isfinite(fit.background) ||
+      !std::isfinite(fit.sigma_px))
+    return flag::no_fit;
+  int flags = 0;
+  if (!(fit.photons > 0)) flags |= flag::nonpositive_photons;
+  if (fit.background < 0) flags |= flag::negative_background;
+  if (fit.sigma_at_bound) flags |= flag::sigma_at_bound;
+  return flags;
+}
+
 void measure_photometry(const float* raw_adu, int height, int width, double raw_pixel_size_nm,
                         const CameraCalibration& camera, std::vector<Emitter>::iterator begin,
                         std::vector<Emitter>::iterator end) {
@@ -152,7 +166,8 @@ void measure_photometry(const float* raw_adu, int height, int width, double raw_
   for (auto e = begin; e != end; ++e) {
     const SpotFit f =
         fit_spot(photons.data(), height, width, e->x_nm / raw_pixel_size_nm, e->y_nm / raw_pixel_size_nm);
-    if (!f.ok) continue;
+    e->photometry_flags = photometry_flags(f);
+    if (e->photometry_flags == photometry_flag::no_fit) continue;
     e->photons = f.photons;
     e->sigma_nm = f.sigma_px * raw_pixel_size_nm;
     e->offset = f.background;

@@ -1,13 +1,17 @@
 // Photometry of localizations: a fitted PSF must return the photons, sigma and background a
 // spot was drawn with.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "pipeline/errors.h"
+#include "pipeline/formats/picasso_file.h"
 #include "stages/infer/photometry.h"
+#include "stages/reduce/exports.h"
 
 namespace dsir {
 namespace {
@@ -98,6 +102,92 @@ TEST(Photometry, MeasureFillsTheLocalizationsOfAFrame) {
   std::vector<float> two(2, 100.0f);
   measure_photometry(two.data(), 1, 2, 100.0, cam, tiny.begin(), tiny.end());
   EXPECT_TRUE(std::isnan(tiny[0].photons));
+  EXPECT_EQ(tiny[0].photometry_flags, photometry_flag::no_fit);
+  EXPECT_EQ(locs[0].photometry_flags, 0);
+  EXPECT_EQ(locs[1].photometry_flags, 0);
+}
+
+SpotFit fit_of(const std::vector<double>& img, int h, int w, double u, double v) {
+  const std::vector<float> f(img.begin(), img.end());
+  return fit_spot(f.data(), h, w, u, v);
+}
+
+TEST(Photometry, FlagsSayWhyAFitIsNotToBeTrusted) {
+  namespace flag = photometry_flag;
+  // A clean spot passes.
+  const SpotFit good = fit_of(expected(17, 17, {{8.5, 8.5, 1000}}, 1.2, 10), 17, 17, 8.5, 8.5);
+  EXPECT_EQ(photometry_flags(good), 0);
+  EXPECT_FALSE(good.sigma_at_bound);
+  // A dip (a localization where the frame is darker than around it): photons < 0.
+  const SpotFit dip = fit_of(expected(17, 17, {{8.5, 8.5, -400}}, 1.2, 30), 17, 17, 8.5, 8.5);
+  ASSERT_TRUE(dip.ok);
+  EXPECT_LT(dip.photons, 0);
+  EXPECT_TRUE(photometry_flags(dip) & flag::nonpositive_photons);
+  // A spot on a background below zero (a wrong camera base level).
+  const SpotFit low = fit_of(expected(17, 17, {{8.5, 8.5, 1000}}, 1.2, -5), 17, 17, 8.5, 8.5);
+  EXPECT_NEAR(low.background, -5, 0.05);
+  EXPECT_EQ(photometry_flags(low), flag::negative_background);
+  // Wider than the search interval allows: sigma ends at its upper bound.
+  const SpotFit wide = fit_of(expected(41, 41, {{20.5, 20.5, 5000}}, 6.0, 10), 41, 41, 20.5, 20.5);
+  EXPECT_NEAR(wide.sigma_px, kFitSigmaMaxPx, 1e-6);
+  EXPECT_TRUE(wide.sigma_at_bound);
+  EXPECT_TRUE(photometry_flags(wide) & flag::sigma_at_bound);
+  // Sharper than the lower bound (a hot pixel): sigma ends at its lower bound.
+  std::vector<double> hot(17 * 17, 10.0);
+  hot[8 * 17 + 8] += 500;
+  const SpotFit sharp = fit_of(hot, 17, 17, 8.5, 8.5);
+  EXPECT_NEAR(sharp.sigma_px, kFitSigmaMinPx, 1e-6);
+  EXPECT_TRUE(photometry_flags(sharp) & flag::sigma_at_bound);
+  // No fit at all.
+  EXPECT_EQ(photometry_flags(SpotFit{}), flag::no_fit);
+}
+
+// One frame, two localizations: a spot and a place darker than its surroundings. The failed one is
+// flagged identically in the CSV and in picasso's file (flag), or absent from both (drop).
+TEST(Photometry, AFailedFitIsFlaggedTheSameInCsvAndPicassoOrDropped) {
+  const auto img = expected(24, 24, {{6.5, 8.5, 1500}, {16.5, 14.5, -300}}, 1.2, 20);
+  const std::vector<float> adu(img.begin(), img.end());
+  std::vector<Emitter> locs(2);
+  locs[0].x_nm = 650, locs[0].y_nm = 850, locs[0].confidence = 0.9;
+  locs[1].x_nm = 1650, locs[1].y_nm = 1450, locs[1].confidence = 0.4;
+  CameraCalibration camera;
+  measure_photometry(adu.data(), 24, 24, 100.0, camera, locs.begin(), locs.end());
+  ASSERT_EQ(locs[0].photometry_flags, 0);
+  ASSERT_TRUE(locs[1].photometry_flags & photometry_flag::nonpositive_photons);
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("dsir_photometry_exports_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  PicassoInfo info;
+  info.width = 24, info.height = 24, info.frames = 1, info.pixel_size_nm = 100;
+  auto export_both = [&](std::vector<Emitter> v, FailedPhotometry policy) {
+    const PhotometryFailures failures = apply_failed_photometry(v, policy);
+    EXPECT_EQ(failures.failed, 1u);
+    EXPECT_EQ(failures.of, 2u);
+    EXPECT_EQ(failures.nonpositive_photons, 1u);
+    assign_uncertainty(v, 100.0, false);
+    write_thunderstorm_csv((dir / "l.csv").string(), v);
+    write_picasso((dir / "l.hdf5").string(), v, info, {});
+    return std::pair{read_localizations_csv((dir / "l.csv").string()).emitters,
+                     read_picasso((dir / "l.hdf5").string()).emitters};
+  };
+  const auto [csv, picasso] = export_both(locs, FailedPhotometry::Flag);
+  ASSERT_EQ(csv.size(), 2u);
+  ASSERT_EQ(picasso.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(csv[i].photometry_flags, locs[i].photometry_flags) << i;
+    EXPECT_EQ(picasso[i].photometry_flags, csv[i].photometry_flags) << i;
+    EXPECT_NEAR(picasso[i].uncertainty_nm, csv[i].uncertainty_nm, 1e-4) << i;
+  }
+  // The failed one's uncertainty is the passed one's (the median of one), not its own formula.
+  EXPECT_NEAR(csv[1].uncertainty_nm, csv[0].uncertainty_nm, 1e-5);
+  const auto [csv_dropped, picasso_dropped] = export_both(locs, FailedPhotometry::Drop);
+  ASSERT_EQ(csv_dropped.size(), 1u);
+  ASSERT_EQ(picasso_dropped.size(), 1u);
+  EXPECT_EQ(csv_dropped[0].photometry_flags, 0);
+  EXPECT_NEAR(csv_dropped[0].x_nm, 650, 1e-9);
+  EXPECT_NEAR(picasso_dropped[0].x_nm, 650, 1e-3);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

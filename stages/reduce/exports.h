@@ -1,12 +1,12 @@
 #pragma once
-// Localization tables in the formats users' tools open: picasso's localizations.hdf5 + .yaml
-// (ThunderSTORM's CSV is written by pipeline/csv.h).
-#include <cstdint>
+// What reduce adds to the localizations before it exports them (pipeline/csv.h writes
+// ThunderSTORM's CSV, pipeline/formats/picasso_file.h picasso's file): each one's lateral
+// uncertainty, and what becomes of those whose photometry failed.
+#include <cstddef>
 #include <string>
 #include <vector>
 
 #include "pipeline/csv.h"
-#include "pipeline/h5store.h"
 
 namespace dsir {
 
@@ -15,23 +15,27 @@ namespace dsir {
 // units), doubled variance with EM gain. NaN when N <= 0.
 double localization_precision(double photons, double sigma, double background, bool em_gain);
 
-struct PicassoInfo {
-  int width = 0, height = 0;  // camera pixels
-  uint64_t frames = 0;
-  double pixel_size_nm = 0;  // camera pixel
-  bool em_gain = false;
-  std::string generated_by;
+// Sets every localization's uncertainty_nm, the one figure the CSV ("uncertainty [nm]"), picasso's
+// lpx/lpy and the Gaussian rendering use: Mortensen's precision from its photometry on the camera's
+// pixels (`raw_pixel_size_nm`) where the fit passed (photometry_flags 0); the median of those for
+// the others (failed or not measured: flagged, so the figure is a stand-in); NaN for all when no
+// fit passed.
+void assign_uncertainty(std::vector<Emitter>& locs, double raw_pixel_size_nm, bool em_gain);
+
+enum class FailedPhotometry { Flag, Drop };
+FailedPhotometry failed_photometry_from_name(const std::string& name);  // "flag" or "drop"
+
+// Localizations whose photometry failed, by cause (one may have several).
+struct PhotometryFailures {
+  size_t failed = 0, of = 0;
+  size_t no_fit = 0, nonpositive_photons = 0, negative_background = 0, sigma_at_bound = 0;
+  size_t not_measured = 0;      // no flags (shards of a dsir before them): not checked
+  std::string summary() const;  // "N of M localizations failed photometry (causes)"
 };
+PhotometryFailures count_photometry_failures(const std::vector<Emitter>& locs);
 
-// picasso's /locs table: frame (uint32), x, y (camera pixels, x = x_nm / pixel size, as picasso's
-// ThunderSTORM import), photons, sx, sy, bg, lpx, lpy (float32), plus dsir's confidence. Rows
-// picasso would discard when loading (not finite, outside (0, Width) x (0, Height), lpx <= 0)
-// are left out and counted in `dropped`.
-h5::Table picasso_table(const std::vector<Emitter>& locs, const PicassoInfo& info, size_t* dropped = nullptr);
-
-// Writes `path` (.hdf5, dataset /locs) and the .yaml beside it, both atomically. Returns the
-// number of rows written.
-size_t write_picasso(const std::string& path, const std::vector<Emitter>& locs, const PicassoInfo& info,
-                     const h5::Attributes& provenance);
+// Under Drop, removes the localizations whose photometry failed (order kept); under Flag, nothing
+// (their photometry_flags say it). Returns the count before.
+PhotometryFailures apply_failed_photometry(std::vector<Emitter>& locs, FailedPhotometry policy);
 
 }  // namespace dsir

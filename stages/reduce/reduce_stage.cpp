@@ -11,6 +11,7 @@
 #include "pipeline/context.h"
 #include "pipeline/csv.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/picasso_file.h"
 #include "pipeline/formats/reconstruction_file.h"
 #include "pipeline/formats/shard_file.h"
 #include "pipeline/log.h"
@@ -39,9 +40,16 @@ const ConfigSection section(
                         {"gaussian", "histogram", "sum"}),
         KeySpec::real(
             "render_sigma_nm", "0",
-            "Gaussian rendering: every localization's sigma (nm); 0 = each its own precision (Mortensen, "
-            "from its photometry; the median of those for localizations without one). Never below one pixel.")
+            "Gaussian rendering: every localization's sigma (nm); 0 = each its uncertainty (the CSV's "
+            "'uncertainty [nm]': Mortensen, from its photometry; the median of those where photometry "
+            "failed). Never below one pixel.")
             .range(0, 1e4),
+        KeySpec::choice("failed_photometry", "flag",
+                        "Localizations whose photometry failed (no fit, photons <= 0, background < 0, or PSF "
+                        "sigma at an end of its search interval): flag (kept, photometry_flags > 0 in "
+                        "localizations.csv and .hdf5, uncertainty the median of the others') or drop (left "
+                        "out of every export and of the rendering).",
+                        {"flag", "drop"}),
         KeySpec::choice("drift", "none",
                         "Drift correction of the localizations: none, or rcc (redundant cross-correlation, "
                         "Wang et al. 2014; writes drift.csv and drift.png).",
@@ -67,7 +75,8 @@ struct RenderSettings {
 struct ReduceOptions {
   std::string input, output;  // resolved folders
   RenderSettings render;
-  std::string render_name;              // reduce.render as given, recorded in reconstruction.h5
+  std::string render_name;  // reduce.render as given, recorded in reconstruction.h5
+  FailedPhotometry failed_photometry = FailedPhotometry::Flag;
   std::optional<drift::Options> drift;  // reduce.drift: rcc
 };
 
@@ -147,29 +156,17 @@ bool camera_has_em_gain(const std::string& camera_json) {
          j["em_gain"].get<double>() >= 1;
 }
 
-// Each localization's precision (nm) for the Gaussian rendering: Mortensen's, from its photometry
-// on the camera's pixels, the median of those where photometry failed (or every one at `fixed`);
-// at least one pixel.
-std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed, bool em_gain) {
-  if (fixed > 0) return std::vector<double>(r.locs.size(), std::max(fixed, r.pixel_size_nm));
+// Each localization's sigma (nm) for the Gaussian rendering: its uncertainty (assign_uncertainty),
+// or `fixed`; the reconstruction pixel where there is none (no photometry at all: a point with no
+// blur). At least one pixel: a narrower Gaussian falls mostly in one pixel, so the image would show
+// where in the pixel grid each localization lies (noise of even/odd rows and columns of
+// ~2/sqrt(localizations)) rather than the structure.
+std::vector<double> rendering_sigmas(const Reconstruction& r, double fixed) {
   std::vector<double> sigma(r.locs.size());
-  std::vector<double> known;
-  const double px = r.raw_pixel_size_nm;
   for (size_t i = 0; i < r.locs.size(); ++i) {
-    const Emitter& e = r.locs[i];
-    sigma[i] = localization_precision(e.photons, e.sigma_nm / px, e.offset, em_gain) * px;
-    if (std::isfinite(sigma[i]) && sigma[i] > 0) known.push_back(sigma[i]);
+    const double s = fixed > 0 ? fixed : r.locs[i].uncertainty_nm;
+    sigma[i] = std::max(std::isfinite(s) && s > 0 ? s : r.pixel_size_nm, r.pixel_size_nm);
   }
-  // No photometry at all (no camera record): the reconstruction pixel, a point with no blur.
-  double fallback = r.pixel_size_nm;
-  if (!known.empty()) {
-    std::nth_element(known.begin(), known.begin() + known.size() / 2, known.end());
-    fallback = known[known.size() / 2];
-  }
-  // At least one reconstruction pixel: a narrower Gaussian falls mostly in one pixel, so the
-  // image would show where in the pixel grid each localization lies (noise of even/odd rows and
-  // columns of ~2/sqrt(localizations)) rather than the structure.
-  for (double& s : sigma) s = std::max(std::isfinite(s) && s > 0 ? s : fallback, r.pixel_size_nm);
   return sigma;
 }
 
@@ -179,7 +176,6 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
   const RenderSettings& render = o.render;
   auto out = [&dir](const char* name) { return (dir / name).string(); };
   const std::vector<float> network_sum(r.sum.begin(), r.sum.end());
-  const bool em_gain = camera_has_em_gain(r.shared.at("camera"));
   const RenderGrid grid{r.width, r.height, r.pixel_size_nm};
   std::vector<float> image;
   std::string unit;
@@ -193,7 +189,7 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
       unit = "localizations per pixel";
       break;
     case RenderMode::Gaussian:
-      image = render_gaussian(r.locs, rendering_sigmas(r, render.sigma_nm, em_gain), grid);
+      image = render_gaussian(r.locs, rendering_sigmas(r, render.sigma_nm), grid);
       unit = render.sigma_nm > 0
                  ? fmt::format("localizations per pixel, each a Gaussian of sigma {} nm", render.sigma_nm)
                  : "localizations per pixel, each a Gaussian of its precision";
@@ -230,12 +226,11 @@ std::string write_outputs(const Reconstruction& r, const fs::path& dir, const Re
   info.frames = r.frames;
   info.pixel_size_nm = r.raw_pixel_size_nm;
   info.generated_by = "dsir " + dsir_version() + " reduce";
-  info.em_gain = em_gain;
   const size_t picasso_rows = write_picasso(out("localizations.hdf5"), r.locs, info, ctx.provenance());
   std::string note;
   if (picasso_rows < r.locs.size())
     note = fmt::format(
-        " ({} left out of localizations.hdf5: no photometry fit or outside the field, as picasso "
+        " ({} left out of localizations.hdf5: no uncertainty or outside the field, as picasso "
         "would drop them)",
         r.locs.size() - picasso_rows);
   return fmt::format("reduce: {}: {}x{} at {} nm ({}), {} frames; {} localizations{}\n",
@@ -251,6 +246,7 @@ ReduceOptions read_reduce_options(const Context& ctx) {
   o.render_name = c.get_string("reduce.render");
   o.render.mode = render_mode_from_name(o.render_name);
   o.render.sigma_nm = c.get_double("reduce.render_sigma_nm");
+  o.failed_photometry = failed_photometry_from_name(c.get_string("reduce.failed_photometry"));
   if (c.get_string("reduce.drift") == "rcc") {
     drift::Options d;
     d.bins = static_cast<int>(c.get_int("reduce.drift_bins"));
@@ -284,6 +280,13 @@ void run(Context& ctx) {
     const fs::path dir = acquisitions.size() == 1 ? base : base / acquisitions[i].filename();
     Reconstruction r = reduce_acquisition(acquisitions[i]);
     // Per acquisition, before every export and rendering, so they all agree.
+    const PhotometryFailures failures = apply_failed_photometry(r.locs, o.failed_photometry);
+    report +=
+        fmt::format("reduce: {}: {}{}\n", acquisitions[i].filename().string(), failures.summary(),
+                    failures.failed == 0                            ? ""
+                    : o.failed_photometry == FailedPhotometry::Drop ? ": dropped"
+                                                                    : ": flagged (photometry_flags > 0)");
+    assign_uncertainty(r.locs, r.raw_pixel_size_nm, camera_has_em_gain(r.shared.at("camera")));
     report += drift::correct(r.locs, r.frames, acquisitions[i].string(), dir.string(), o.drift);
     report += write_outputs(r, dir, o, ctx);
     progress.set(++done);

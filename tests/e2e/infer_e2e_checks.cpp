@@ -84,7 +84,8 @@ TEST(InferE2E, ReconstructionCarriesCalibrationAndProvenance) {
   }
 }
 
-// picasso's file holds the CSV's localizations (those picasso keeps) in camera pixels.
+// picasso's file holds the CSV's localizations (those picasso keeps) in camera pixels, with the
+// same uncertainty and photometry flags; the uncertainty of a passed fit is Mortensen's.
 TEST(InferE2E, PicassoFileMatchesTheCsv) {
   const std::string d = env("DSIR_INFER_E2E_DIR") + "/ref/cellA";
   const auto csv = dsir::read_localizations_csv(d + "/localizations.csv").emitters;
@@ -94,11 +95,15 @@ TEST(InferE2E, PicassoFileMatchesTheCsv) {
             0u);
   ASSERT_GT(locs.rows(), csv.size() * 9 / 10) << "most localizations must have photometry";
   ASSERT_LE(locs.rows(), csv.size());
-  size_t row = 0;
+  size_t row = 0, passed = 0;
   for (const auto& e : csv) {
-    const double lp = dsir::localization_precision(e.photons, e.sigma_nm / 100, e.offset, false);
-    const bool kept =
-        std::isfinite(lp) && lp > 0 && e.x_nm > 0 && e.y_nm > 0 && e.x_nm < 3200 && e.y_nm < 3200;
+    ASSERT_NE(e.photometry_flags, dsir::photometry_flag::not_measured);
+    if (e.photometry_flags == 0) {
+      ++passed;
+      const double lp = dsir::localization_precision(e.photons, e.sigma_nm / 100, e.offset, false) * 100;
+      EXPECT_NEAR(e.uncertainty_nm, lp, 1e-4 + 1e-4 * lp);
+    }
+    const bool kept = e.uncertainty_nm > 0 && e.x_nm > 0 && e.y_nm > 0 && e.x_nm < 3200 && e.y_nm < 3200;
     if (!kept) continue;
     ASSERT_LT(row, locs.rows());
     // The CSV holds 5 decimals (of nm or photons); float32 holds ~7 digits.
@@ -109,11 +114,13 @@ TEST(InferE2E, PicassoFileMatchesTheCsv) {
     EXPECT_NEAR(locs["sx"].values[row], e.sigma_nm / 100, 1e-5);
     EXPECT_EQ(locs["sy"].values[row], locs["sx"].values[row]);
     EXPECT_NEAR(locs["bg"].values[row], e.offset, 1e-4);
-    EXPECT_NEAR(locs["lpx"].values[row], lp, 1e-4 * lp);
+    EXPECT_NEAR(locs["lpx"].values[row], e.uncertainty_nm / 100, 1e-6 + 1e-5 * e.uncertainty_nm / 100);
     EXPECT_NEAR(locs["confidence"].values[row], e.confidence, 1e-5);
+    EXPECT_EQ(locs["photometry_flags"].values[row], e.photometry_flags);
     ++row;
   }
   EXPECT_EQ(row, locs.rows());
+  EXPECT_GT(passed, csv.size() * 9 / 10);
 }
 
 // The photometry against the simulation's truth: isolated emitters found within 30 nm.
