@@ -94,6 +94,13 @@ dsir_config_get() {
 
 # The run.stages of a config as a comma-separated list: simulate,ingest,...
 dsir_config_stages() { dsir_config_get run.stages "$@" | tr -d '[]" '; }
+# The NAMEs that the comma-separated STAGES has, in the order given: dsir_stages_among STAGES NAME...
+dsir_stages_among() {
+  local stages=$1 out="" s
+  shift
+  for s in "$@"; do [[ ,$stages, == *,$s,* ]] && out+=${out:+,}$s; done
+  echo "$out"
+}
 
 # Runs `dsir run CONFIG [key=value ...] --stages STAGES`, one rank per task, with the preemption
 # contract: a USR1 or TERM to this script (sbatch --signal=B:USR1@N, scancel --signal=USR1 --batch,

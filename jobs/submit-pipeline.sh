@@ -67,13 +67,13 @@ submit() {  # submit NAME TIME SCRIPT SBATCH_ARGS...
   echo "$name $prev"
 }
 any=0
-if has simulate || has ingest; then submit ingest "$time_data" ingest.sbatch --ntasks="$data_ntasks" --nodes=1; any=1; fi
+if has calibrate || has simulate || has ingest; then submit ingest "$time_data" ingest.sbatch --ntasks="$data_ntasks" --nodes=1; any=1; fi
 if has upscale; then submit upscale "$time_data" upscale.sbatch --ntasks="$data_ntasks" --nodes=1; any=1; fi
 if has train; then
   submit train "$time_train" train.sbatch "${DSIR_SB_RANKS[@]}" --signal=B:USR1@"$DSIR_SIGNAL_LEAD"
   any=1
 fi
 if has infer; then submit infer "$time_infer" infer.sbatch "${DSIR_SB_RANKS[@]}"; any=1; fi
-if has reduce || has evaluate; then submit reduce "$time_data" reduce.sbatch --ntasks="$data_ntasks" --nodes=1; any=1; fi
+if has reduce || has evaluate || has report; then submit reduce "$time_data" reduce.sbatch --ntasks="$data_ntasks" --nodes=1; any=1; fi
 ((any)) || dsir_job_die "run.stages ($stages) has none of the stages this chain submits"
 dsir_job_log "logs in $logs; watch with: squeue --me; outputs in $run_dir"

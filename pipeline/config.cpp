@@ -83,6 +83,12 @@ const ConfigSection run_section(
     {
         KeySpec::text("dir", "runs/dsir", "Run folder; every stage's default paths live under it.")
             .cli("--run-dir"),
+        KeySpec::text_list(
+            "input", "[]",
+            "A lab's acquisitions (TIFF stacks or globs) for the run to reconstruct: calibrate "
+            "derives the camera from them, ingest writes each to {run.dir}/data/input/, infer "
+            "reads those (configs/auto.yaml).")
+            .cli("--input"),
         KeySpec::integer("seed", "42", "Seed of every random stream (per-frame streams derive from it).")
             .range(0, 9.2e18)
             .cli("--seed"),

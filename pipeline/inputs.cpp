@@ -11,6 +11,10 @@
 
 namespace dsir {
 
+std::string ingested_path(const std::string& stack, const std::string& folder) {
+  return (std::filesystem::path(folder) / (std::filesystem::path(stack).stem().string() + ".h5")).string();
+}
+
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {

@@ -42,7 +42,9 @@ std::string yaml_quote(const std::string& s) {
 void add_flags(CLI::App* sub, const std::string& section, Request& req) {
   for (const auto& e : dsir::schema()) {
     if (e.section != section || e.spec.flag.empty()) continue;
-    if (section == "run" && e.key == "run.stages" && sub->get_name() != "run") continue;
+    // Flags of the whole run belong to `dsir run` alone (a stage's own --input is its key).
+    if (section == "run" && (e.key == "run.stages" || e.key == "run.input") && sub->get_name() != "run")
+      continue;
     std::string help = e.spec.help + "  [" + e.key + "]";
     if (e.spec.type == dsir::KeyType::Bool) {
       sub->add_flag_function(
@@ -179,8 +181,14 @@ void run_pipeline(dsir::Context& ctx) {
     }
   }
   write_run_record(ctx);
-  for (const auto* s : dsir::stages())
-    if (std::find(wanted.begin(), wanted.end(), s->name) != wanted.end()) run_command(*s, ctx);
+  for (const auto* s : dsir::stages()) {
+    if (std::find(wanted.begin(), wanted.end(), s->name) == wanted.end()) continue;
+    const std::string before = ctx.config.hash();
+    run_command(*s, ctx);
+    // A stage that sets keys for the ones after it (calibrate): the record shows what they used.
+    if (ctx.config.hash() != before && ctx.mpi.is_root())
+      dsir::write_text_file(ctx.run_dir() + "/config.yaml", ctx.config.to_yaml());
+  }
 }
 
 }  // namespace

@@ -538,32 +538,54 @@ Calibration calibrate(const Stack& stack) {
   return cal;
 }
 
+std::vector<std::pair<std::string, std::string>> calibration_keys(const Calibration& c) {
+  std::vector<std::pair<std::string, std::string>> keys = {
+      {"camera.base_level", fmt::format("{:.6g}", c.camera.base_level)},
+      {"camera.e_per_adu", fmt::format("{:.6g}", c.camera.e_per_adu)},
+      {"camera.em_gain", fmt::format("{:.6g}", c.camera.em_gain)},
+      {"camera.read_noise_e", fmt::format("{:.6g}", c.camera.read_noise_e)},
+      {"camera.quantum_efficiency", "1.0"},
+      {"camera.background_photons", fmt::format("{:.6g}", c.camera.background_photons)},
+  };
+  if (c.pixel_size_nm > 0) {
+    const double fwhm = 2.0 * std::sqrt(2.0 * std::log(2.0)) * c.sigma_nm;
+    keys.emplace_back("camera.pixel_size_nm", fmt::format("{:.6g}", c.pixel_size_nm));
+    keys.emplace_back("psf.fwhm_nm", fmt::format("[{:.5g}, {:.5g}]", fwhm, fwhm));
+    keys.emplace_back("simulate.acquisition.density", fmt::format("{:.4g}", c.density_per_um2));
+    keys.emplace_back("simulate.train.density", fmt::format("{:.4g}", c.density_per_um2));
+  }
+  return keys;
+}
+
 std::string calibration_yaml(const Calibration& c, const std::string& source) {
-  const double fwhm = 2.0 * std::sqrt(2.0 * std::log(2.0)) * c.sigma_nm;
   std::string y = fmt::format(
       "# dsir calibrate: {} ({} frames of {}x{})\n"
       "# {} ADU per photon, EM register {} (third-cumulant ratio {:.3f}: 1.5 with EM, 1 without),\n"
       "# {} isolated spots fitted, {:.2f} detections per frame.\n"
-      "# Use as the config of `dsir simulate` (or copy these keys into a config).\n"
-      "camera:\n"
-      "  base_level: {:.6g}\n"
-      "  e_per_adu: {:.6g}\n"
-      "  em_gain: {:.6g}\n"
-      "  read_noise_e: {:.6g}\n"
-      "  quantum_efficiency: 1.0\n"
-      "  background_photons: {:.6g}\n",
+      "# Use as the config of `dsir simulate` (or copy these keys into a config).\n",
       source, c.frames, c.width, c.height, fmt::format("{:.4g}", c.adu_per_photon), c.em ? "on" : "off",
-      c.skew_ratio, c.spots.size(), c.detections_per_frame, c.camera.base_level, c.camera.e_per_adu,
-      c.camera.em_gain, c.camera.read_noise_e, c.camera.background_photons);
-  if (c.pixel_size_nm > 0) {
-    y += fmt::format("  pixel_size_nm: {:.6g}\n", c.pixel_size_nm);
-    y += fmt::format("psf:\n  fwhm_nm: [{:.5g}, {:.5g}]\n", fwhm, fwhm);
-    y += fmt::format("simulate:\n  acquisition:\n    density: {:.4g}\n  train:\n    density: {:.4g}\n",
-                     c.density_per_um2, c.density_per_um2);
-  } else {
+      c.skew_ratio, c.spots.size(), c.detections_per_frame);
+  // Nested YAML from the dotted keys: a section's header where it differs from the key before.
+  std::vector<std::string> open;
+  for (const auto& [key, value] : calibration_keys(c)) {
+    std::vector<std::string> parts;
+    for (size_t start = 0, dot;; start = dot + 1) {
+      dot = key.find('.', start);
+      parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+      if (dot == std::string::npos) break;
+    }
+    size_t same = 0;
+    while (same < open.size() && same + 1 < parts.size() && open[same] == parts[same]) ++same;
+    open.resize(same);
+    for (size_t i = same; i + 1 < parts.size(); ++i) {
+      y += std::string(2 * i, ' ') + parts[i] + ":\n";
+      open.push_back(parts[i]);
+    }
+    y += std::string(2 * (parts.size() - 1), ' ') + parts.back() + ": " + value + "\n";
+  }
+  if (!(c.pixel_size_nm > 0))
     y += fmt::format("# pixel size unknown: PSF sigma {:.4g} px, {:.4g} detections per pixel² per frame\n",
                      c.sigma_px, c.detections_per_frame / (c.width * c.height));
-  }
   return y;
 }
 

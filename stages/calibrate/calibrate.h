@@ -3,6 +3,7 @@
 // photon, EM register on/off, read noise, background, PSF width and emitter density, written as
 // the simulator's config keys so simulated training data matches the camera (README.md).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "stages/simulate/simulator.h"
@@ -64,7 +65,10 @@ struct Calibration {
 // few isolated spots to fit.
 Calibration calibrate(const Stack& stack);
 
-// The simulator's config keys (camera.*, psf.fwhm_nm, simulate.*.density) as a YAML config.
+// The simulator's config keys the calibration sets (camera.*, and with a known pixel size
+// camera.pixel_size_nm, psf.fwhm_nm, simulate.*.density), as (key, YAML value), grouped by section.
+std::vector<std::pair<std::string, std::string>> calibration_keys(const Calibration& c);
+// The same keys as a YAML config, with the fit's figures as comments.
 std::string calibration_yaml(const Calibration& c, const std::string& source);
 
 // Mean–variance plot with the fitted line and a histogram of the spot widths, side by side.

@@ -1,5 +1,8 @@
-// Command `calibrate`: the camera and data properties of an acquisition, from its frames alone,
-// as simulator config keys (camera.yaml) and a picture of the fits (calibration.png).
+// Stage `calibrate`: the camera and data properties of an acquisition, from its frames alone,
+// as simulator config keys (camera.yaml) and a picture of the fits (calibration.png). First in
+// the pipeline: in `dsir run` the keys it finds become the run's own for the stages after it
+// (simulate draws training frames with the calibrated camera, ingest records it), except those
+// the user set.
 #include <filesystem>
 
 #include "pipeline/atomic_file.h"
@@ -17,11 +20,12 @@ namespace {
 const ConfigSection section(
     "calibrate", "Camera and data properties from an acquisition alone (stages/calibrate/README.md).",
     {
-        KeySpec::text_list("frames", "[]", "TIFF files or raw.h5 files (or globs) forming one acquisition.")
+        KeySpec::text_list("frames", "[]",
+                           "TIFF files or raw.h5 files (or globs) forming one acquisition ([] = run.input).")
             .cli("--frames"),
         KeySpec::text("output", "''",
-                      "Output config fragment ('' = camera.yaml beside the first input); calibration.png "
-                      "goes beside it.")
+                      "Output config fragment ('' = camera.yaml beside the first input, or in run.dir for "
+                      "run.input); calibration.png goes beside it.")
             .cli("--output"),
         KeySpec::real("pixel_size_nm", "0", "Pixel size (nm); 0 = from the TIFF resolution tags.")
             .range(0, 1e5)
@@ -29,18 +33,32 @@ const ConfigSection section(
     });
 
 void run(Context& ctx) {
-  const Config& c = ctx.config;
-  if (c.get_strings("calibrate.frames").empty())
-    throw ConfigError("calibrate.frames: no frames given (dsir calibrate --frames A.tif [B.tif ...])");
-  const std::vector<std::string> files = expand_inputs(c.get_strings("calibrate.frames"));
-  for (const auto& f : files) require_file(f, "calibrate.frames");
+  Config& c = ctx.config;
+  const bool from_run_input = c.get_strings("calibrate.frames").empty();
+  const std::string key = from_run_input ? "run.input" : "calibrate.frames";
+  if (c.get_strings(key).empty())
+    throw ConfigError(
+        "calibrate.frames: no frames given (dsir calibrate --frames A.tif [B.tif ...], or run.input in a "
+        "run)");
+  const std::vector<std::string> files = expand_inputs(c.get_strings(key));
+  for (const auto& f : files) require_file(f, key);
   calibrate::Stack stack = calibrate::read_stacks(files);
   if (c.get_double("calibrate.pixel_size_nm") > 0)
     stack.pixel_size_nm = c.get_double("calibrate.pixel_size_nm");
+  else if (!(stack.pixel_size_nm > 0) && !c.is_default("camera.pixel_size_nm"))
+    stack.pixel_size_nm = c.get_double("camera.pixel_size_nm");
+  // A run needs the pixel size to match the simulator's PSF and density to the data.
+  if (!(stack.pixel_size_nm > 0) && from_run_input)
+    throw ConfigError("run.input: '" + files.front() +
+                      "' has no pixel size in its TIFF resolution tags; give it as camera.pixel_size_nm=NM");
   const calibrate::Calibration cal = calibrate::calibrate(stack);
 
   std::string output = c.get_string("calibrate.output");
-  if (output.empty()) output = (std::filesystem::path(files.front()).parent_path() / "camera.yaml").string();
+  if (output.empty())
+    output = ((from_run_input ? std::filesystem::path(ctx.run_dir())
+                              : std::filesystem::path(files.front()).parent_path()) /
+              "camera.yaml")
+                 .string();
   const std::string png = (std::filesystem::path(output).parent_path() / "calibration.png").string();
   if (ctx.mpi.is_root()) {
     write_text_file(output, calibrate::calibration_yaml(cal, files.front()));
@@ -57,9 +75,21 @@ void run(Context& ctx) {
                cal.pixel_size_nm > 0 ? "emitters/um^2/frame" : "detections/frame (pixel size unknown)");
     log::print("calibrate: wrote {} and {}", output, png);
   }
+  // For the stages after this one (every rank computed the same calibration).
+  std::string applied, kept;
+  for (const auto& [k, value] : calibrate::calibration_keys(cal)) {
+    if (c.is_default(k)) {
+      c.set(k, value, "calibrate (" + output + ")");
+      applied += fmt::format("{}{}={}", applied.empty() ? "" : ", ", k, value);
+    } else {
+      kept += fmt::format("{}{} (calibrated: {})", kept.empty() ? "" : ", ", k, value);
+    }
+  }
+  log::print("calibrate: the run continues with {}", applied.empty() ? "no calibrated key" : applied);
+  if (!kept.empty()) log::print("calibrate: kept as the config sets them: {}", kept);
 }
 
-const CommandRegistrar registrar({"calibrate", -1,
+const CommandRegistrar registrar({"calibrate", 5,
                                   "Camera (base, ADU/photon, EM, read noise), background, PSF and density "
                                   "from the frames alone, as simulator config keys.",
                                   run});

@@ -6,12 +6,14 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
 #include "pipeline/folder_lock.h"
 #include "pipeline/formats/raw_file.h"
+#include "pipeline/inputs.h"
 #include "pipeline/log.h"
 #include "pipeline/registry.h"
 #include "stages/infer/localize.h"
@@ -27,7 +29,9 @@ const ConfigSection section(
     "infer", "Inference: emitter maps and localizations, sharded over ranks, resumable.",
     {
         KeySpec::text("checkpoint", "''", "Model file ('' = {run.dir}/train/model.h5).").cli("--checkpoint"),
-        KeySpec::text_list("input", "[]", "raw.h5 files or globs ([] = {run.dir}/data/acquisition.h5).")
+        KeySpec::text_list(
+            "input", "[]",
+            "raw.h5 files or globs ([] = run.input as ingested, else {run.dir}/data/acquisition.h5).")
             .cli("--input"),
         KeySpec::text("output", "''", "Shard folder ('' = {run.dir}/infer).").cli("--output"),
         KeySpec::choice("bn", "checkpoint",
@@ -253,6 +257,12 @@ void run(Context& ctx) {
   setup_torch_threads(ctx.threads());
   const std::string checkpoint = ctx.input_path("infer.checkpoint", "train/model.h5");
   std::vector<std::string> entries = c.get_strings("infer.input");
+  // By default the acquisition of the run: run.input's stacks as ingest wrote them, or the one
+  // simulated (or ingested) acquisition.
+  if (entries.empty())
+    for (const auto& stack : expand_inputs(c.get_strings("run.input")))
+      entries.push_back(
+          ingested_path(stack, (std::filesystem::path(ctx.run_dir()) / kRunInputFolder).string()));
   if (entries.empty()) entries.push_back(ctx.run_dir() + "/data/acquisition.h5");
   const std::string out_dir = ctx.path("infer.output", "infer");
   const std::unique_ptr<FolderLock> lock = lock_output(ctx, out_dir);

@@ -111,8 +111,7 @@ std::vector<IngestRequest> archive_requests(const std::vector<std::string>& file
     r.frames = {f};
     r.pixel_size_nm = pixel_size_nm;
     r.camera_json = camera_json;
-    r.output =
-        (std::filesystem::path(output_dir) / (std::filesystem::path(f).stem().string() + ".h5")).string();
+    r.output = ingested_path(f, output_dir);
     auto [it, fresh] = by_output.emplace(r.output, f);
     if (!fresh)
       throw ConfigError("ingest.archive: '" + it->second + "' and '" + f + "' would both be written to '" +

@@ -39,7 +39,10 @@ const ConfigSection section(
 // Every ingest.* key (and the simulate.* ones its pipeline default needs), read once when the
 // stage starts.
 struct IngestOptions {
-  std::vector<std::string> frames;  // the TIFFs, globs expanded; empty: simulate's stacks
+  std::vector<std::string> frames;     // the TIFFs, globs expanded; empty: simulate's stacks
+  std::vector<std::string> run_input;  // run.input, globs expanded: each to data/input/<stem>.h5
+  double run_input_pixel_size_nm = 0;  // for them: ingest.pixel_size_nm, else a set camera.pixel_size_nm
+  std::string run_input_folder;
   std::string locs;
   bool archive = false;
   double pixel_size_nm = 0;  // 0: from the TIFF resolution tags
@@ -57,6 +60,15 @@ IngestOptions read_ingest_options(const Context& ctx) {
   o.locs = c.get_string("ingest.locs");
   o.archive = c.get_bool("ingest.archive");
   o.pixel_size_nm = c.get_double("ingest.pixel_size_nm");
+  if (o.frames.empty() && !c.get_strings("run.input").empty()) {
+    o.run_input = expand_inputs(c.get_strings("run.input"));
+    for (const auto& f : o.run_input) require_file(f, "run.input");
+    o.run_input_folder = (std::filesystem::path(ctx.run_dir()) / kRunInputFolder).string();
+    // calibrate, before ingest in a run, sets camera.pixel_size_nm from the same stacks.
+    o.run_input_pixel_size_nm = o.pixel_size_nm > 0                     ? o.pixel_size_nm
+                                : !c.is_default("camera.pixel_size_nm") ? c.get_double("camera.pixel_size_nm")
+                                                                        : 0;
+  }
   o.camera_json = camera_json(c);
   o.output_folder = ctx.path("ingest.output", "data");
   o.output_file = ctx.path("ingest.output", "data/acquisition.h5");
@@ -100,6 +112,10 @@ void run(Context& ctx) {
     if (std::filesystem::exists(train_tif))
       job({train_tif}, sim + "/train.csv", ctx.run_dir() + "/data/train.h5");
     if (std::filesystem::exists(acq_tif)) job({acq_tif}, sim + "/acquisition.csv", o.output_file);
+    // A lab's acquisitions (run.input): each its own raw.h5, without ground truth.
+    for (IngestRequest& r :
+         archive_requests(o.run_input, o.run_input_folder, o.run_input_pixel_size_nm, o.camera_json))
+      jobs.push_back(std::move(r));
     if (jobs.empty())
       throw ConfigError("ingest.frames: no TIFF given and no simulated stack in '" + sim + "'");
   }

@@ -48,8 +48,8 @@ t_has "ingest simulated first (run.stages has simulate)" "$run/slurm/dsir-ingest
 t_has "training ran on 2 ranks under srun --mpi=pmix" "$run/slurm/dsir-train-${ids[2]}.out" \
   "global batch 16 over 2 rank\(s\)"
 t_has "inference ran on 2 ranks" "$run/slurm/dsir-infer-${ids[3]}.out" "infer: started \(2 ranks\)"
-t_has "reduce ran evaluate too (run.stages has it)" "$run/slurm/dsir-reduce-${ids[4]}.out" "reduce,evaluate on 1 rank"
-for f in train/model.h5 reconstruction.h5 reconstruction.tif reconstruction.png localizations.csv config.yaml dsir.log; do
+t_has "reduce ran evaluate and report too (run.stages has them)" "$run/slurm/dsir-reduce-${ids[4]}.out" "reduce,evaluate,report on 1 rank"
+for f in train/model.h5 reconstruction.h5 reconstruction.tif reconstruction.png localizations.csv config.yaml dsir.log report.html; do
   t_check "$f written" test -s "$run/$f"
 done
 t_has "metrics.json has the image correlation" "$run/metrics.json" '"pearson"'
