@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "pipeline/errors.h"
 #include "pipeline/formats/raw_file.h"
@@ -217,49 +218,62 @@ bool is_raw_h5(const std::string& path) {
   return ext == ".h5" || ext == ".hdf5";
 }
 
-// A raw.h5 (docs/data-format.md) appended to `s`, its frames checked against the first file's size.
-void append_raw_h5(Stack& s, const std::string& file, const std::string& first_file) {
-  const RawFileReader raw(file);
-  if (s.width == 0) {
-    s.width = raw.width();
-    s.height = raw.height();
-    s.pixel_size_nm = raw.pixel_size_nm();
-  } else if (raw.width() != s.width || raw.height() != s.height) {
-    throw InputError(fmt::format("{}: frames of {}x{} pixels, but {} has {}x{}", file, raw.width(),
-                                 raw.height(), first_file, s.width, s.height));
+// One input's frames, read one at a time: a TIFF stack or a raw.h5 (docs/data-format.md).
+class FrameSource {
+ public:
+  explicit FrameSource(const std::string& file) {
+    if (is_raw_h5(file))
+      raw_.emplace(file);
+    else
+      tiff_.emplace(file);
   }
-  const size_t npx = static_cast<size_t>(s.width) * static_cast<size_t>(s.height);
-  for (uint64_t f = 0; f < raw.frames(); ++f) {
-    const std::vector<float> frame = raw.read(f, 1);
-    s.frames.emplace_back(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(npx));
-    s.sources.push_back(file);
+  uint64_t frames() const { return raw_ ? raw_->frames() : tiff_->info().frames; }
+  int width() const { return raw_ ? raw_->width() : static_cast<int>(tiff_->info().width); }
+  int height() const { return raw_ ? raw_->height() : static_cast<int>(tiff_->info().height); }
+  double pixel_size_nm() const { return raw_ ? raw_->pixel_size_nm() : tiff_->info().pixel_size_nm; }
+  std::vector<float> read(uint64_t index) {
+    if (raw_) return raw_->read(index, 1);
+    std::vector<float> frame(static_cast<size_t>(width()) * static_cast<size_t>(height()));
+    tiff_->read_frame(index, frame.data());
+    return frame;
   }
-}
+
+ private:
+  std::optional<RawFileReader> raw_;
+  std::optional<tiff::Reader> tiff_;
+};
 
 }  // namespace
 
-Stack read_stacks(const std::vector<std::string>& files) {
+Stack read_stacks(const std::vector<std::string>& files, uint64_t max_frames) {
   Stack s;
+  std::vector<uint64_t> counts;
   for (const auto& file : files) {
-    if (is_raw_h5(file)) {
-      append_raw_h5(s, file, files.front());
-      continue;
-    }
-    tiff::Reader reader(file);
-    const auto& info = reader.info();
+    const FrameSource source(file);
     if (s.width == 0) {
-      s.width = static_cast<int>(info.width);
-      s.height = static_cast<int>(info.height);
-      s.pixel_size_nm = info.pixel_size_nm;
-    } else if (static_cast<int>(info.width) != s.width || static_cast<int>(info.height) != s.height) {
-      throw InputError(fmt::format("{}: frames of {}x{} pixels, but {} has {}x{}", file, info.width,
-                                   info.height, files.front(), s.width, s.height));
+      s.width = source.width();
+      s.height = source.height();
+      s.pixel_size_nm = source.pixel_size_nm();
+    } else if (source.width() != s.width || source.height() != s.height) {
+      throw InputError(fmt::format("{}: frames of {}x{} pixels, but {} has {}x{}", file, source.width(),
+                                   source.height(), files.front(), s.width, s.height));
     }
-    for (uint64_t f = 0; f < info.frames; ++f) {
-      std::vector<float> frame(static_cast<size_t>(s.width) * static_cast<size_t>(s.height));
-      reader.read_frame(f, frame.data());
-      s.frames.push_back(std::move(frame));
-      s.sources.push_back(file);
+    counts.push_back(source.frames());
+  }
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+  // Frame k of those taken is frame k * total / take of all the files, end to end.
+  const uint64_t take = max_frames == 0 ? total : std::min(total, max_frames);
+  uint64_t k = 0, first = 0;  // first: the index of file i's frame 0 among all
+  for (size_t i = 0; i < files.size(); first += counts[i], ++i) {
+    const auto index = [&] {
+      return static_cast<uint64_t>((static_cast<unsigned __int128>(k) * total) / take);
+    };
+    if (k >= take || index() >= first + counts[i]) continue;
+    FrameSource source(files[i]);
+    for (; k < take && index() < first + counts[i]; ++k) {
+      s.frames.push_back(source.read(index() - first));
+      s.sources.push_back(files[i]);
     }
   }
   return s;

@@ -2,6 +2,7 @@
 // Camera and data properties from an acquisition alone (no ground truth): base level, ADU per
 // photon, EM register on/off, read noise, background, PSF width and emitter density, written as
 // the simulator's config keys so simulated training data matches the camera (README.md).
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,9 +19,11 @@ struct Stack {
   std::vector<std::string> sources;
 };
 
-// TIFF stacks or raw.h5 files (by extension .h5/.hdf5), concatenated. InputError naming the file
-// when one is unreadable or its frames differ in size from the first file's.
-Stack read_stacks(const std::vector<std::string>& files);
+// TIFF stacks or raw.h5 files (by extension .h5/.hdf5), concatenated; at most `max_frames` of
+// their frames (0: all), evenly spaced over all the files end to end, so that an archive is
+// sampled rather than loaded. InputError naming the file when one is unreadable or its frames
+// differ in size from the first file's.
+Stack read_stacks(const std::vector<std::string>& files, uint64_t max_frames = 0);
 
 // One isolated spot fitted with a pixel-integrated 2-D Gaussian plus a constant (least squares).
 struct SpotFit {

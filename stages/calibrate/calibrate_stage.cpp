@@ -30,6 +30,10 @@ const ConfigSection section(
         KeySpec::real("pixel_size_nm", "0", "Pixel size (nm); 0 = from the TIFF resolution tags.")
             .range(0, 1e5)
             .cli("--pixel-size"),
+        KeySpec::integer("max_frames", "4000",
+                         "Frames used at most, evenly spaced over all the inputs (0: all): an archive is "
+                         "sampled, not loaded (4000 frames of 64x64: 64 MiB).")
+            .range(0, 1e9),
     });
 
 void run(Context& ctx) {
@@ -42,7 +46,8 @@ void run(Context& ctx) {
         "run)");
   const std::vector<std::string> files = expand_inputs(c.get_strings(key));
   for (const auto& f : files) require_file(f, key);
-  calibrate::Stack stack = calibrate::read_stacks(files);
+  calibrate::Stack stack =
+      calibrate::read_stacks(files, static_cast<uint64_t>(c.get_int("calibrate.max_frames")));
   if (c.get_double("calibrate.pixel_size_nm") > 0)
     stack.pixel_size_nm = c.get_double("calibrate.pixel_size_nm");
   else if (!(stack.pixel_size_nm > 0) && !c.is_default("camera.pixel_size_nm"))

@@ -236,3 +236,32 @@ TEST(Calibrate, BadInputNamesTheFile) {
     EXPECT_NE(std::string(e.what()).find("b.tif"), std::string::npos) << e.what();
   }
 }
+
+// An archive is sampled: at most max_frames frames, evenly spaced over the files end to end.
+TEST(Calibrate, ManyStacksAreSampledEvenlyAcrossFiles) {
+  const fs::path dir = fs::path(testing::TempDir()) / "calibrate_sample";
+  fs::create_directories(dir);
+  // Frame k of file a (5 frames) is k everywhere; of file b (7 frames) 100 + k.
+  const auto write = [&](const std::string& name, int frames, uint16_t offset) {
+    tiff::Writer wr((dir / name).string(), 16, 16, tiff::WriteFormat::U16, 100);
+    for (int k = 0; k < frames; ++k) {
+      std::vector<uint16_t> px(16 * 16, static_cast<uint16_t>(offset + k));
+      wr.write_frame(px.data());
+    }
+    wr.commit();
+    return (dir / name).string();
+  };
+  const std::string a = write("a.tif", 5, 0), b = write("b.tif", 7, 100);
+  // 12 frames end to end; 4 taken: 0, 3, 6, 9 -> a's 0 and 3, b's 1 and 4.
+  const Stack four = calibrate::read_stacks({a, b}, 4);
+  ASSERT_EQ(four.frames.size(), 4u);
+  const std::vector<float> want = {0, 3, 101, 104};
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(four.frames[i][17], want[i]) << i;
+  EXPECT_EQ(four.sources, (std::vector<std::string>{a, a, b, b}));
+  // As many as there are or more, or 0: every frame, in order.
+  for (uint64_t max : {uint64_t(0), uint64_t(12), uint64_t(100)}) {
+    const Stack all = calibrate::read_stacks({a, b}, max);
+    ASSERT_EQ(all.frames.size(), 12u) << max;
+    EXPECT_EQ(all.frames[11][0], 106.f);
+  }
+}

@@ -103,7 +103,7 @@ IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& prove
 
 std::vector<IngestRequest> archive_requests(const std::vector<std::string>& files,
                                             const std::string& output_dir, double pixel_size_nm,
-                                            const std::string& camera_json) {
+                                            const std::string& camera_json, const std::string& key) {
   std::vector<IngestRequest> out;
   std::map<std::string, std::string> by_output;
   for (const auto& f : files) {
@@ -114,8 +114,8 @@ std::vector<IngestRequest> archive_requests(const std::vector<std::string>& file
     r.output = ingested_path(f, output_dir);
     auto [it, fresh] = by_output.emplace(r.output, f);
     if (!fresh)
-      throw ConfigError("ingest.archive: '" + it->second + "' and '" + f + "' would both be written to '" +
-                        r.output + "'; rename one or ingest them separately");
+      throw ConfigError(key + ": '" + it->second + "' and '" + f + "' would both be written to '" + r.output +
+                        "'; rename one or ingest them separately");
     out.push_back(std::move(r));
   }
   return out;

@@ -27,10 +27,11 @@ struct IngestSummary {
 // line on bad input; the output is written atomically, so nothing is left behind on error.
 IngestSummary ingest_stack(const IngestRequest& req, const h5::Attributes& provenance);
 
-// Archive mode: one raw.h5 per TIFF, `<output_dir>/<file stem>.h5`, frames only. ConfigError
-// naming both files when two inputs share a stem (their outputs would collide).
+// Archive mode (and run.input): one raw.h5 per TIFF, `<output_dir>/<file stem>.h5`, frames only.
+// ConfigError naming `key` and both files when two inputs share a stem (their outputs would collide).
 std::vector<IngestRequest> archive_requests(const std::vector<std::string>& files,
                                             const std::string& output_dir, double pixel_size_nm,
-                                            const std::string& camera_json);
+                                            const std::string& camera_json,
+                                            const std::string& key = "ingest.archive");
 
 }  // namespace dsir

@@ -113,8 +113,8 @@ void run(Context& ctx) {
       job({train_tif}, sim + "/train.csv", ctx.run_dir() + "/data/train.h5");
     if (std::filesystem::exists(acq_tif)) job({acq_tif}, sim + "/acquisition.csv", o.output_file);
     // A lab's acquisitions (run.input): each its own raw.h5, without ground truth.
-    for (IngestRequest& r :
-         archive_requests(o.run_input, o.run_input_folder, o.run_input_pixel_size_nm, o.camera_json))
+    for (IngestRequest& r : archive_requests(o.run_input, o.run_input_folder, o.run_input_pixel_size_nm,
+                                             o.camera_json, "run.input"))
       jobs.push_back(std::move(r));
     if (jobs.empty())
       throw ConfigError("ingest.frames: no TIFF given and no simulated stack in '" + sim + "'");

@@ -290,9 +290,11 @@ std::string utc_now() {
 
 }  // namespace
 
-std::vector<std::string> write_widefield_pictures(const std::string& run_dir) {
+std::vector<std::string> write_widefield_pictures(const std::string& run_dir, int rank, int ranks) {
   std::vector<std::string> notes;
-  for (const fs::path& folder : reconstruction_folders(run_dir)) {
+  const std::vector<fs::path> folders = reconstruction_folders(run_dir);
+  for (size_t i = static_cast<size_t>(rank); i < folders.size(); i += static_cast<size_t>(ranks)) {
+    const fs::path& folder = folders[i];
     const ReconstructionContent r = read_reconstruction_summary((folder / "reconstruction.h5").string());
     if (r.source_file.empty() || !fs::exists(r.source_file)) {
       notes.push_back(folder.string() + ": no widefield image: its acquisition '" + r.source_file +

@@ -46,8 +46,9 @@ std::vector<double> widefield_sum(const std::string& raw_file, int& height, int&
 
 // Writes widefield.png beside each reconstruction.h5 under `run_dir` whose raw acquisition
 // (the reconstruction's source_file attribute) is still there, on the reconstruction's grid and
-// with its scale bar, so the two compare side by side. Returns notes on those it could not make.
-std::vector<std::string> write_widefield_pictures(const std::string& run_dir);
+// with its scale bar, so the two compare side by side: the folders i with i % ranks == rank (an
+// archive's acquisitions are read on every rank at once). Returns notes on those it could not make.
+std::vector<std::string> write_widefield_pictures(const std::string& run_dir, int rank = 0, int ranks = 1);
 
 // The report of a run folder: every section whose files exist (reconstructions and widefield,
 // drift, training, evaluation, calibration, warnings of dsir.log, config, provenance).

@@ -150,6 +150,28 @@ TEST_F(ReportRun, PageHoldsEveryPictureAndTheRunsNumbers) {
   EXPECT_EQ(html.find("<b>evil"), std::string::npos);
 }
 
+TEST_F(ReportRun, RanksShareTheAcquisitionsOfAnArchive) {
+  const std::string raw = write_raw(3);
+  write_reconstruction_for(raw, 3);
+  for (const char* acquisition : {"cell-a", "cell-b", "cell-c"}) {
+    fs::create_directories(dir_ / acquisition);
+    fs::copy_file(dir_ / "reconstruction.h5", dir_ / acquisition / "reconstruction.h5");
+  }
+  fs::remove(dir_ / "reconstruction.h5");
+  // Folders in name order, rank 1 of 2 takes the second.
+  EXPECT_TRUE(report::write_widefield_pictures(dir(), 1, 2).empty());
+  EXPECT_FALSE(fs::exists(dir_ / "cell-a" / "widefield.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "cell-b" / "widefield.png"));
+  EXPECT_FALSE(fs::exists(dir_ / "cell-c" / "widefield.png"));
+  EXPECT_TRUE(report::write_widefield_pictures(dir(), 0, 2).empty());
+  EXPECT_TRUE(fs::exists(dir_ / "cell-a" / "widefield.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "cell-c" / "widefield.png"));
+  const std::string html = report::run_report(dir()).html();
+  for (const char* heading :
+       {">Reconstruction: cell-a</h2>", ">Reconstruction: cell-b</h2>", ">Reconstruction: cell-c</h2>"})
+    EXPECT_NE(html.find(heading), std::string::npos) << heading;
+}
+
 TEST_F(ReportRun, MissingAcquisitionIsSaidAndTheRestReported) {
   write_reconstruction_for(in_dir("moved-away.h5"), 4);
   const std::vector<std::string> notes = report::write_widefield_pictures(dir());
