@@ -6,6 +6,7 @@
 
 #include "pipeline/errors.h"
 #include "pipeline/registry.h"
+#include "pipeline/utc_time.h"
 #include "pipeline/version.h"
 
 namespace dsir {
@@ -42,10 +43,7 @@ h5::Attributes Context::provenance() const {
   a["mpi_version"] = mpi.library_version();
   a["mpi_ranks"] = std::to_string(mpi.size());
   for (const auto& [k, v] : provenance_items()) a[k] = v;
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  a["created_utc"] = buf;
+  a["created_utc"] = utc_now();
   return a;
 }
 

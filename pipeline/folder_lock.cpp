@@ -13,6 +13,7 @@
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
+#include "pipeline/utc_time.h"
 
 namespace dsir {
 namespace {
@@ -47,15 +48,6 @@ std::string read_all(int fd) {
     at += n;
   }
   return text;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace

@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -18,6 +16,7 @@
 #include "pipeline/formats/reconstruction_file.h"
 #include "pipeline/formats/run_metrics.h"
 #include "pipeline/picture.h"
+#include "pipeline/utc_time.h"
 
 namespace dsir::report {
 namespace fs = std::filesystem;
@@ -279,15 +278,6 @@ void warnings_section(Page& page, const fs::path& run) {
     page.paragraph(fmt::format("... and {} more in dsir.log", warnings.size() - kShown));
 }
 
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
 }  // namespace
 
 std::vector<std::string> write_widefield_pictures(const std::string& run_dir, int rank, int ranks) {
@@ -325,7 +315,8 @@ Page run_report(const std::string& run_dir) {
 
   Page page("dsir run: " + fs::absolute(run).lexically_normal().filename().string());
   page.paragraph(fmt::format("Run folder {}; report made {} by dsir {}.",
-                             fs::absolute(run).lexically_normal().string(), utc_now(), dsir_version()));
+                             fs::absolute(run).lexically_normal().string(), utc_now("%Y-%m-%d %H:%M UTC"),
+                             dsir_version()));
   if (folders.empty()) page.note("No reconstruction yet (the infer and reduce stages have not run).");
   for (const fs::path& f : folders) reconstruction_section(page, f, run);
   training_section(page, run / "train");
