@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -392,6 +393,13 @@ void walk(const YAML::Node& node, const std::string& prefix, const std::string& 
   }
 }
 
+// The shortest text that reads back as the same double (182.194, not 182.19399999999999).
+std::string shortest_text(double x) {
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+  return std::string(buf, end);
+}
+
 void emit_value(std::ostringstream& o, const Value& v) {
   std::visit(
       [&](const auto& x) {
@@ -403,20 +411,12 @@ void emit_value(std::ostringstream& o, const Value& v) {
         } else if constexpr (std::is_same_v<T, bool>) {
           o << (x ? "true" : "false");
         } else if constexpr (std::is_same_v<T, double>) {
-          std::ostringstream n;
-          n.precision(17);
-          n << x;
-          o << n.str();
+          o << shortest_text(x);
         } else if constexpr (std::is_same_v<T, int64_t>) {
           o << x;
         } else if constexpr (std::is_same_v<T, std::vector<double>>) {
           o << "[";
-          for (size_t i = 0; i < x.size(); ++i) {
-            std::ostringstream n;
-            n.precision(17);
-            n << x[i];
-            o << (i ? ", " : "") << n.str();
-          }
+          for (size_t i = 0; i < x.size(); ++i) o << (i ? ", " : "") << shortest_text(x[i]);
           o << "]";
         } else {
           o << "[";
@@ -601,6 +601,12 @@ const std::vector<std::string>& Config::get_strings(const std::string& key) cons
 bool Config::is_default(const std::string& key) const {
   auto it = explicit_.find(key);
   return it == explicit_.end() || !it->second;
+}
+
+std::string Config::yaml_value(const std::string& key) const {
+  std::ostringstream o;
+  emit_value(o, value(key));
+  return o.str();
 }
 
 std::string Config::to_yaml() const {

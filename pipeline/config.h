@@ -76,8 +76,9 @@ class Config {
   const std::vector<std::string>& get_strings(const std::string& key) const;
   bool is_default(const std::string& key) const;
 
-  std::string to_yaml() const;  // the effective config, every key, nested
-  std::string hash() const;     // of the effective config (hex FNV-1a 64)
+  std::string yaml_value(const std::string& key) const;  // one key's value as YAML text, as set() takes it
+  std::string to_yaml() const;                           // the effective config, every key, nested
+  std::string hash() const;                              // of the effective config (hex FNV-1a 64)
   const std::string& source() const { return source_; }
   const std::vector<std::string>& overrides() const { return overrides_; }
 

@@ -180,6 +180,8 @@ void run_pipeline(dsir::Context& ctx) {
       throw ConfigError("run.stages: unknown stage '" + name + "' (stages: " + known + ")");
     }
   }
+  for (const auto* s : dsir::stages())
+    if (s->restore && std::find(wanted.begin(), wanted.end(), s->name) == wanted.end()) s->restore(ctx);
   write_run_record(ctx);
   for (const auto* s : dsir::stages()) {
     if (std::find(wanted.begin(), wanted.end(), s->name) == wanted.end()) continue;

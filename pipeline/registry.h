@@ -17,6 +17,10 @@ struct CommandInfo {
   // Config keys that plain positional arguments fill, in order (e.g. `dsir sweep summarize DIR`
   // -> {"sweep.action", "sweep.dir"}). Empty: a plain positional is the config file.
   std::vector<std::string> positional_keys = {};
+  // `dsir run` calls it, before the first stage, for a stage that is not among run.stages: it
+  // restores what an earlier run of the stage handed to the stages after it (calibrate: the
+  // calibrated keys, read back from the run folder in a later step of a Slurm chain).
+  std::function<void(Context&)> restore = {};
   bool is_stage() const { return pipeline_order >= 0; }
 };
 

@@ -568,6 +568,20 @@ TEST_F(ConfigTest, ToYamlRoundTripsThroughAFile) {
   EXPECT_EQ(b.get_int("run.seed"), 123);
 }
 
+TEST_F(ConfigTest, NumbersAreWrittenAsTheShortestTextThatReadsBackTheSameDouble) {
+  // A calibrated 182.194 once read "182.19399999999999" in a run's config.yaml.
+  const Config a = Config::load("", {"camera.base_level=182.194", "camera.e_per_adu=0.1",
+                                     "camera.em_gain=0.123456789012345", "psf.fwhm_nm=[250.5, 259.7]"});
+  const std::string yaml = a.to_yaml();
+  EXPECT_NE(yaml.find("base_level: 182.194\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("e_per_adu: 0.1\n"), std::string::npos);
+  EXPECT_NE(yaml.find("fwhm_nm: [250.5, 259.7]\n"), std::string::npos);
+  const Config b = Config::load(write(yaml, "short.yaml"));
+  for (const char* key : {"camera.base_level", "camera.e_per_adu", "camera.em_gain"})
+    EXPECT_EQ(b.get_double(key), a.get_double(key)) << key;  // bit for bit
+  EXPECT_EQ(b.get_doubles("psf.fwhm_nm"), a.get_doubles("psf.fwhm_nm"));
+}
+
 TEST_F(ConfigTest, DefaultsToYamlRoundTripsThroughAFile) {
   const Config a = Config::defaults();
   const Config b = Config::load(write(a.to_yaml()));

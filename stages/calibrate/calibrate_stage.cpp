@@ -36,6 +36,34 @@ const ConfigSection section(
             .range(0, 1e9),
     });
 
+// Where camera.yaml goes: calibrate.output, else the run folder (auto mode: frames from
+// run.input), else beside the first input.
+std::string output_path(const Context& ctx, const std::string& first_input) {
+  const Config& c = ctx.config;
+  if (!c.get_string("calibrate.output").empty()) return c.get_string("calibrate.output");
+  const bool from_run_input = c.get_strings("calibrate.frames").empty();
+  const std::filesystem::path dir = from_run_input ? std::filesystem::path(ctx.run_dir())
+                                                   : std::filesystem::path(first_input).parent_path();
+  return (dir / "camera.yaml").string();
+}
+
+// The calibrated keys become the run's for the stages after calibrate, except those the config
+// or the command line set.
+void continue_with(Config& c, const std::vector<std::pair<std::string, std::string>>& keys,
+                   const std::string& source) {
+  std::string applied, kept;
+  for (const auto& [k, value] : keys) {
+    if (c.is_default(k)) {
+      c.set(k, value, "calibrate (" + source + ")");
+      applied += fmt::format("{}{}={}", applied.empty() ? "" : ", ", k, value);
+    } else {
+      kept += fmt::format("{}{} (calibrated: {})", kept.empty() ? "" : ", ", k, value);
+    }
+  }
+  log::print("calibrate: the run continues with {}", applied.empty() ? "no calibrated key" : applied);
+  if (!kept.empty()) log::print("calibrate: kept as the config sets them: {}", kept);
+}
+
 void run(Context& ctx) {
   Config& c = ctx.config;
   const bool from_run_input = c.get_strings("calibrate.frames").empty();
@@ -58,12 +86,7 @@ void run(Context& ctx) {
                       "' has no pixel size in its TIFF resolution tags; give it as camera.pixel_size_nm=NM");
   const calibrate::Calibration cal = calibrate::calibrate(stack);
 
-  std::string output = c.get_string("calibrate.output");
-  if (output.empty())
-    output = ((from_run_input ? std::filesystem::path(ctx.run_dir())
-                              : std::filesystem::path(files.front()).parent_path()) /
-              "camera.yaml")
-                 .string();
+  const std::string output = output_path(ctx, files.front());
   const std::string png = (std::filesystem::path(output).parent_path() / "calibration.png").string();
   if (ctx.mpi.is_root()) {
     write_text_file(output, calibrate::calibration_yaml(cal, files.front()));
@@ -81,23 +104,32 @@ void run(Context& ctx) {
     log::print("calibrate: wrote {} and {}", output, png);
   }
   // For the stages after this one (every rank computed the same calibration).
-  std::string applied, kept;
-  for (const auto& [k, value] : calibrate::calibration_keys(cal)) {
-    if (c.is_default(k)) {
-      c.set(k, value, "calibrate (" + output + ")");
-      applied += fmt::format("{}{}={}", applied.empty() ? "" : ", ", k, value);
-    } else {
-      kept += fmt::format("{}{} (calibrated: {})", kept.empty() ? "" : ", ", k, value);
-    }
-  }
-  log::print("calibrate: the run continues with {}", applied.empty() ? "no calibrated key" : applied);
-  if (!kept.empty()) log::print("calibrate: kept as the config sets them: {}", kept);
+  continue_with(c, calibrate::calibration_keys(cal), output);
 }
 
-const CommandRegistrar registrar({"calibrate", 5,
+// A later step of a Slurm chain (`dsir run --stages upscale,train` in a new process) takes the
+// calibrated keys back from the camera.yaml an earlier step wrote into the run folder, so its
+// config.yaml and its stages see the same camera as the step that calibrated.
+void restore(Context& ctx) {
+  const Config& c = ctx.config;
+  if (!c.get_strings("calibrate.frames").empty() || c.get_strings("run.input").empty()) return;
+  const std::string path = output_path(ctx, "");
+  if (!std::filesystem::exists(path)) return;
+  const Config fragment = Config::load(path);
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& e : schema())
+    if (!fragment.is_default(e.key)) keys.emplace_back(e.key, fragment.yaml_value(e.key));
+  log::print("calibrate: not run in this step; the calibration of {} applies", path);
+  continue_with(ctx.config, keys, path);
+}
+
+const CommandRegistrar registrar({"calibrate",
+                                  5,
                                   "Camera (base, ADU/photon, EM, read noise), background, PSF and density "
                                   "from the frames alone, as simulator config keys.",
-                                  run});
+                                  run,
+                                  {},
+                                  restore});
 
 }  // namespace
 }  // namespace dsir
