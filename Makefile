@@ -14,7 +14,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_RUNS ?= 10000
 
-.PHONY: all deps build run test test-sanitize test-fuzz format-check clean
+.PHONY: all deps build run test test-sanitize test-fuzz test-container format-check clean
 
 all: build
 
@@ -51,6 +51,13 @@ test-fuzz: deps
 	  > $(FUZZ_BUILD).configure.log 2>&1 || { cat $(FUZZ_BUILD).configure.log; exit 1; }
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
+# The CPU container recipe (docker/Containerfile): a debootstrapped Debian 12 base, the image
+# built by buildah, `make test` inside it under podman (tests/container/make_test_in_image.sh).
+# Opt-in and slow (~35 min on 2 cores); run as root.
+test-container: build
+	@DSIR_DEPS=container bash scripts/install-deps.sh
+	@cd $(BUILD) && DSIR_CONTAINER_TEST=1 ctest --output-on-failure -L container
 
 # Every C++ file as .clang-format has it (scripts/format.sh formats them).
 format-check: deps
