@@ -232,14 +232,15 @@ Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure struc
   return s;
 }
 
-// Tolerances from seeds 40-45 of each case (80 frames; stages/calibrate/README.md, "Accuracy"):
-// the variance slope F² g 8 % (measured -2..+4.5 %), base 12 % (uniform EMCCD down to -10 %: κ3 from
-// 5 % of the pixels is noisy), background photons 40 % (CCD -35..+12 %), sigma 8 % (+0..+6 %:
-// blends that pass the cuts), density only within 60 % (measured -20..-52 %: the single-emitter
-// fits lean to the brighter emitters). EM on/off exactly for the EMCCD and the sCMOS. The CCD
-// (0.5 ADU/e⁻) has a background so little skewed (κ3 / κ2^1.5 = 0.15) that its third-cumulant
-// ratio scatters from 0.70 to 1.17 over those seeds and crossed the EM threshold 1.2 on two other
-// seeds (README "Limits"): for it the test checks the slope and base and reports the call.
+// Tolerances from seeds 31, 32 and 40-45 of each case (80 frames; stages/calibrate/README.md,
+// "Accuracy"): the variance slope F² g 8 % (measured -2..+4.5 %), base 12 % (uniform EMCCD down to
+// -10 %: κ3 from the darkest pixels is noisy), background photons 30 % (-22..+22 %), sigma 8 %
+// (+0..+6 %: blends that pass the cuts), density only within 60 % (measured -20..-52 %: the
+// single-emitter fits lean to the brighter emitters). EM on/off exactly for the EMCCD and the
+// sCMOS. The CCD (0.5 ADU/e⁻) has a background so little skewed (κ3 / κ2^1.5 = 0.15) that its
+// third-cumulant ratio scatters from 0.83 to 1.23 over those seeds and crossed the EM threshold
+// 1.2 once (uniform, seed 32; README "Limits"): for it the test checks the slope and base and
+// reports the call.
 void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
   sim::Camera emccd;
   emccd.base_level = 100;
@@ -277,7 +278,7 @@ void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
     }
     EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
     EXPECT_LT(relative_error(c.adu_per_photon, g), 0.08) << c.adu_per_photon << " vs " << g;
-    EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.40)
+    EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.30)
         << c.background_photons;
   }
 }
