@@ -779,6 +779,8 @@ Calibration calibrate(const Stack& stack) {
   cal.read_noise_adu =
       std::sqrt(std::max(0.0, cal.background_kappa2 - 1.0 / 12.0 - cal.kappa2_slope * above_base));
 
+  for (size_t k = 0; k < cal.spots.size(); ++k) cal.spots[k].used = use[k];
+  // Sparse: every isolated spot's width (as before the cuts existed); dense: the single emitters'.
   std::vector<double> sigmas;
   for (size_t k = 0; k < cal.spots.size(); ++k)
     if (use[k] || !cal.dense) sigmas.push_back(cal.spots[k].sigma_px);
@@ -840,10 +842,12 @@ std::string calibration_yaml(const Calibration& c, const std::string& source) {
   std::string y = fmt::format(
       "# dsir calibrate: {} ({} frames of {}x{})\n"
       "# {} ADU per photon, EM register {} (third-cumulant ratio {:.3f}: 1.5 with EM, 1 without),\n"
-      "# {} spots fitted, {:.2f} detections per frame; {}.\n"
+      "# {} spots fitted ({} used), {:.2f} detections per frame; {}.\n"
       "# Use as the config of `dsir simulate` (or copy these keys into a config).\n",
       source, c.frames, c.width, c.height, fmt::format("{:.4g}", c.adu_per_photon), c.em ? "on" : "off",
-      c.skew_ratio, c.spots.size(), c.detections_per_frame,
+      c.skew_ratio, c.spots.size(),
+      std::count_if(c.spots.begin(), c.spots.end(), [](const SpotFit& s) { return s.used; }),
+      c.detections_per_frame,
       c.dense ? "dense data: variance from the finest image detail"
               : "sparse data: variance from isolated spots");
   // Nested YAML from the dotted keys: a section's header where it differs from the key before.
@@ -889,8 +893,9 @@ void save_calibration_png(const std::string& path, const Calibration& c) {
       "mean (ADU)", "variance (ADU^2)", {bins, line}, false, 560, 420);
   // Histogram of spot widths as a step line.
   const double scale = c.pixel_size_nm > 0 ? c.pixel_size_nm : 1.0;
-  std::vector<double> widths;
-  for (const auto& s : c.spots) widths.push_back(s.sigma_px * scale);
+  std::vector<double> widths;  // the spots the median is taken over
+  for (const auto& s : c.spots)
+    if (s.used || !c.dense) widths.push_back(s.sigma_px * scale);
   const double w_lo = *std::min_element(widths.begin(), widths.end());
   const double w_hi = *std::max_element(widths.begin(), widths.end());
   const int nb = 30;

@@ -33,6 +33,7 @@ struct SpotFit {
   double total_adu = 0;   // the Gaussian's integral, ADU
   double offset_adu = 0;  // the constant under it
   int neighbours = 0;     // other maxima fitted with it in its window (crowded data)
+  bool used = false;      // passed the width and misfit cuts: fed the PSF width (and the line)
 };
 
 // The variance of one bin of spot pixels (by fitted mean) with the fit's pull on the residuals
