@@ -286,34 +286,46 @@ std::vector<HfBin> high_frequency_bins(const Stack& stack, int bins) {
   double sum_h2 = 0;
   for (double u : b)
     for (double v : b) sum_h2 += u * u * v * v;
-  std::vector<std::pair<double, double>> samples;  // (m, d² / Σh²)
+  // (m, d² / Σh²) at pixel (x, y) of a frame.
+  const auto sample = [&](const std::vector<float>& img, int x, int y) {
+    double d = 0, m = 0;
+    for (int dy = -2; dy <= 2; ++dy)
+      for (int dx = -2; dx <= 2; ++dx) {
+        const double hv = b[dy + 2] * b[dx + 2], v = img[(y + dy) * w + x + dx];
+        d += hv * v;
+        m += hv * hv * v;
+      }
+    return std::pair{m / sum_h2, d * d / sum_h2};
+  };
+  // Bin edges: quantiles of m over at most kModeSamples evenly spaced pixels; then every pixel is
+  // added to its bin (a long stack's samples would not fit in memory).
+  const size_t per_frame = static_cast<size_t>(std::max(0, w - 4)) * static_cast<size_t>(std::max(0, h - 4));
+  const size_t total = per_frame * stack.frames.size();
+  const size_t stride = std::max<size_t>(1, total / kModeSamples);
+  std::vector<double> ms;
+  for (size_t i = 0; i < total; i += stride) {
+    const size_t p = i % per_frame;
+    ms.push_back(sample(stack.frames[i / per_frame], 2 + static_cast<int>(p % (w - 4)),
+                        2 + static_cast<int>(p / (w - 4)))
+                     .first);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::vector<double> edges;  // upper edges of bins 0 .. bins - 2
+  for (int k = 1; k < bins; ++k) edges.push_back(ms[ms.size() * k / bins]);
+  std::vector<HfBin> out(bins);
   for (const auto& img : stack.frames)
     for (int y = 2; y + 2 < h; ++y)
       for (int x = 2; x + 2 < w; ++x) {
-        double d = 0, m = 0;
-        for (int dy = -2; dy <= 2; ++dy)
-          for (int dx = -2; dx <= 2; ++dx) {
-            const double hv = b[dy + 2] * b[dx + 2], v = img[(y + dy) * w + x + dx];
-            d += hv * v;
-            m += hv * hv * v;
-          }
-        samples.emplace_back(m / sum_h2, d * d / sum_h2);
+        const auto [m, d2] = sample(img, x, y);
+        HfBin& bin = out[std::upper_bound(edges.begin(), edges.end(), m) - edges.begin()];
+        bin.m += m;
+        bin.d2 += d2;
+        bin.count += 1;
       }
-  std::sort(samples.begin(), samples.end());
-  std::vector<HfBin> out;
-  for (int k = 0; k < bins; ++k) {
-    const size_t lo = samples.size() * k / bins, hi = samples.size() * (k + 1) / bins;
-    HfBin bin;
-    for (size_t i = lo; i < hi; ++i) {
-      bin.m += samples[i].first;
-      bin.d2 += samples[i].second;
-    }
-    bin.count = static_cast<double>(hi - lo);
-    bin.m /= bin.count;
-    bin.d2 /= bin.count;
-    out.push_back(bin);
-  }
-  return out;
+  std::vector<HfBin> filled;
+  for (HfBin& bin : out)
+    if (bin.count > 0) filled.push_back({bin.m / bin.count, bin.d2 / bin.count, bin.count});
+  return filled;
 }
 }  // namespace
 
@@ -736,22 +748,31 @@ Calibration calibrate(const Stack& stack) {
           if (dx != 0 || dy != 0) s += img[(y + dy) * w + x + dx];
       return s;
     };
-    std::vector<std::pair<float, float>> around;  // (neighbour sum, pixel)
-    for (const auto& img : stack.frames)
-      for (int y = R; y + R < h; ++y)
-        for (int x = R; x + R < w; ++x)
-          around.emplace_back(static_cast<float>(neighbour_mean(img, x, y)), img[y * w + x]);
-    const size_t take = static_cast<size_t>(kBackgroundShare * static_cast<double>(around.size()));
-    std::nth_element(around.begin(), around.begin() + static_cast<std::ptrdiff_t>(take), around.end());
-    Moments bg;
-    for (size_t i = 0; i < take; ++i) bg.add(around[i].second - level);
+    // The kBackgroundShare quantile of the neighbour sums, from at most kModeSamples evenly spaced
+    // pixels; then every pixel at or below it (a long stack's pixels would not fit in memory twice).
+    const size_t per_frame = static_cast<size_t>(w - 2 * R) * static_cast<size_t>(h - 2 * R);
+    const size_t total = per_frame * stack.frames.size();
+    const size_t stride = std::max<size_t>(1, total / kModeSamples);
+    std::vector<double> sums;
+    for (size_t i = 0; i < total; i += stride) {
+      const size_t p = i % per_frame;
+      sums.push_back(neighbour_mean(stack.frames[i / per_frame], R + static_cast<int>(p % (w - 2 * R)),
+                                    R + static_cast<int>(p / (w - 2 * R))));
+    }
+    std::sort(sums.begin(), sums.end());
+    const auto dark_moments = [&](double cut) {
+      Moments m;
+      for (const auto& img : stack.frames)
+        for (int y = R; y + R < h; ++y)
+          for (int x = R; x + R < w; ++x)
+            if (neighbour_mean(img, x, y) <= cut) m.add(img[y * w + x] - level);
+      return m;
+    };
+    Moments bg = dark_moments(sums[static_cast<size_t>(kBackgroundShare * static_cast<double>(sums.size()))]);
     {
       // Where more of the frame is dark, more pixels: all whose neighbours sum to at most 8x the
       // background mean found so far (about half the unlit ones).
-      const double cut = 8.0 * (level + bg.mean());
-      Moments more;
-      for (const auto& [s, v] : around)
-        if (s <= cut) more.add(v - level);
+      const Moments more = dark_moments(8.0 * (level + bg.mean()));
       if (more.n > bg.n) bg = more;
     }
     double kept = 0;
