@@ -32,6 +32,8 @@ struct SpotFit {
   double sigma_px = 0;
   double total_adu = 0;   // the Gaussian's integral, ADU
   double offset_adu = 0;  // the constant under it
+  int neighbours = 0;     // other maxima fitted with it in its window (crowded data)
+  bool used = false;      // passed the width and misfit cuts: fed the PSF width (and the line)
 };
 
 // The variance of one bin of spot pixels (by fitted mean) with the fit's pull on the residuals
@@ -42,10 +44,11 @@ struct MomentBin {
 };
 
 struct Calibration {
-  // Background pixels (outside every detected spot), pooled over frames.
+  // Background pixels (sparse: outside every detected spot; dense: darkest neighbours), pooled.
   double background_mean_adu = 0, background_kappa2 = 0, background_kappa3 = 0;
   uint64_t background_samples = 0;
-  std::vector<MomentBin> bins;                    // spot pixels, by fitted mean; bins[0] is the background
+  // Sparse: spot pixels by fitted mean, bins[0] the background; dense: the fine-detail bins.
+  std::vector<MomentBin> bins;
   double kappa2_slope = 0, kappa2_intercept = 0;  // kappa2 = slope * mean + intercept (= F² g)
   // (background κ3 / κ2) / kappa2_slope: 1.5 behind an EM register, 1 without (less with read noise)
   double skew_ratio = 0;
@@ -54,8 +57,10 @@ struct Calibration {
   double base_level = 0;      // ADU
   double read_noise_adu = 0;
   double background_photons = 0;
-  std::vector<SpotFit> spots;  // isolated spots that were fitted
-  double sigma_nm = 0;         // median of the fits; 0 when pixel_size_nm is unknown
+  std::vector<SpotFit> spots;   // spots that were fitted (isolated, or crowded with neighbours)
+  size_t isolated_windows = 0;  // maxima with no other within 10 px
+  bool dense = false;           // too few of those: the dense method (README)
+  double sigma_nm = 0;          // median of the fits; 0 when pixel_size_nm is unknown
   double sigma_px = 0;
   double detections_per_frame = 0;
   double density_per_um2 = 0;  // 0 when pixel_size_nm is unknown
@@ -64,8 +69,9 @@ struct Calibration {
   sim::Camera camera;  // the simulator camera with these properties
 };
 
-// InputError naming the stack's file when it has fewer than 2 frames, constant pixels or too
-// few isolated spots to fit.
+// Sparse data (enough isolated spots) and dense data (overlapping spots) by different methods
+// (README.md). InputError naming the stack's file when it has fewer than 2 frames, constant pixels,
+// too few spots to fit, or (dense) too few that fit as single emitters.
 Calibration calibrate(const Stack& stack);
 
 // The simulator's config keys the calibration sets (camera.*, and with a known pixel size

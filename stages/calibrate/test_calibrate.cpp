@@ -3,10 +3,12 @@
 #include <cmath>
 #include <filesystem>
 
+#include "pipeline/csv.h"
 #include "pipeline/errors.h"
 #include "pipeline/formats/raw_file.h"
 #include "pipeline/tiff.h"
 #include "stages/calibrate/calibrate.h"
+#include "stages/simulate/camera_fit.h"
 #include "stages/simulate/simulator.h"
 #include "tests/shared_data.h"
 
@@ -63,6 +65,7 @@ double relative_error(double got, double want) { return std::abs(got - want) / s
 // are partly lost).
 Calibration expect_recovered(const Calibration& c, const char* name, const sim::Camera& cam) {
   print_recovery(name, c);
+  EXPECT_FALSE(c.dense) << c.isolated_windows << " isolated spots";
   const bool em = cam.em_gain >= 1;
   const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu;
   EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
@@ -152,22 +155,129 @@ TEST(Calibrate, YamlHasTheSimulatorKeys) {
     EXPECT_NE(y.find(key), std::string::npos) << key << " missing in\n" << y;
 }
 
-// Deep-STORM's demo 1 has about 6 emitters per µm² per frame (248 per 64x64 frame): PSFs overlap
-// everywhere and only 31 maxima have no other within 10 px (50 needed), so the method cannot apply;
-// it must say so, naming the file, instead of returning numbers.
-TEST(Calibrate, DeepStormDemo1IsTooDense) {
-  const fs::path tif = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1" / "ArtificialDataset_demo1.tif";
+// Deep-STORM's demo 1: about 6 emitters per µm² per frame (248 per 64x64 frame) along filaments,
+// so PSFs overlap along the structure and only 31 maxima have no other within 10 px (the dense
+// method). Calibrated from its 20 frames alone, it must agree with the camera its ground truth
+// gives: sim::fit_camera on the truth rendered as ThunderSTORM renders it (a Gaussian sampled at
+// pixel centres), with the truth's background (bkgstd²); and with the truth's mean PSF width and
+// density. Tolerances: the 5 % for ADU/photon, base and sigma (the fit's integrated Gaussian
+// is ~3.5 % narrower than a sampled one of the same sigma), 20 % for the background photons and
+// density.
+TEST(Calibrate, DeepStormDemo1) {
+  const fs::path dir = fs::path(DSIR_SHARED_DIR) / "data" / "deepstorm-demo1";
+  const fs::path tif = dir / "ArtificialDataset_demo1.tif", csv = dir / "positions_demo1.csv";
   DSIR_NEED_SHARED_FILE(tif);
+  DSIR_NEED_SHARED_FILE(csv);
   Stack s = calibrate::read_stacks({tif.string()});
   if (!(s.pixel_size_nm > 0)) s.pixel_size_nm = 100;  // the dataset's documented pixel size
-  try {
-    calibrate::calibrate(s);
-    FAIL() << "demo 1 was calibrated although its spots overlap everywhere";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("ArtificialDataset_demo1.tif"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("too dense"), std::string::npos) << e.what();
+  const Calibration c = calibrate::calibrate(s);
+
+  // The reference, from the ground truth.
+  const auto truth = read_localizations_csv(csv.string());
+  std::vector<std::vector<Emitter>> per_frame(s.frames.size());
+  double sigma_sum = 0;
+  for (const Emitter& e : truth.emitters) {
+    per_frame.at(static_cast<size_t>(e.frame)).push_back(e);
+    sigma_sum += e.sigma_nm;
+  }
+  const double sigma_ref = sigma_sum / static_cast<double>(truth.emitters.size());
+  const double area_um2 = s.width * s.height * s.pixel_size_nm * s.pixel_size_nm * 1e-6;
+  const double density_ref =
+      static_cast<double>(truth.emitters.size()) / static_cast<double>(s.frames.size()) / area_um2;
+  std::vector<double> expected, observed;
+  for (size_t f = 0; f < s.frames.size(); ++f) {
+    const auto e =
+        sim::render_expected(per_frame[f], s.width, s.height, s.pixel_size_nm, sim::PsfModel::Sampled);
+    expected.insert(expected.end(), e.begin(), e.end());
+    observed.insert(observed.end(), s.frames[f].begin(), s.frames[f].end());
+  }
+  sim::CameraFitOptions o;
+  o.background_photons = truth.emitters.front().bkgstd * truth.emitters.front().bkgstd;
+  const sim::CameraFit ref = sim::fit_camera(expected, observed, o);
+  print_recovery("demo 1", c);
+  std::printf(
+      "demo 1 reference (ground truth): base %.2f ADU, %.4f ADU/photon, EM %d, background %.2f photons, "
+      "sigma %.1f nm, density %.3f /um2\n",
+      ref.base_level, ref.adu_per_photon, ref.em_gain, ref.background_photons, sigma_ref, density_ref);
+  EXPECT_TRUE(c.dense) << c.isolated_windows << " isolated spots";
+  EXPECT_EQ(c.em, ref.em_gain) << "third-cumulant ratio " << c.skew_ratio;
+  EXPECT_LT(relative_error(c.adu_per_photon, ref.adu_per_photon), 0.05) << c.adu_per_photon;
+  EXPECT_LT(relative_error(c.base_level, ref.base_level), 0.05) << c.base_level;
+  EXPECT_LT(relative_error(c.background_photons, ref.background_photons), 0.20) << c.background_photons;
+  EXPECT_LT(relative_error(c.sigma_nm, sigma_ref), 0.05) << c.sigma_nm;
+  EXPECT_LT(relative_error(c.density_per_um2, density_ref), 0.20) << c.density_per_um2;
+}
+
+// Dense simulated stacks: 6 emitters per µm² (246 per 64x64 frame), on filaments like demo 1 or
+// uniform, 80 frames, the sparse tests' cameras and photons.
+Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure structure, int frames) {
+  sim::FieldSpec field;
+  field.width = field.height = 64;
+  field.density_per_um2 = 6;
+  field.structure = structure;
+  sim::EmitterRanges ranges;
+  ranges.fwhm_min_nm = ranges.fwhm_max_nm = kFwhmNm;
+  ranges.photons_min = 800;
+  ranges.photons_max = 2000;
+  const sim::Filaments filaments(field, cam.pixel_size_nm, seed);
+  Stack s;
+  s.width = s.height = 64;
+  s.pixel_size_nm = cam.pixel_size_nm;
+  for (int f = 0; f < frames; ++f) {
+    const sim::Frame fr = sim::simulate_frame(
+        field, cam, ranges, structure == sim::Structure::Filaments ? &filaments : nullptr, seed, f);
+    s.frames.emplace_back(fr.pixels.begin(), fr.pixels.end());
+    s.sources.push_back("dense.tif");
+  }
+  return s;
+}
+
+// Tolerances from seeds 31, 32 and 40-45 of each case (80 frames; stages/calibrate/README.md,
+// "Accuracy"): ADU per photoelectron 8 % (measured -2..+4.5 %), base 12 % (uniform EMCCD -9..+7 %:
+// κ3 from the darkest pixels is noisy), background photons 30 % (-23..+20 %), sigma 8 % (+0..+6 %:
+// blends that pass the cuts), density only within 60 % (measured -20..-52 %: the single-emitter
+// fits lean to the brighter emitters), EM on/off exactly (48 of 48; the CCD's ratio reached 1.14
+// against the threshold 1.2, README "Limits").
+void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
+  sim::Camera emccd;
+  emccd.base_level = 100;
+  emccd.em_gain = 100;
+  emccd.e_per_adu = 50;
+  emccd.read_noise_e = 50;
+  emccd.quantum_efficiency = 0.9;
+  emccd.background_photons = 30;
+  sim::Camera ccd;
+  ccd.base_level = 200;
+  ccd.e_per_adu = 2;
+  ccd.read_noise_e = 0.5;
+  ccd.background_photons = 40;
+  sim::Camera scmos;
+  scmos.base_level = 100;
+  scmos.e_per_adu = 0.5;
+  scmos.read_noise_e = 1.6;
+  scmos.background_photons = 15;
+  for (const auto& [name, cam] :
+       {std::pair{"EMCCD", emccd}, std::pair{"CCD", ccd}, std::pair{"sCMOS", scmos}}) {
+    SCOPED_TRACE(name);
+    const Calibration c = calibrate::calibrate(simulate_dense(cam, seed, structure, 80));
+    print_recovery(name, c);
+    const bool em = cam.em_gain >= 1;
+    const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu;
+    EXPECT_TRUE(c.dense) << c.isolated_windows << " isolated spots";
+    EXPECT_LT(relative_error(c.kappa2_slope, (em ? 2.0 : 1.0) * g), 0.08) << c.kappa2_slope;
+    EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.12) << c.base_level;
+    EXPECT_LT(relative_error(c.sigma_nm, kFwhmNm / 2.3548), 0.08) << c.sigma_nm;
+    EXPECT_LT(relative_error(c.density_per_um2, 6.0), 0.60) << c.density_per_um2;
+    EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
+    EXPECT_LT(relative_error(c.adu_per_photon, g), 0.08) << c.adu_per_photon << " vs " << g;
+    EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.30)
+        << c.background_photons;
   }
 }
+
+TEST(Calibrate, DenseFilaments) { expect_dense_recovered(sim::Structure::Filaments, 40); }
+
+TEST(Calibrate, DenseUniform) { expect_dense_recovered(sim::Structure::Uniform, 41); }
 
 // A raw.h5 (what ingest writes) is read like a TIFF stack: the same frames, the same calibration.
 TEST(Calibrate, RawH5Input) {
