@@ -1,5 +1,6 @@
 #include <ATen/ops/allclose.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
@@ -70,6 +71,42 @@ TEST(DsirNet, HasDsirsParameterNamesAndShapes) {
   EXPECT_EQ(shapes.at("conv4.weight"), (std::vector<int64_t>{1, 8, 3, 3}));
   EXPECT_EQ(shapes.size(), 20u);  // 7 convolutions x 2 + 3 BatchNorms x 2
   EXPECT_THROW(dsir::make_model("nope"), dsir::ConfigError);
+}
+
+TEST(DsirResizeNet, IsDsirWithEachTransposedConvolutionReplacedByUpsamplingAndA3x3Convolution) {
+  auto model = dsir::make_model("dsir-resize");
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  EXPECT_EQ(shapes.at("conv1.weight"), (std::vector<int64_t>{16, 1, 3, 3}));
+  EXPECT_EQ(shapes.at("upconv1.weight"), (std::vector<int64_t>{8, 8, 3, 3}));
+  EXPECT_EQ(shapes.at("upconv2.weight"), (std::vector<int64_t>{16, 8, 3, 3}));
+  EXPECT_EQ(shapes.at("upconv3.weight"), (std::vector<int64_t>{8, 16, 3, 3}));
+  EXPECT_EQ(shapes.at("conv4.weight"), (std::vector<int64_t>{1, 8, 3, 3}));
+  EXPECT_EQ(shapes.size(), 20u);  // as DSIR: 7 convolutions x 2 + 3 BatchNorms x 2
+  torch::NoGradGuard no_grad;
+  model->eval();
+  EXPECT_EQ(model->forward(at::randn({2, 1, 64, 48})).sizes(), (std::vector<int64_t>{2, 1, 64, 48}));
+}
+
+// A constant frame through freshly initialised nets, away from the borders' padding: DSIR's
+// transposed convolutions paint a period-2 pattern (the checkerboard of summed maps), the resize
+// variant does not.
+TEST(DsirResizeNet, AConstantFrameComesOutConstantWhereDsirsComesOutAsACheckerboard) {
+  // (max - min) / mean over the central 64x64 of a 128x128 output: 32 px from every border is
+  // beyond the reach of the padding at every level of the net.
+  auto spread = [](const char* name) {
+    torch::manual_seed(5);
+    auto model = dsir::make_model(name);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor out = model->forward(at::ones({1, 1, 128, 128}));
+    const torch::Tensor centre = out.slice(2, 32, 96).slice(3, 32, 96);
+    const double mean = centre.mean().item<double>();
+    EXPECT_GT(mean, 0) << name << ": the ReLU output is all zero; the check would say nothing";
+    return (centre.max().item<double>() - centre.min().item<double>()) / mean;
+  };
+  EXPECT_LT(spread("dsir-resize"), 1e-5);
+  EXPECT_GT(spread("dsir"), 0.05);
 }
 
 TEST(DeepStormNet, ShapesChannelsAndNoBiases) {

@@ -40,7 +40,8 @@ const ConfigSection section(
     {
         KeySpec::text("input", "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).").cli("--input"),
         KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
-        KeySpec::text("model", "dsir", "Network architecture (registered model name: dsir, deepstorm).")
+        KeySpec::text("model", "dsir",
+                      "Network architecture (registered model name: dsir, dsir-resize, deepstorm).")
             .cli("--model"),
         KeySpec::integer("epochs", "100", "Passes over the training frames.").range(1, 1e6).cli("--epochs"),
         KeySpec::real("time_limit_min", "0",
