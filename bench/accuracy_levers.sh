@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Accuracy per training minute (issue 14 item 1, docs/accuracy.md): every lever trains for the
+# same wall-clock budget (train.time_limit_min) from the same seed on camera-matched simulated
+# frames, then infers, reduces and evaluates on one held-out simulated filament acquisition per
+# seed at 6 emitters/µm² with Deep-STORM demo 1's camera (docs/simulator.md: base 100 ADU,
+# 2 ADU/photon, EM, 20 background photons, ThunderSTORM's sampled PSF). Scores: image Pearson
+# after a 20 nm blur, JI and RMSE at 50 nm. Writes bench/results/accuracy-levers-<UTC>.json and
+# prints the markdown table for docs/accuracy.md. Run on an otherwise idle machine: a budget is
+# wall-clock time.
+# usage: bench/accuracy_levers.sh [BUILD_DIR] [WORK_DIR]
+# Environment: BUDGET_MIN (15), SEEDS ("1"; the levers share one seed, the recipe takes several), LEVERS (names below; default all), RANKS (2),
+#              TRAIN_FRAMES (4000 of 20x20 per lever and seed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build} work=${2:-/tmp/dsir-accuracy-levers}
+budget=${BUDGET_MIN:-15} seeds=${SEEDS:-1} ranks=${RANKS:-2} train_frames=${TRAIN_FRAMES:-4000}
+source tests/e2e/mpi_env.sh
+dsir=$(realpath "$build/dsir")
+mkdir -p "$work" bench/results
+
+camera=(camera.pixel_size_nm=100 camera.base_level=100 camera.em_gain=2 camera.e_per_adu=1
+        camera.background_photons=20 psf.model=sampled)
+# The recipe every lever starts from: what the quick start trains with, on training frames at
+# the target's density, epochs enough that the budget ends training.
+base=("${camera[@]}" "simulate.train.frames=$train_frames" simulate.train.width=20 simulate.train.height=20
+      simulate.train.density=6 train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.label_scale=100
+      train.validation_fraction=0.1 "train.time_limit_min=$budget" infer.shard_frames=50)
+# Each lever: a name and the overrides that differ from the base (one change at a time).
+declare -A lever=(
+  [base]=""
+  [dsir-resize]="train.model=dsir-resize"
+  [deepstorm]="train.model=deepstorm"
+  [labels-deepstorm]="upscale.labels=deepstorm"
+  [label-scale-10]="train.label_scale=10"
+  [label-scale-1000]="train.label_scale=1000"
+  [density-3]="simulate.train.density=3"
+  [density-10]="simulate.train.density=10"
+  [batch-32]="train.batch_size=32"
+  [lr-3e-4]="train.lr=3e-4"
+  [plateau]="train.plateau.patience=2"
+  [bn-running]="train.bn_inference=running"
+  [loss-fwhm-5]="train.loss.fwhm=5 train.loss.kernel_size=9"
+  [dsir-preset]="train.lr=1e-4 train.label_scale=1 train.batch_size=32"
+)
+names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau bn-running loss-fwhm-5 dsir-preset}
+for name in $names; do [[ -v "lever[$name]" ]] || { echo "unknown lever '$name' (known: ${!lever[*]})" >&2; exit 2; }; done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=bench/results/accuracy-levers-$stamp.json
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; date: $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg); budget $budget min; seeds $seeds; $ranks ranks" >&2
+rows=()
+for seed in $seeds; do
+  # The held-out acquisition of this seed: 300 frames of 64x64, filaments, 6/µm² (seed + 1000,
+  # so that no lever's training frames share its random streams).
+  test_dir=$work/test-$seed
+  if [[ ! -s $test_dir/data/acquisition.h5 ]]; then
+    "$dsir" run --stages simulate,ingest run.dir="$test_dir" run.seed=$((seed + 1000)) "${camera[@]}" \
+      simulate.train.frames=0 simulate.acquisition.frames=300 simulate.acquisition.width=64 \
+      simulate.acquisition.height=64 simulate.acquisition.density=6 simulate.acquisition.structure=filaments \
+      >"$test_dir.log" 2>&1 || { tail -5 "$test_dir.log"; exit 1; }
+  fi
+  for name in $names; do
+    dir=$work/$name-$seed
+    # shellcheck disable=SC2086  # the lever's overrides are words
+    if ! "${MPIRUN[@]}" "$ranks" "$dsir" run --stages simulate,ingest,upscale,train,infer,reduce,evaluate run.dir="$dir" \
+      run.seed="$seed" "${base[@]}" ${lever[$name]} simulate.acquisition.frames=0 \
+      "infer.input=[$test_dir/data/acquisition.h5]" evaluate.gt="$test_dir/data/acquisition.h5" \
+      >"$dir.log" 2>&1; then
+      echo "$name seed $seed: failed (log $dir.log)" >&2
+      tail -5 "$dir.log" >&2
+      continue
+    fi
+    row=$(python3 - "$dir" "$name" "$seed" <<'PY'
+import json, sys
+d, name, seed = sys.argv[1:]
+m = json.load(open(f"{d}/metrics.json"))
+at50 = next(t for t in m["matching"] if t["tolerance_nm"] == 50)["hungarian"]
+epochs = [json.loads(l) for l in open(f"{d}/train/metrics.jsonl") if l.strip()]
+print(json.dumps({"lever": name, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
+                  "ji_50nm": at50["jaccard"], "rmse_50nm": at50["rmse_lateral_nm"],
+                  "epochs": len(epochs), "localizations": m["localizations"]}))
+PY
+)
+    echo "$row" >&2
+    rows+=("$row")
+  done
+done
+[[ ${#rows[@]} -gt 0 ]] || { echo "accuracy_levers: no run finished" >&2; exit 1; }
+python3 - "$out" "$budget" "$seeds" "$ranks" "${rows[@]}" <<'PY'
+import json, os, platform, statistics, subprocess, sys, time
+out, budget, seeds, ranks, *rows = sys.argv[1:]
+rows = [json.loads(r) for r in rows]
+cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+json.dump({"machine": f"{model}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "load": open("/proc/loadavg").read().split()[:3], "budget_min": float(budget), "seeds": seeds.split(),
+           "ranks": int(ranks), "command": "bench/accuracy_levers.sh", "runs": rows}, open(out, "w"), indent=1)
+print(f"| lever | Pearson @20 nm | JI @50 nm | RMSE @50 nm | epochs in {budget} min | seeds |")
+print("|---|---|---|---|---|---|")
+for lever in dict.fromkeys(r["lever"] for r in rows):
+    rs = [r for r in rows if r["lever"] == lever]
+    mean = lambda k: statistics.mean(r[k] for r in rs)
+    print(f"| {lever} | {mean('pearson_20nm'):.4f} | {mean('ji_50nm'):.4f} | {mean('rmse_50nm'):.1f} | "
+          f"{mean('epochs'):.1f} | {len(rs)} |")
+print(f"(written {out})", file=sys.stderr)
+PY
