@@ -8,8 +8,8 @@
 # prints the markdown table for docs/accuracy.md. Run on an otherwise idle machine: a budget is
 # wall-clock time.
 # usage: bench/accuracy_levers.sh [BUILD_DIR] [WORK_DIR]
-# Environment: BUDGET_MIN (15), SEEDS ("1"; the levers share one seed, the recipe takes several), LEVERS (names below; default all), RANKS (2),
-#              TRAIN_FRAMES (4000 of 20x20 per lever and seed)
+# Environment: BUDGET_MIN (15), SEEDS ("1": the levers share one seed; the recipe takes several),
+#              LEVERS (names below; default all), RANKS (2), TRAIN_FRAMES (4000 of 20x20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build} work=${2:-/tmp/dsir-accuracy-levers}
