@@ -41,8 +41,11 @@ declare -A lever=(
   [bn-running]="train.bn_inference=running"
   [loss-fwhm-5]="train.loss.fwhm=5 train.loss.kernel_size=9"
   [dsir-preset]="train.lr=1e-4 train.label_scale=1 train.batch_size=32"
+  # A schedule spans train.epochs: the epochs the base finished within the budget (@EPOCHS@).
+  [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
+  [one-cycle]="train.lr_schedule=one-cycle train.epochs=@EPOCHS@"
 )
-names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau bn-running loss-fwhm-5 dsir-preset}
+names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau cosine one-cycle bn-running loss-fwhm-5 dsir-preset}
 for name in $names; do [[ -v "lever[$name]" ]] || { echo "unknown lever '$name' (known: ${!lever[*]})" >&2; exit 2; }; done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -61,22 +64,29 @@ for seed in $seeds; do
   fi
   for name in $names; do
     dir=$work/$name-$seed
+    overrides=${lever[$name]}
+    if [[ $overrides == *@EPOCHS@* ]]; then
+      [[ -s $work/base-$seed/train/metrics.jsonl ]] ||
+        { echo "$name needs the base lever's run first (LEVERS=\"base $name\")" >&2; continue; }
+      epochs=$(grep -c . "$work/base-$seed/train/metrics.jsonl")
+      overrides=${overrides//@EPOCHS@/$((epochs > 0 ? epochs : 1))}
+    fi
     # shellcheck disable=SC2086  # the lever's overrides are words
     if ! "${MPIRUN[@]}" "$ranks" "$dsir" run --stages simulate,ingest,upscale,train,infer,reduce,evaluate run.dir="$dir" \
-      run.seed="$seed" "${base[@]}" ${lever[$name]} simulate.acquisition.frames=0 \
+      run.seed="$seed" "${base[@]}" $overrides simulate.acquisition.frames=0 \
       "infer.input=[$test_dir/data/acquisition.h5]" evaluate.gt="$test_dir/data/acquisition.h5" \
       >"$dir.log" 2>&1; then
       echo "$name seed $seed: failed (log $dir.log)" >&2
       tail -5 "$dir.log" >&2
       continue
     fi
-    row=$(python3 - "$dir" "$name" "$seed" <<'PY'
+    row=$(python3 - "$dir" "$name" "$seed" "$overrides" <<'PY'
 import json, sys
-d, name, seed = sys.argv[1:]
+d, name, seed, overrides = sys.argv[1:]
 m = json.load(open(f"{d}/metrics.json"))
 at50 = next(t for t in m["matching"] if t["tolerance_nm"] == 50)["hungarian"]
 epochs = [json.loads(l) for l in open(f"{d}/train/metrics.jsonl") if l.strip()]
-print(json.dumps({"lever": name, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
+print(json.dumps({"lever": name, "overrides": overrides, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
                   "ji_50nm": at50["jaccard"], "rmse_50nm": at50["rmse_lateral_nm"],
                   "epochs": len(epochs), "localizations": m["localizations"]}))
 PY

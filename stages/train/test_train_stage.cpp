@@ -18,6 +18,7 @@
 #include "pipeline/errors.h"
 #include "pipeline/h5store.h"
 #include "pipeline/registry.h"
+#include "stages/train/lr_schedule.h"
 #include "stages/train/models/checkpoint.h"
 #include "tests/shared_data.h"
 #include "tests/temp_dir.h"
@@ -179,6 +180,37 @@ TEST_F(TrainStage, PlateauReducesTheLearningRateExactlyWhenValidationStalls) {
   }
   EXPECT_EQ(lines, 8);
   std::cout << "[ info ] " << reductions << " learning-rate reductions in 8 epochs\n";
+}
+
+// train.lr_schedule: each epoch's logged rate is the schedule's at the epoch's last step, and a
+// run stopped mid-epoch by its time limit resumes bit-identical (the rate is a function of the
+// step, not state). Not with reduce-on-plateau.
+TEST_F(TrainStage, ScheduledRatesAreLoggedPerEpochAndResumeBitIdentical) {
+  const std::vector<std::string> one_cycle{"train.lr_schedule=one-cycle"};
+  train("a", 3, false, one_cycle);
+  std::stringstream ss(dsir::read_text_file(dir() + "/a/metrics.jsonl"));
+  const uint64_t steps = 8;  // 32 training frames (40, 20 % validation) in batches of 4
+  int epoch = 0;
+  for (std::string line; std::getline(ss, line); ++epoch)
+    EXPECT_DOUBLE_EQ(nlohmann::json::parse(line)["lr"].get<double>(),
+                     dsir::scheduled_lr(dsir::LrSchedule::OneCycle, 1e-3, (epoch + 1) * steps - 1, 3 * steps))
+        << "epoch " << epoch + 1;
+  EXPECT_EQ(epoch, 3);
+  std::vector<std::string> limited = one_cycle;
+  limited.push_back("train.time_limit_min=1e-5");
+  train("b", 3, false, limited);
+  train("b", 3, true, one_cycle);
+  EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
+  EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
+  // A different schedule trains different weights (the schedule is applied at all).
+  train("c", 3, false, {"train.lr_schedule=cosine"});
+  EXPECT_NE(checksum("a/model.h5"), checksum("c/model.h5"));
+  try {
+    train("d", 1, false, {"train.lr_schedule=cosine", "train.plateau.patience=2"});
+    FAIL() << "a schedule together with reduce-on-plateau was accepted";
+  } catch (const dsir::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.plateau.patience"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(TrainStage, BadInputsAreNamed) {

@@ -25,6 +25,7 @@
 #include "stages/train/adam.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
+#include "stages/train/lr_schedule.h"
 #include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/torch_setup.h"
@@ -50,7 +51,12 @@ const ConfigSection section(
                       "model.h5 keeps the best model, the current weights included.")
             .range(0, 1e9),
         KeySpec::integer("batch_size", "32", "Global batch size (split across ranks).").range(1, 1e6),
-        KeySpec::real("lr", "1e-4", "Adam learning rate.").range(0, 10),
+        KeySpec::real("lr", "1e-4", "Adam learning rate (the peak of a schedule).").range(0, 10),
+        KeySpec::choice("lr_schedule", "constant",
+                        "Learning rate over the train.epochs' steps: constant; cosine (lr to 0); one-cycle "
+                        "(lr/25 up to lr over the first 30 % of steps, then down to lr/2.5e5). Not with "
+                        "plateau.patience.",
+                        {"constant", "cosine", "one-cycle"}),
         KeySpec::real_list("betas", "[0.9, 0.999]", "Adam betas.").range(0, 1).size(2),
         KeySpec::real("weight_decay", "1e-5", "Adam L2 weight decay.").range(0, 1),
         KeySpec::integer(
@@ -167,6 +173,7 @@ struct TrainOptions {
   int64_t epochs = 0, batch_size = 0, keep_checkpoints = 0, seed = 0;
   double validation_fraction = 0, label_scale = 1, time_limit_min = 0, bucket_mb = 0;
   double lr = 0, weight_decay = 0;
+  LrSchedule lr_schedule = LrSchedule::Constant;
   std::vector<double> betas;
   double loss_fwhm = 0, loss_l1_weight = 0;
   int64_t loss_kernel_size = 0;
@@ -202,6 +209,11 @@ TrainOptions read_train_options(const Context& ctx) {
   o.plateau_patience = c.get_int("train.plateau.patience");
   o.plateau_factor = c.get_double("train.plateau.factor");
   o.plateau_min_lr = c.get_double("train.plateau.min_lr");
+  o.lr_schedule = parse_lr_schedule(c.get_string("train.lr_schedule"));
+  if (o.lr_schedule != LrSchedule::Constant && o.plateau_patience > 0)
+    throw ConfigError(
+        "train.lr_schedule: '" + c.get_string("train.lr_schedule") +
+        "' sets the rate of every step; it cannot be combined with train.plateau.patience (set one of them)");
   o.resume = c.get_bool("train.resume");
   o.channels_last = c.get_bool("train.channels_last");
   o.sync_batchnorm = c.get_bool("train.sync_batchnorm");
@@ -428,6 +440,9 @@ class Trainer {
         local_loss = loss.item<double>();
       }
       reducer.finish_step();
+      if (o_.lr_schedule != LrSchedule::Constant)
+        adam_->options().lr = scheduled_lr(o_.lr_schedule, o_.lr, static_cast<uint64_t>(epoch) * steps + s,
+                                           static_cast<uint64_t>(o_.epochs) * steps);
       adam_->step();
       broadcast_buffers(ctx_.mpi, *model_);
       // Agree on the step's loss, on whether a stop signal arrived (on any rank) and on whether

@@ -13,7 +13,8 @@ namespace {
 
 torch::Tensor upsample2(const torch::Tensor& x) {
   return nn::functional::interpolate(
-      x, nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
+      x,
+      nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
 }
 
 }  // namespace
@@ -55,7 +56,8 @@ torch::Tensor DsirResizeNetImpl::forward(torch::Tensor x) {
 }
 
 namespace {
-const ModelRegistrar dsir_resize_registrar("dsir-resize", [] { return std::make_shared<DsirResizeNetImpl>(); });
+const ModelRegistrar dsir_resize_registrar("dsir-resize",
+                                           [] { return std::make_shared<DsirResizeNetImpl>(); });
 }
 
 }  // namespace dsir
