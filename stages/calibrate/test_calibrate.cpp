@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "pipeline/csv.h"
@@ -56,25 +57,24 @@ void print_recovery(const char* camera, const Calibration& c) {
 
 double relative_error(double got, double want) { return std::abs(got - want) / std::abs(want); }
 
-// What every camera must give back. Tolerances from the spread over seeds 20-25 (400 frames each,
-// stages/calibrate/README.md): ADU per photoelectron 8 % (measured +0..+7 %: unresolved neighbours
-// that pass the misfit cuts still add variance), base level 6 % (EM: up to +5.3 %, as it inherits
-// g²'s error through κ3 / (6 g²); CCD/sCMOS within 2.4 %), background photons 20 % (measured −15..0 %,
-// the same g² error on a small number), PSF sigma 3 % (within 0.5 %), EM on/off exactly, density
-// 10 % (measured −4..−7 %: close pairs are corrected to first order only, emitters at the border
-// are partly lost).
+// What every camera must give back. Tolerances from the spread over seeds 20-31 (400 frames each,
+// DISABLED_SparseSeeds below, stages/calibrate/README.md): ADU per photoelectron 5 % (measured
+// -1.0..+4.1 %), base level 5 % (-2.4..+2.4 %), PSF sigma 3 % (-0.1..+0.6 %), density 5 %
+// (-1.7..+3.0 %), EM on/off exactly; background photons only 20 % (measured -16..+5 %: the base
+// comes from κ3 / (c g²), so g's error enters three times and the base's error is divided by the
+// small background, 20 ADU for the CCD).
 Calibration expect_recovered(const Calibration& c, const char* name, const sim::Camera& cam) {
   print_recovery(name, c);
   EXPECT_FALSE(c.dense) << c.isolated_windows << " isolated spots";
   const bool em = cam.em_gain >= 1;
   const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu;
   EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
-  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.08) << c.adu_per_photon << " vs " << g;
-  EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.06) << c.base_level;
+  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.05) << c.adu_per_photon << " vs " << g;
+  EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.05) << c.base_level;
   EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.20)
       << c.background_photons;
   EXPECT_LT(relative_error(c.sigma_nm, kFwhmNm / 2.3548), 0.03) << c.sigma_nm;
-  EXPECT_LT(relative_error(c.density_per_um2, kDensity), 0.10) << c.density_per_um2;
+  EXPECT_LT(relative_error(c.density_per_um2, kDensity), 0.05) << c.density_per_um2;
   // The simulator camera written out has the same ADU per detected photon.
   const double g_out = (c.camera.em_gain >= 1 ? c.camera.em_gain : 1.0) / c.camera.e_per_adu;
   EXPECT_NEAR(g_out, c.adu_per_photon, 1e-9);
@@ -142,6 +142,47 @@ TEST(Calibrate, ScmosCamera) {
   const Calibration c = expect_recovered(calibrate::calibrate(simulate_stack(cam, 13)), "sCMOS", cam);
   // The read noise is what the background variance has beyond shot noise and rounding.
   EXPECT_NEAR(c.camera.read_noise_e, cam.read_noise_e, 0.4);
+}
+
+// Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
+// SEEDS..SEEDS+5 (default 20) of each camera, as errors against the simulated camera's true values:
+// SEEDS=26 ./test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
+TEST(Calibrate, DISABLED_SparseSeeds) {
+  sim::Camera emccd;
+  emccd.base_level = 100;
+  emccd.em_gain = 100;
+  emccd.e_per_adu = 50;
+  emccd.read_noise_e = 50;
+  emccd.quantum_efficiency = 0.9;
+  emccd.background_photons = 30;
+  sim::Camera ccd;
+  ccd.base_level = 200;
+  ccd.e_per_adu = 2;
+  ccd.read_noise_e = 0.5;
+  ccd.background_photons = 40;
+  sim::Camera scmos;
+  scmos.base_level = 100;
+  scmos.e_per_adu = 0.5;
+  scmos.read_noise_e = 1.6;
+  scmos.background_photons = 15;
+  const char* env = std::getenv("SEEDS");
+  const int s0 = env ? std::atoi(env) : 20, s1 = s0 + 5;
+  for (const auto& [name, cam] :
+       {std::pair{"EMCCD", emccd}, std::pair{"CCD", ccd}, std::pair{"sCMOS", scmos}})
+    for (int seed = s0; seed <= s1; ++seed) {
+      const Calibration c = calibrate::calibrate(simulate_stack(cam, static_cast<uint64_t>(seed)));
+      const bool em = cam.em_gain >= 1;
+      const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu, f2 = em ? 2.0 : 1.0;
+      std::printf(
+          "%s seed %d: g %+.1f%% (spot %+.1f%%, detail %+.1f%%) base %+.1f%% bg %+.1f%% sigma %+.1f%% "
+          "density "
+          "%+.1f%% ratio %.2f em %d\n",
+          name, seed, 100 * (c.adu_per_photon / g - 1), 100 * (c.spot_slope / f2 / g - 1),
+          100 * (c.detail_slope / f2 / g - 1), 100 * (c.base_level / cam.base_level - 1),
+          100 * (c.background_photons / (cam.quantum_efficiency * cam.background_photons) - 1),
+          100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / kDensity - 1), c.skew_ratio,
+          c.em == em);
+    }
 }
 
 TEST(Calibrate, YamlHasTheSimulatorKeys) {
