@@ -46,7 +46,12 @@ constexpr int kMomentBins = 16;
 constexpr size_t kModeSamples = 1 << 20;      // pixel values, evenly spaced, for the first guess
 constexpr size_t kMinSpots = 50;              // fewer spots leave the variance line to chance
 constexpr double kMinBackgroundShare = 0.05;  // of all pixel values, for the background cumulants
-constexpr double kWidthCut = 3;     // spots this many robust deviations wider or narrower are left out
+// Spots this many robust deviations wider or narrower than the median are left out: dense data
+// (its blends), and sparse data's variance line, where 2 instead of 3 took the spots' slope from
+// -1.7..+5.9 % to -2..+4.5 % over seeds 20-31 (1.5: -3.6..+3.3 %, cutting into the noise), its
+// bias from pairs that merged.
+constexpr double kWidthCut = 3;
+constexpr double kSparseWidthCut = 2;
 constexpr double kMisfitRatio = 2;  // spots with this many times the expected squared residuals too
 
 double median(std::vector<double> v) {
@@ -264,8 +269,9 @@ bool fit_spot(const Roi& roi, Params& p) {
 }
 
 // Least squares line y = slope x + intercept with weights w.
+// With `slope_se`, the slope's standard error from the points' scatter about the line.
 std::pair<double, double> weighted_line(const std::vector<double>& x, const std::vector<double>& y,
-                                        const std::vector<double>& w) {
+                                        const std::vector<double>& w, double* slope_se = nullptr) {
   double sw = 0, sx = 0, sy = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     sw += w[i];
@@ -279,6 +285,14 @@ std::pair<double, double> weighted_line(const std::vector<double>& x, const std:
     sxy += w[i] * (x[i] - mx) * (y[i] - my);
   }
   const double slope = sxx > 0 ? sxy / sxx : 0.0;
+  if (slope_se) {
+    double rss = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double r = y[i] - my - slope * (x[i] - mx);
+      rss += w[i] * r * r;
+    }
+    *slope_se = x.size() > 2 && sxx > 0 ? std::sqrt(rss / static_cast<double>(x.size() - 2) / sxx) : 0.0;
+  }
   return {slope, my - slope * mx};
 }
 
@@ -321,7 +335,7 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
     y.push_back(bin.kappa2);
     w.push_back(count * v * v / std::max(bin.kappa2 * bin.kappa2, 1e-12));
   }
-  std::tie(cal.kappa2_slope, cal.kappa2_intercept) = weighted_line(x, y, w);
+  std::tie(cal.kappa2_slope, cal.kappa2_intercept) = weighted_line(x, y, w, &cal.spot_slope_se);
 }
 
 // Photon transfer from the frames' finest detail. The PSF (sigma ~1 px) passes almost nothing at
@@ -397,9 +411,11 @@ std::vector<HfBin> high_frequency_bins(const Stack& stack, int bins, bool by_rin
   return filled;
 }
 
-// The weighted line through the fine-detail bins, (slope, intercept), and the bins.
+// The weighted line through the fine-detail bins, (slope, intercept), and the bins; `slope_se` its
+// slope's standard error.
 std::pair<std::pair<double, double>, std::vector<MomentBin>> detail_variance_line(const Stack& stack,
-                                                                                  bool by_ring) {
+                                                                                  bool by_ring,
+                                                                                  double& slope_se) {
   std::vector<double> x, y, wt;
   std::vector<MomentBin> out;
   for (const HfBin& b : high_frequency_bins(stack, kMomentBins, by_ring)) {
@@ -408,7 +424,7 @@ std::pair<std::pair<double, double>, std::vector<MomentBin>> detail_variance_lin
     wt.push_back(b.count / std::max(b.d2 * b.d2, 1e-12));
     out.push_back({b.m, b.d2, b.count});
   }
-  return {weighted_line(x, y, wt), out};
+  return {weighted_line(x, y, wt, &slope_se), out};
 }
 }  // namespace
 
@@ -743,7 +759,7 @@ Calibration calibrate(const Stack& stack) {
   // Spots of the usual width only: two emitters closer than the detector resolves fit as one wider
   // spot whose residuals are misfit, not noise. The cut is wide (the fitted widths' own scatter is
   // a few %), so it barely selects on the noise itself.
-  const auto width_cut = [&](std::vector<uint8_t>& use) {
+  const auto width_cut = [&](std::vector<uint8_t>& use, double cut) {
     std::vector<double> kept;
     for (size_t k = 0; k < cal.spots.size(); ++k)
       if (use[k]) kept.push_back(cal.spots[k].sigma_px);
@@ -752,7 +768,7 @@ Calibration calibrate(const Stack& stack) {
     for (double v : kept) dev.push_back(std::abs(v - mid));
     const double spread = 1.4826 * median(dev);
     for (size_t k = 0; k < cal.spots.size(); ++k)
-      use[k] = use[k] && std::abs(cal.spots[k].sigma_px - mid) <= kWidthCut * spread;
+      use[k] = use[k] && std::abs(cal.spots[k].sigma_px - mid) <= cut * spread;
   };
   // Spots whose squared residuals exceed kMisfitRatio x what the line predicts are misfits (an
   // unresolved neighbour that kept the width); 2x the expected sum of squares is > 5 standard
@@ -775,22 +791,28 @@ Calibration calibrate(const Stack& stack) {
   // electron leaves as Exp(g) (the simulator's Gamma(n, g) is a sum of n such), E[Y^k] = k! g^k:
   // κ2 = 2 g (mean - base), κ3 = 6 g² (mean - base). The variance line's slope is F² g either way.
   if (!cal.dense) {
-    width_cut(use);
+    width_cut(use, kSparseWidthCut);
     const MomentBin background{cal.background_mean_adu, cal.background_kappa2,
                                static_cast<double>(cal.background_samples)};
-    // Two estimates of the slope: the finest detail's (binned by the ring, unbiased but the noisier
-    // of the two: -4.3..+4.5 % over seeds 20-31, README) and the spots' (-1.7..+5.9 %: neighbours
-    // that pass the cuts add variance); their mean is the slope (-1.0..+4.1 %). The misfit cut measures the
-    // spots' squared residuals against the detail line, which misfits do not inflate.
-    const std::pair<double, double> detail_line = detail_variance_line(stack, true).first;
-    cal.detail_slope = detail_line.first;
+    // Two estimates of the slope, the spots' and the finest detail's; the slope is their mean.
+    // The spots' misfit cut measures their squared residuals against the detail line binned by
+    // the ring (unbiased), which misfits do not inflate. The detail slope itself is binned by m
+    // where the background has no EM skew (the spots' slope decides; the ratios lie far from the
+    // threshold): there m's noise barely correlates with d², and m's lever arm is far longer than
+    // the ring's, whose bins span a few % of m on sparse data (binned by the ring the detail slope
+    // was -8..+12 % over seeds 20-37, by m for CCD and sCMOS -4..+5 %; README). Behind an EM
+    // register binning by m steepens the slope 5-9 %, so there the ring's bins are used.
+    std::pair<double, double> detail_line = detail_variance_line(stack, true, cal.detail_slope_se).first;
     fit_variance_line(samples_of_spot, use, background, cal);
     std::tie(cal.kappa2_slope, cal.kappa2_intercept) = detail_line;
     misfit_cut(use);
     fit_variance_line(samples_of_spot, use, background, cal);
     cal.spot_slope = cal.kappa2_slope;
-    cal.kappa2_slope = 0.5 * (cal.detail_slope + cal.spot_slope);
-    cal.kappa2_intercept = 0.5 * (detail_line.second + cal.kappa2_intercept);
+    const bool em_by_spots = cal.background_kappa3 / cal.background_kappa2 / cal.spot_slope > 1.2;
+    if (!em_by_spots) detail_line = detail_variance_line(stack, false, cal.detail_slope_se).first;
+    cal.detail_slope = detail_line.first;
+    cal.kappa2_slope = 0.5 * (cal.spot_slope + cal.detail_slope);
+    cal.kappa2_intercept = 0.5 * (cal.kappa2_intercept + detail_line.second);
     if (!(cal.kappa2_slope > 0))
       throw InputError(
           fmt::format("{}: the pixel variance does not grow with the mean (slope {:.3g}); not "
@@ -813,7 +835,7 @@ Calibration calibrate(const Stack& stack) {
     // the frames' finest detail (high_frequency_bins), which needs neither background pixels nor
     // well-fitted spots; the background's cumulants from the pixels whose neighbours are darkest.
     std::pair<double, double> line;
-    std::tie(line, cal.bins) = detail_variance_line(stack, false);
+    std::tie(line, cal.bins) = detail_variance_line(stack, false, cal.detail_slope_se);
     std::tie(cal.kappa2_slope, cal.kappa2_intercept) = line;
     cal.detail_slope = cal.kappa2_slope;
     if (!(cal.kappa2_slope > 0))
@@ -822,7 +844,7 @@ Calibration calibrate(const Stack& stack) {
                       "shot-noise-limited data",
                       name, cal.kappa2_slope));
     misfit_cut(use);
-    width_cut(use);
+    width_cut(use, kWidthCut);
     // The background's cumulants from the kBackgroundShare of all pixels whose 8 neighbours are
     // darkest (lowest sum). An emitter's light on a pixel reaches its neighbours too (PSF sigma
     // ~1 px), so these pixels are the least lit; and the choice never looks at the pixel itself,

@@ -57,19 +57,20 @@ void print_recovery(const char* camera, const Calibration& c) {
 
 double relative_error(double got, double want) { return std::abs(got - want) / std::abs(want); }
 
-// What every camera must give back. Tolerances from the spread over seeds 20-31 (400 frames each,
-// DISABLED_SparseSeeds below, stages/calibrate/README.md): ADU per photoelectron 5 % (measured
-// -1.0..+4.1 %), base level 5 % (-2.4..+2.4 %), PSF sigma 3 % (-0.1..+0.6 %), density 5 %
-// (-1.7..+3.0 %), EM on/off exactly; background photons only 20 % (measured -16..+5 %: the base
-// comes from κ3 / (c g²), so g's error enters three times and the base's error is divided by the
-// small background, 20 ADU for the CCD).
+// What every camera must give back. Tolerances from the spread over seeds 20-37 (18 stacks of 400
+// frames per camera, DISABLED_SparseSeeds below, stages/calibrate/README.md): ADU per photoelectron
+// 6 % (measured -3.1..+3.1 % but for one CCD stack at +5.3 %, where the spots' and the fine detail's
+// slopes both came out high), base level 5 % (-3.2..+3.2 %), PSF sigma 3 % (-0.3..+0.6 %), density
+// 5 % (-2.0..+2.6 %), EM on/off exactly (54 of 54); background photons only 20 % (measured
+// -15.5..+10.6 %: the base comes from κ3 / (c g²), so g's error enters three times, and the base's
+// error is divided by a small background, 20 ADU for the CCD).
 Calibration expect_recovered(const Calibration& c, const char* name, const sim::Camera& cam) {
   print_recovery(name, c);
   EXPECT_FALSE(c.dense) << c.isolated_windows << " isolated spots";
   const bool em = cam.em_gain >= 1;
   const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu;
   EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
-  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.05) << c.adu_per_photon << " vs " << g;
+  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.06) << c.adu_per_photon << " vs " << g;
   EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.05) << c.base_level;
   EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.20)
       << c.background_photons;
@@ -146,7 +147,7 @@ TEST(Calibrate, ScmosCamera) {
 
 // Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
 // SEEDS..SEEDS+5 (default 20) of each camera, as errors against the simulated camera's true values:
-// SEEDS=26 ./test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
+// SEEDS=26 ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
 TEST(Calibrate, DISABLED_SparseSeeds) {
   sim::Camera emccd;
   emccd.base_level = 100;
