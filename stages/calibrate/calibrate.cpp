@@ -988,8 +988,10 @@ std::string calibration_yaml(const Calibration& c, const std::string& source) {
       c.skew_ratio, c.spots.size(),
       std::count_if(c.spots.begin(), c.spots.end(), [](const SpotFit& s) { return s.used; }),
       c.detections_per_frame,
-      c.dense ? "dense data: variance from the finest image detail"
-              : "sparse data: variance from isolated spots");
+      c.dense ? std::string("dense data: variance from the finest image detail")
+              : fmt::format("sparse data: variance slope {:.4g}, the mean of the isolated spots' ({:.4g}) "
+                            "and the finest image detail's ({:.4g})",
+                            c.kappa2_slope, c.spot_slope, c.detail_slope));
   // Nested YAML from the dotted keys: a section's header where it differs from the key before.
   std::vector<std::string> open;
   for (const auto& [key, value] : calibration_keys(c)) {
