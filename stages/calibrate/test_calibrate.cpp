@@ -145,10 +145,8 @@ TEST(Calibrate, ScmosCamera) {
   EXPECT_NEAR(c.camera.read_noise_e, cam.read_noise_e, 0.4);
 }
 
-// Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
-// SEEDS..SEEDS+5 (default 20) of each camera, as errors against the simulated camera's true values:
-// SEEDS=26 ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
-TEST(Calibrate, DISABLED_SparseSeeds) {
+// The three cameras of the sparse tests, for the measurement loops.
+std::vector<std::pair<const char*, sim::Camera>> test_cameras() {
   sim::Camera emccd;
   emccd.base_level = 100;
   emccd.em_gain = 100;
@@ -166,24 +164,33 @@ TEST(Calibrate, DISABLED_SparseSeeds) {
   scmos.e_per_adu = 0.5;
   scmos.read_noise_e = 1.6;
   scmos.background_photons = 15;
+  return {{"EMCCD", emccd}, {"CCD", ccd}, {"sCMOS", scmos}};
+}
+
+// One line of errors against the simulated camera's true values.
+void print_errors(const char* name, int seed, const sim::Camera& cam, const Calibration& c, double density) {
+  const bool em = cam.em_gain >= 1;
+  const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu, f2 = em ? 2.0 : 1.0;
+  std::printf(
+      "%s seed %d: g %+.1f%% (spot %+.1f%%, detail %+.1f%%) base %+.1f%% bg %+.1f%% sigma %+.1f%% "
+      "density %+.1f%% ratio %.2f em %d dense %d\n",
+      name, seed, 100 * (c.adu_per_photon / g - 1), 100 * (c.spot_slope / f2 / g - 1),
+      100 * (c.detail_slope / f2 / g - 1), 100 * (c.base_level / cam.base_level - 1),
+      100 * (c.background_photons / (cam.quantum_efficiency * cam.background_photons) - 1),
+      100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / density - 1), c.skew_ratio,
+      c.em == em, c.dense);
+}
+
+// Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
+// SEEDS..SEEDS+5 (default 20) of each camera, as errors against the simulated camera's true values:
+// SEEDS=26 ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
+TEST(Calibrate, DISABLED_SparseSeeds) {
   const char* env = std::getenv("SEEDS");
   const int s0 = env ? std::atoi(env) : 20, s1 = s0 + 5;
-  for (const auto& [name, cam] :
-       {std::pair{"EMCCD", emccd}, std::pair{"CCD", ccd}, std::pair{"sCMOS", scmos}})
-    for (int seed = s0; seed <= s1; ++seed) {
-      const Calibration c = calibrate::calibrate(simulate_stack(cam, static_cast<uint64_t>(seed)));
-      const bool em = cam.em_gain >= 1;
-      const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu, f2 = em ? 2.0 : 1.0;
-      std::printf(
-          "%s seed %d: g %+.1f%% (spot %+.1f%%, detail %+.1f%%) base %+.1f%% bg %+.1f%% sigma %+.1f%% "
-          "density "
-          "%+.1f%% ratio %.2f em %d\n",
-          name, seed, 100 * (c.adu_per_photon / g - 1), 100 * (c.spot_slope / f2 / g - 1),
-          100 * (c.detail_slope / f2 / g - 1), 100 * (c.base_level / cam.base_level - 1),
-          100 * (c.background_photons / (cam.quantum_efficiency * cam.background_photons) - 1),
-          100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / kDensity - 1), c.skew_ratio,
-          c.em == em);
-    }
+  for (const auto& [name, cam] : test_cameras())
+    for (int seed = s0; seed <= s1; ++seed)
+      print_errors(name, seed, cam, calibrate::calibrate(simulate_stack(cam, static_cast<uint64_t>(seed))),
+                   kDensity);
 }
 
 TEST(Calibrate, YamlHasTheSimulatorKeys) {
@@ -252,10 +259,11 @@ TEST(Calibrate, DeepStormDemo1) {
 
 // Dense simulated stacks: 6 emitters per µm² (246 per 64x64 frame), on filaments like demo 1 or
 // uniform, 80 frames, the sparse tests' cameras and photons.
-Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure structure, int frames) {
+Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure structure, int frames,
+                     double density = 6) {
   sim::FieldSpec field;
   field.width = field.height = 64;
-  field.density_per_um2 = 6;
+  field.density_per_um2 = density;
   field.structure = structure;
   sim::EmitterRanges ranges;
   ranges.fwhm_min_nm = ranges.fwhm_max_nm = kFwhmNm;
@@ -320,6 +328,18 @@ void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
 TEST(Calibrate, DenseFilaments) { expect_dense_recovered(sim::Structure::Filaments, 40); }
 
 TEST(Calibrate, DenseUniform) { expect_dense_recovered(sim::Structure::Uniform, 41); }
+
+// Not run by default: at the switch between the methods, 1 emitter/µm² (80 frames of 64x64,
+// uniform; the sparse method runs), seeds 40-43 of each camera (README "Limits"):
+// ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*AtTheSwitch'
+TEST(Calibrate, DISABLED_AtTheSwitch) {
+  for (const auto& [name, cam] : test_cameras())
+    for (int seed = 40; seed <= 43; ++seed)
+      print_errors(name, seed, cam,
+                   calibrate::calibrate(
+                       simulate_dense(cam, static_cast<uint64_t>(seed), sim::Structure::Uniform, 80, 1.0)),
+                   1.0);
+}
 
 // A raw.h5 (what ingest writes) is read like a TIFF stack: the same frames, the same calibration.
 TEST(Calibrate, RawH5Input) {
