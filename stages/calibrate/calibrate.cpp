@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <optional>
+#include <random>
 
 #include "pipeline/errors.h"
 #include "pipeline/formats/raw_file.h"
@@ -45,7 +46,12 @@ constexpr int kMomentBins = 16;
 constexpr size_t kModeSamples = 1 << 20;      // pixel values, evenly spaced, for the first guess
 constexpr size_t kMinSpots = 50;              // fewer spots leave the variance line to chance
 constexpr double kMinBackgroundShare = 0.05;  // of all pixel values, for the background cumulants
-constexpr double kWidthCut = 3;     // spots this many robust deviations wider or narrower are left out
+// Spots this many robust deviations wider or narrower than the median are left out: dense data
+// (its blends), and sparse data's variance line, where 2 instead of 3 took the spots' slope from
+// -1.7..+5.9 % to -2..+4.5 % over seeds 20-31 (1.5: -3.6..+3.3 %, cutting into the noise), its
+// bias from pairs that merged.
+constexpr double kWidthCut = 3;
+constexpr double kSparseWidthCut = 2;
 constexpr double kMisfitRatio = 2;  // spots with this many times the expected squared residuals too
 
 double median(std::vector<double> v) {
@@ -94,6 +100,58 @@ double half_sample_mode(const std::vector<double>& sorted) {
 double pixel_mass(double a, double c, double s) {
   const double k = 1.0 / (std::sqrt(2.0) * s);
   return 0.5 * (std::erf((a + 1 - c) * k) - std::erf((a - c) * k));
+}
+
+// The area around an emitter within which a second one merges with it into one detected maximum
+// (the 3x3 mean's local maxima above `threshold` ADU over the background): pairs of noiseless
+// pixel-integrated Gaussians of width sigma, their light drawn from `totals`, at separations r in
+// steps of 0.25 px (random angle and sub-pixel position); the area is ∫ P(merged | r) 2πr dr.
+// Two maxima of the 3x3 mean resolve only beyond ~3 sigma for unequal pairs, not the 2 sigma of
+// the Rayleigh-like rule used before (densities came out 4-7 % low).
+double merge_area(double sigma, const std::vector<double>& totals, double threshold) {
+  constexpr int n = 32, trials = 16;
+  constexpr double step = 0.25;
+  std::mt19937_64 rng(1);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<double> img(n * n), sm(n * n);
+  double area = 0;
+  for (double r = step / 2; r < 8; r += step) {
+    int merged = 0;
+    for (int t = 0; t < trials; ++t) {
+      const double a = 2 * M_PI * unit(rng), x1 = 15 + unit(rng), y1 = 15 + unit(rng);
+      const double x2 = x1 + r * std::cos(a), y2 = y1 + r * std::sin(a);
+      const double t1 = totals[static_cast<size_t>(unit(rng) * totals.size()) % totals.size()];
+      const double t2 = totals[static_cast<size_t>(unit(rng) * totals.size()) % totals.size()];
+      for (int y = 0; y < n; ++y)
+        for (int x = 0; x < n; ++x)
+          img[y * n + x] = t1 * pixel_mass(x, x1, sigma) * pixel_mass(y, y1, sigma) +
+                           t2 * pixel_mass(x, x2, sigma) * pixel_mass(y, y2, sigma);
+      for (int y = 1; y + 1 < n; ++y)
+        for (int x = 1; x + 1 < n; ++x) {
+          double v = 0;
+          for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx) v += img[(y + dy) * n + x + dx];
+          sm[y * n + x] = v / 9;
+        }
+      int maxima = 0;
+      for (int y = 2; y + 2 < n; ++y)
+        for (int x = 2; x + 2 < n; ++x) {
+          const double v = sm[y * n + x];
+          if (v <= threshold) continue;
+          bool is_max = true;
+          for (int dy = -1; dy <= 1 && is_max; ++dy)
+            for (int dx = -1; dx <= 1; ++dx)
+              if ((dx || dy) && sm[(y + dy) * n + x + dx] >= v) {
+                is_max = false;
+                break;
+              }
+          maxima += is_max;
+        }
+      merged += maxima < 2;
+    }
+    area += static_cast<double>(merged) / trials * 2 * M_PI * r * step;
+  }
+  return area;
 }
 
 // Solves the n x n system a x = b in place (Gaussian elimination, partial pivoting); false when
@@ -211,8 +269,9 @@ bool fit_spot(const Roi& roi, Params& p) {
 }
 
 // Least squares line y = slope x + intercept with weights w.
+// With `slope_se`, the slope's standard error from the points' scatter about the line.
 std::pair<double, double> weighted_line(const std::vector<double>& x, const std::vector<double>& y,
-                                        const std::vector<double>& w) {
+                                        const std::vector<double>& w, double* slope_se = nullptr) {
   double sw = 0, sx = 0, sy = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     sw += w[i];
@@ -226,6 +285,14 @@ std::pair<double, double> weighted_line(const std::vector<double>& x, const std:
     sxy += w[i] * (x[i] - mx) * (y[i] - my);
   }
   const double slope = sxx > 0 ? sxy / sxx : 0.0;
+  if (slope_se) {
+    double rss = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double r = y[i] - my - slope * (x[i] - mx);
+      rss += w[i] * r * r;
+    }
+    *slope_se = x.size() > 2 && sxx > 0 ? std::sqrt(rss / static_cast<double>(x.size() - 2) / sxx) : 0.0;
+  }
   return {slope, my - slope * mx};
 }
 
@@ -268,7 +335,7 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
     y.push_back(bin.kappa2);
     w.push_back(count * v * v / std::max(bin.kappa2 * bin.kappa2, 1e-12));
   }
-  std::tie(cal.kappa2_slope, cal.kappa2_intercept) = weighted_line(x, y, w);
+  std::tie(cal.kappa2_slope, cal.kappa2_intercept) = weighted_line(x, y, w, &cal.spot_slope_se);
 }
 
 // Photon transfer from the frames' finest detail. The PSF (sigma ~1 px) passes almost nothing at
@@ -280,52 +347,84 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
 struct HfBin {
   double m = 0, d2 = 0, count = 0;
 };
-std::vector<HfBin> high_frequency_bins(const Stack& stack, int bins) {
+// Binning on m itself selects on the noise that d² carries too (through κ3: behind an EM register
+// the slope came out 5-9 % steep on sparse data, 0-5 % on dense). With `by_ring` the bins go by z
+// instead, the sum of the 24 pixels at Chebyshev distance 3 (outside the 5x5): near a spot it is
+// lit too, yet its noise is independent of the 5x5's, so within a bin E[d²] / Σh² = slope E[m] +
+// intercept holds exactly (z is an instrument). On dense fields, lit everywhere, z tells the 5x5's
+// level apart less well and the slope scattered more (uniform EMCCD +7 %), so they bin on m.
+std::vector<HfBin> high_frequency_bins(const Stack& stack, int bins, bool by_ring) {
   constexpr std::array<double, 5> b = {1, -4, 6, -4, 1};
+  const int M = by_ring ? 3 : 2;  // margin: the ring, or the 5x5
   const int w = stack.width, h = stack.height;
   double sum_h2 = 0;
   for (double u : b)
     for (double v : b) sum_h2 += u * u * v * v;
-  // (m, d² / Σh²) at pixel (x, y) of a frame.
+  struct S {
+    double m, d2, z;
+  };
+  // (m, d² / Σh², z) at pixel (x, y) of a frame.
   const auto sample = [&](const std::vector<float>& img, int x, int y) {
-    double d = 0, m = 0;
+    double d = 0, m = 0, z = 0;
     for (int dy = -2; dy <= 2; ++dy)
       for (int dx = -2; dx <= 2; ++dx) {
         const double hv = b[dy + 2] * b[dx + 2], v = img[(y + dy) * w + x + dx];
         d += hv * v;
         m += hv * hv * v;
       }
-    return std::pair{m / sum_h2, d * d / sum_h2};
+    if (by_ring)
+      for (int k = -M; k < M; ++k)
+        z += img[(y - M) * w + x + k] + img[(y + k) * w + x + M] + img[(y + M) * w + x - k] +
+             img[(y - k) * w + x - M];
+    return S{m / sum_h2, d * d / sum_h2, z};
   };
-  // Bin edges: quantiles of m over at most kModeSamples evenly spaced pixels; then every pixel is
-  // added to its bin (a long stack's samples would not fit in memory).
-  const size_t per_frame = static_cast<size_t>(std::max(0, w - 4)) * static_cast<size_t>(std::max(0, h - 4));
+  // Bin edges: quantiles of z (or m) over at most kModeSamples evenly spaced pixels; then every
+  // pixel is added to its bin (a long stack's samples would not fit in memory).
+  const int iw = std::max(0, w - 2 * M), ih = std::max(0, h - 2 * M);
+  const size_t per_frame = static_cast<size_t>(iw) * static_cast<size_t>(ih);
   const size_t total = per_frame * stack.frames.size();
+  if (total == 0) return {};
   const size_t stride = std::max<size_t>(1, total / kModeSamples);
-  std::vector<double> ms;
+  std::vector<double> zs;
   for (size_t i = 0; i < total; i += stride) {
     const size_t p = i % per_frame;
-    ms.push_back(sample(stack.frames[i / per_frame], 2 + static_cast<int>(p % (w - 4)),
-                        2 + static_cast<int>(p / (w - 4)))
-                     .first);
+    const S smp =
+        sample(stack.frames[i / per_frame], M + static_cast<int>(p % iw), M + static_cast<int>(p / iw));
+    zs.push_back(by_ring ? smp.z : smp.m);
   }
-  std::sort(ms.begin(), ms.end());
+  std::sort(zs.begin(), zs.end());
   std::vector<double> edges;  // upper edges of bins 0 .. bins - 2
-  for (int k = 1; k < bins; ++k) edges.push_back(ms[ms.size() * k / bins]);
+  for (int k = 1; k < bins; ++k) edges.push_back(zs[zs.size() * k / bins]);
   std::vector<HfBin> out(bins);
   for (const auto& img : stack.frames)
-    for (int y = 2; y + 2 < h; ++y)
-      for (int x = 2; x + 2 < w; ++x) {
-        const auto [m, d2] = sample(img, x, y);
-        HfBin& bin = out[std::upper_bound(edges.begin(), edges.end(), m) - edges.begin()];
-        bin.m += m;
-        bin.d2 += d2;
+    for (int y = M; y + M < h; ++y)
+      for (int x = M; x + M < w; ++x) {
+        const S s = sample(img, x, y);
+        HfBin& bin = out[std::upper_bound(edges.begin(), edges.end(), by_ring ? s.z : s.m) - edges.begin()];
+        bin.m += s.m;
+        bin.d2 += s.d2;
         bin.count += 1;
       }
   std::vector<HfBin> filled;
   for (HfBin& bin : out)
     if (bin.count > 0) filled.push_back({bin.m / bin.count, bin.d2 / bin.count, bin.count});
   return filled;
+}
+
+// The weighted line through the fine-detail bins, (slope, intercept), and the bins; `slope_se` its
+// slope's standard error.
+std::pair<std::pair<double, double>, std::vector<MomentBin>> detail_variance_line(const Stack& stack,
+                                                                                  bool by_ring,
+                                                                                  double& slope_se) {
+  std::vector<double> x, y, wt;
+  std::vector<MomentBin> out;
+  for (const HfBin& b : high_frequency_bins(stack, kMomentBins, by_ring)) {
+    x.push_back(b.m);
+    y.push_back(b.d2);
+    wt.push_back(b.count / std::max(b.d2 * b.d2, 1e-12));
+    out.push_back({b.m, b.d2, b.count});
+  }
+  return {weighted_line(x, y, wt, &slope_se), out};
 }
 }  // namespace
 
@@ -499,7 +598,8 @@ Calibration calibrate(const Stack& stack) {
   // some noise; the pixels away from those maxima give the background's mean and variance, and so
   // the second threshold. The radius is the largest of kRadii that leaves enough pixels: dense
   // frames leave few far from every maximum.
-  detect(level + kDetectSigmas * noise / 3.0);
+  double threshold_excess = kDetectSigmas * noise / 3.0;  // over the background
+  detect(level + threshold_excess);
   {
     std::array<Moments, kRadii.size()> outside{};
     std::vector<int> nearest2(npx);
@@ -511,7 +611,8 @@ Calibration calibrate(const Stack& stack) {
     }
     for (const Moments& m : outside)
       if (m.n >= kMinBackgroundShare * all_pixels) {
-        detect(level + m.mean() + kDetectSigmas * std::sqrt(m.kappa2()) / 3.0);
+        threshold_excess = kDetectSigmas * std::sqrt(m.kappa2()) / 3.0;
+        detect(level + m.mean() + threshold_excess);
         break;
       }
   }
@@ -658,7 +759,7 @@ Calibration calibrate(const Stack& stack) {
   // Spots of the usual width only: two emitters closer than the detector resolves fit as one wider
   // spot whose residuals are misfit, not noise. The cut is wide (the fitted widths' own scatter is
   // a few %), so it barely selects on the noise itself.
-  const auto width_cut = [&](std::vector<uint8_t>& use) {
+  const auto width_cut = [&](std::vector<uint8_t>& use, double cut) {
     std::vector<double> kept;
     for (size_t k = 0; k < cal.spots.size(); ++k)
       if (use[k]) kept.push_back(cal.spots[k].sigma_px);
@@ -667,7 +768,7 @@ Calibration calibrate(const Stack& stack) {
     for (double v : kept) dev.push_back(std::abs(v - mid));
     const double spread = 1.4826 * median(dev);
     for (size_t k = 0; k < cal.spots.size(); ++k)
-      use[k] = use[k] && std::abs(cal.spots[k].sigma_px - mid) <= kWidthCut * spread;
+      use[k] = use[k] && std::abs(cal.spots[k].sigma_px - mid) <= cut * spread;
   };
   // Spots whose squared residuals exceed kMisfitRatio x what the line predicts are misfits (an
   // unresolved neighbour that kept the width); 2x the expected sum of squares is > 5 standard
@@ -690,12 +791,28 @@ Calibration calibrate(const Stack& stack) {
   // electron leaves as Exp(g) (the simulator's Gamma(n, g) is a sum of n such), E[Y^k] = k! g^k:
   // κ2 = 2 g (mean - base), κ3 = 6 g² (mean - base). The variance line's slope is F² g either way.
   if (!cal.dense) {
-    width_cut(use);
+    width_cut(use, kSparseWidthCut);
     const MomentBin background{cal.background_mean_adu, cal.background_kappa2,
                                static_cast<double>(cal.background_samples)};
+    // Two estimates of the slope, the spots' and the finest detail's; the slope is their mean.
+    // The spots' misfit cut measures their squared residuals against the detail line binned by
+    // the ring (unbiased), which misfits do not inflate. The detail slope itself is binned by m
+    // where the background has no EM skew (the spots' slope decides; the ratios lie far from the
+    // threshold): there m's noise barely correlates with d², and m's lever arm is far longer than
+    // the ring's, whose bins span a few % of m on sparse data (binned by the ring the detail slope
+    // was -8..+12 % over seeds 20-37, by m for CCD and sCMOS -4..+5 %; README). Behind an EM
+    // register binning by m steepens the slope 5-9 %, so there the ring's bins are used.
+    std::pair<double, double> detail_line = detail_variance_line(stack, true, cal.detail_slope_se).first;
     fit_variance_line(samples_of_spot, use, background, cal);
+    std::tie(cal.kappa2_slope, cal.kappa2_intercept) = detail_line;
     misfit_cut(use);
     fit_variance_line(samples_of_spot, use, background, cal);
+    cal.spot_slope = cal.kappa2_slope;
+    const bool em_by_spots = cal.background_kappa3 / cal.background_kappa2 / cal.spot_slope > 1.2;
+    if (!em_by_spots) detail_line = detail_variance_line(stack, false, cal.detail_slope_se).first;
+    cal.detail_slope = detail_line.first;
+    cal.kappa2_slope = 0.5 * (cal.spot_slope + cal.detail_slope);
+    cal.kappa2_intercept = 0.5 * (cal.kappa2_intercept + detail_line.second);
     if (!(cal.kappa2_slope > 0))
       throw InputError(
           fmt::format("{}: the pixel variance does not grow with the mean (slope {:.3g}); not "
@@ -717,23 +834,17 @@ Calibration calibrate(const Stack& stack) {
     // Dense: spots overlap and few pixels are far from all of them. The variance line comes from
     // the frames' finest detail (high_frequency_bins), which needs neither background pixels nor
     // well-fitted spots; the background's cumulants from the pixels whose neighbours are darkest.
-    const std::vector<HfBin> hf = high_frequency_bins(stack, kMomentBins);
-    std::vector<double> x, y, wt;
-    cal.bins.clear();
-    for (const HfBin& b : hf) {
-      x.push_back(b.m);
-      y.push_back(b.d2);
-      wt.push_back(b.count / std::max(b.d2 * b.d2, 1e-12));
-      cal.bins.push_back({b.m, b.d2, b.count});
-    }
-    std::tie(cal.kappa2_slope, cal.kappa2_intercept) = weighted_line(x, y, wt);
+    std::pair<double, double> line;
+    std::tie(line, cal.bins) = detail_variance_line(stack, false, cal.detail_slope_se);
+    std::tie(cal.kappa2_slope, cal.kappa2_intercept) = line;
+    cal.detail_slope = cal.kappa2_slope;
     if (!(cal.kappa2_slope > 0))
       throw InputError(
           fmt::format("{}: the pixel variance does not grow with the mean (slope {:.3g}); not "
                       "shot-noise-limited data",
                       name, cal.kappa2_slope));
     misfit_cut(use);
-    width_cut(use);
+    width_cut(use, kWidthCut);
     // The background's cumulants from the kBackgroundShare of all pixels whose 8 neighbours are
     // darkest (lowest sum). An emitter's light on a pixel reaches its neighbours too (PSF sigma
     // ~1 px), so these pixels are the least lit; and the choice never looks at the pixel itself,
@@ -810,11 +921,19 @@ Calibration calibrate(const Stack& stack) {
     cal.sigma_nm = cal.sigma_px * cal.pixel_size_nm;
     const double area_um2 = w * h * cal.pixel_size_nm * cal.pixel_size_nm * 1e-6;
     const double observed = cal.detections_per_frame / area_um2;
-    // Two emitters closer than about 2 sigma merge into one maximum: with a Poisson field of
-    // density ρ, ρ_observed ≈ ρ (1 + exp(-ρ π d²)) / 2 (each close pair counts once); solved for ρ.
-    const double d_um = 2.0 * cal.sigma_nm * 1e-3;
     double rho = observed;
-    for (int it = 0; it < 50; ++it) rho = 2.0 * observed / (1.0 + std::exp(-rho * M_PI * d_um * d_um));
+    // Two emitters closer than the detector resolves merge into one maximum: with a Poisson field
+    // of density ρ and a merge area A around each emitter, ρ_observed ≈ ρ (1 + exp(-ρ A)) / 2 (each
+    // close pair counts once); solved for ρ. A from pairs like the spots fitted (merge_area).
+    std::vector<double> totals;
+    for (size_t k = 0; k < cal.spots.size(); ++k)
+      if (use[k]) totals.push_back(cal.spots[k].total_adu);
+    if (totals.empty())
+      for (const SpotFit& sp : cal.spots) totals.push_back(sp.total_adu);
+    const double area_px = cal.dense ? 0.0 : merge_area(cal.sigma_px, totals, threshold_excess);
+    cal.merge_area_px2 = area_px;
+    const double a_um2 = area_px * cal.pixel_size_nm * cal.pixel_size_nm * 1e-6;
+    for (int it = 0; it < 50; ++it) rho = 2.0 * observed / (1.0 + std::exp(-rho * a_um2));
     cal.density_per_um2 = rho;
     if (cal.dense) {
       // Merged maxima undercount dense fields badly (by 3-4x on demo 1); the light does not: the
@@ -869,8 +988,10 @@ std::string calibration_yaml(const Calibration& c, const std::string& source) {
       c.skew_ratio, c.spots.size(),
       std::count_if(c.spots.begin(), c.spots.end(), [](const SpotFit& s) { return s.used; }),
       c.detections_per_frame,
-      c.dense ? "dense data: variance from the finest image detail"
-              : "sparse data: variance from isolated spots");
+      c.dense ? std::string("dense data: variance from the finest image detail")
+              : fmt::format("sparse data: variance slope {:.4g}, the mean of the isolated spots' ({:.4g}) "
+                            "and the finest image detail's ({:.4g})",
+                            c.kappa2_slope, c.spot_slope, c.detail_slope));
   // Nested YAML from the dotted keys: a section's header where it differs from the key before.
   std::vector<std::string> open;
   for (const auto& [key, value] : calibration_keys(c)) {

@@ -50,6 +50,9 @@ struct Calibration {
   // Sparse: spot pixels by fitted mean, bins[0] the background; dense: the fine-detail bins.
   std::vector<MomentBin> bins;
   double kappa2_slope = 0, kappa2_intercept = 0;  // kappa2 = slope * mean + intercept (= F² g)
+  // Sparse: the slope is the spots' and the finest detail's, weighted by their standard errors'
+  // inverse squares; dense: the detail's.
+  double spot_slope = 0, detail_slope = 0, spot_slope_se = 0, detail_slope_se = 0;
   // (background κ3 / κ2) / kappa2_slope: 1.5 behind an EM register, 1 without (less with read noise)
   double skew_ratio = 0;
   bool em = false;
@@ -63,6 +66,7 @@ struct Calibration {
   double sigma_nm = 0;          // median of the fits; 0 when pixel_size_nm is unknown
   double sigma_px = 0;
   double detections_per_frame = 0;
+  double merge_area_px2 = 0;   // sparse: around an emitter, where a second one merges with it
   double density_per_um2 = 0;  // 0 when pixel_size_nm is unknown
   int frames = 0, width = 0, height = 0;
   double pixel_size_nm = 0;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "pipeline/csv.h"
@@ -56,25 +57,25 @@ void print_recovery(const char* camera, const Calibration& c) {
 
 double relative_error(double got, double want) { return std::abs(got - want) / std::abs(want); }
 
-// What every camera must give back. Tolerances from the spread over seeds 20-25 (400 frames each,
-// stages/calibrate/README.md): ADU per photoelectron 8 % (measured +0..+7 %: unresolved neighbours
-// that pass the misfit cuts still add variance), base level 6 % (EM: up to +5.3 %, as it inherits
-// g²'s error through κ3 / (6 g²); CCD/sCMOS within 2.4 %), background photons 20 % (measured −15..0 %,
-// the same g² error on a small number), PSF sigma 3 % (within 0.5 %), EM on/off exactly, density
-// 10 % (measured −4..−7 %: close pairs are corrected to first order only, emitters at the border
-// are partly lost).
+// What every camera must give back. Tolerances from the spread over seeds 20-37 (18 stacks of 400
+// frames per camera, DISABLED_SparseSeeds below, stages/calibrate/README.md): ADU per photoelectron
+// 6 % (measured -3.1..+3.1 % but for one CCD stack at +5.3 %, where the spots' and the fine detail's
+// slopes both came out high), base level 5 % (-3.2..+3.2 %), PSF sigma 3 % (-0.3..+0.6 %), density
+// 5 % (-2.0..+2.6 %), EM on/off exactly (54 of 54); background photons only 20 % (measured
+// -15.5..+10.6 %: the base comes from κ3 / (c g²), so g's error enters three times, and the base's
+// error is divided by a small background, 20 ADU for the CCD).
 Calibration expect_recovered(const Calibration& c, const char* name, const sim::Camera& cam) {
   print_recovery(name, c);
   EXPECT_FALSE(c.dense) << c.isolated_windows << " isolated spots";
   const bool em = cam.em_gain >= 1;
   const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu;
   EXPECT_EQ(c.em, em) << "third-cumulant ratio " << c.skew_ratio;
-  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.08) << c.adu_per_photon << " vs " << g;
-  EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.06) << c.base_level;
+  EXPECT_LT(relative_error(c.adu_per_photon, g), 0.06) << c.adu_per_photon << " vs " << g;
+  EXPECT_LT(relative_error(c.base_level, cam.base_level), 0.05) << c.base_level;
   EXPECT_LT(relative_error(c.background_photons, cam.quantum_efficiency * cam.background_photons), 0.20)
       << c.background_photons;
   EXPECT_LT(relative_error(c.sigma_nm, kFwhmNm / 2.3548), 0.03) << c.sigma_nm;
-  EXPECT_LT(relative_error(c.density_per_um2, kDensity), 0.10) << c.density_per_um2;
+  EXPECT_LT(relative_error(c.density_per_um2, kDensity), 0.05) << c.density_per_um2;
   // The simulator camera written out has the same ADU per detected photon.
   const double g_out = (c.camera.em_gain >= 1 ? c.camera.em_gain : 1.0) / c.camera.e_per_adu;
   EXPECT_NEAR(g_out, c.adu_per_photon, 1e-9);
@@ -144,6 +145,54 @@ TEST(Calibrate, ScmosCamera) {
   EXPECT_NEAR(c.camera.read_noise_e, cam.read_noise_e, 0.4);
 }
 
+// The three cameras of the sparse tests, for the measurement loops.
+std::vector<std::pair<const char*, sim::Camera>> test_cameras() {
+  sim::Camera emccd;
+  emccd.base_level = 100;
+  emccd.em_gain = 100;
+  emccd.e_per_adu = 50;
+  emccd.read_noise_e = 50;
+  emccd.quantum_efficiency = 0.9;
+  emccd.background_photons = 30;
+  sim::Camera ccd;
+  ccd.base_level = 200;
+  ccd.e_per_adu = 2;
+  ccd.read_noise_e = 0.5;
+  ccd.background_photons = 40;
+  sim::Camera scmos;
+  scmos.base_level = 100;
+  scmos.e_per_adu = 0.5;
+  scmos.read_noise_e = 1.6;
+  scmos.background_photons = 15;
+  return {{"EMCCD", emccd}, {"CCD", ccd}, {"sCMOS", scmos}};
+}
+
+// One line of errors against the simulated camera's true values.
+void print_errors(const char* name, int seed, const sim::Camera& cam, const Calibration& c, double density) {
+  const bool em = cam.em_gain >= 1;
+  const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu, f2 = em ? 2.0 : 1.0;
+  std::printf(
+      "%s seed %d: g %+.1f%% (spot %+.1f%%, detail %+.1f%%) base %+.1f%% bg %+.1f%% sigma %+.1f%% "
+      "density %+.1f%% ratio %.2f em %d dense %d\n",
+      name, seed, 100 * (c.adu_per_photon / g - 1), 100 * (c.spot_slope / f2 / g - 1),
+      100 * (c.detail_slope / f2 / g - 1), 100 * (c.base_level / cam.base_level - 1),
+      100 * (c.background_photons / (cam.quantum_efficiency * cam.background_photons) - 1),
+      100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / density - 1), c.skew_ratio,
+      c.em == em, c.dense);
+}
+
+// Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
+// SEEDS..SEEDS+5 (default 20) of each camera, as errors against the simulated camera's true values:
+// SEEDS=26 ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*SparseSeeds'
+TEST(Calibrate, DISABLED_SparseSeeds) {
+  const char* env = std::getenv("SEEDS");
+  const int s0 = env ? std::atoi(env) : 20, s1 = s0 + 5;
+  for (const auto& [name, cam] : test_cameras())
+    for (int seed = s0; seed <= s1; ++seed)
+      print_errors(name, seed, cam, calibrate::calibrate(simulate_stack(cam, static_cast<uint64_t>(seed))),
+                   kDensity);
+}
+
 TEST(Calibrate, YamlHasTheSimulatorKeys) {
   sim::Camera cam;
   cam.em_gain = 100;
@@ -210,10 +259,11 @@ TEST(Calibrate, DeepStormDemo1) {
 
 // Dense simulated stacks: 6 emitters per µm² (246 per 64x64 frame), on filaments like demo 1 or
 // uniform, 80 frames, the sparse tests' cameras and photons.
-Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure structure, int frames) {
+Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure structure, int frames,
+                     double density = 6) {
   sim::FieldSpec field;
   field.width = field.height = 64;
-  field.density_per_um2 = 6;
+  field.density_per_um2 = density;
   field.structure = structure;
   sim::EmitterRanges ranges;
   ranges.fwhm_min_nm = ranges.fwhm_max_nm = kFwhmNm;
@@ -278,6 +328,18 @@ void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
 TEST(Calibrate, DenseFilaments) { expect_dense_recovered(sim::Structure::Filaments, 40); }
 
 TEST(Calibrate, DenseUniform) { expect_dense_recovered(sim::Structure::Uniform, 41); }
+
+// Not run by default: at the switch between the methods, 1 emitter/µm² (80 frames of 64x64,
+// uniform; the sparse method runs), seeds 40-43 of each camera (README "Limits"):
+// ./stages/calibrate/test_calibrate --gtest_also_run_disabled_tests --gtest_filter='*AtTheSwitch'
+TEST(Calibrate, DISABLED_AtTheSwitch) {
+  for (const auto& [name, cam] : test_cameras())
+    for (int seed = 40; seed <= 43; ++seed)
+      print_errors(name, seed, cam,
+                   calibrate::calibrate(
+                       simulate_dense(cam, static_cast<uint64_t>(seed), sim::Structure::Uniform, 80, 1.0)),
+                   1.0);
+}
 
 // A raw.h5 (what ingest writes) is read like a TIFF stack: the same frames, the same calibration.
 TEST(Calibrate, RawH5Input) {
