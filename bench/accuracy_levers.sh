@@ -31,6 +31,8 @@ declare -A lever=(
   [dsir-resize]="train.model=dsir-resize"
   [deepstorm]="train.model=deepstorm"
   [labels-deepstorm]="upscale.labels=deepstorm"
+  [labels-gaussian]="upscale.labels=gaussian"
+  [labels-gaussian-2]="upscale.labels=gaussian upscale.label_sigma_px=2"
   [label-scale-10]="train.label_scale=10"
   [label-scale-1000]="train.label_scale=1000"
   [density-3]="simulate.train.density=3"
@@ -45,7 +47,7 @@ declare -A lever=(
   [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
   [one-cycle]="train.lr_schedule=one-cycle train.epochs=@EPOCHS@"
 )
-names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau cosine one-cycle bn-running loss-fwhm-5 dsir-preset}
+names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm labels-gaussian labels-gaussian-2 label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau cosine one-cycle bn-running loss-fwhm-5 dsir-preset}
 for name in $names; do [[ -v "lever[$name]" ]] || { echo "unknown lever '$name' (known: ${!lever[*]})" >&2; exit 2; }; done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

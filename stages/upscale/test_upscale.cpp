@@ -92,6 +92,43 @@ TEST(Upscale, ConstantFrameStaysConstantAndZscoreIsStandard) {
   EXPECT_NEAR(ss / out.size(), 1.0, 1e-4);
 }
 
+// Gaussian heat-map labels: each emitter's map has unit mass, its centroid at the exact
+// (sub-pixel) position and, per axis, the variance of a Gaussian of sigma integrated over unit
+// pixels, sigma² + 1/12; maps of two emitters add; outside the field is dropped.
+TEST(Labels, GaussianHasUnitMassTheExactCentreAndTheWidthAsked) {
+  const double sigma = 1.5;
+  std::vector<dsir::Emitter> e(1);
+  e[0].x_nm = 403.1, e[0].y_nm = 311.7;  // upscaled pixel 12.5 nm: (32.248, 24.936) px
+  std::vector<float> lab(64 * 64);
+  EXPECT_EQ(dsir::render_labels(e, 8, 8, 8, 100, dsir::LabelMode::Gaussian, lab.data(), sigma), 0u);
+  double m = 0, mx = 0, my = 0;
+  for (int r = 0; r < 64; ++r)
+    for (int c = 0; c < 64; ++c) {
+      const double v = lab[r * 64 + c];
+      m += v;
+      mx += v * (c + 0.5);  // pixel c covers [c, c + 1)
+      my += v * (r + 0.5);
+    }
+  EXPECT_NEAR(m, 1.0, 2e-4);
+  mx /= m, my /= m;
+  EXPECT_NEAR(mx, 403.1 / 12.5, 1e-3);
+  EXPECT_NEAR(my, 311.7 / 12.5, 1e-3);
+  double vx = 0;
+  for (int r = 0; r < 64; ++r)
+    for (int c = 0; c < 64; ++c) vx += lab[r * 64 + c] * (c + 0.5 - mx) * (c + 0.5 - mx);
+  EXPECT_NEAR(vx / m, sigma * sigma + 1.0 / 12, 5e-3);
+  // Another emitter adds its own unit mass; one outside is dropped.
+  e.push_back(e[0]);
+  e[1].x_nm = 150;
+  e.push_back(e[0]);
+  e[2].x_nm = 900;
+  EXPECT_EQ(dsir::render_labels(e, 8, 8, 8, 100, dsir::LabelMode::Gaussian, lab.data(), sigma), 1u);
+  double total = 0;
+  for (float v : lab) total += v;
+  EXPECT_NEAR(total, 2.0, 4e-4);
+  EXPECT_EQ(dsir::parse_label_mode("gaussian"), dsir::LabelMode::Gaussian);
+}
+
 TEST(Labels, DsirTruncatesDeepStormCountsAndOutsideIsDropped) {
   std::vector<dsir::Emitter> e(4);
   e[0].x_nm = 12.4, e[0].y_nm = 37.6;  // upscaled px 12.5 nm: column 0, row 3

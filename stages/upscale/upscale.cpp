@@ -17,7 +17,8 @@ Normalization parse_normalization(const std::string& name) {
 LabelMode parse_label_mode(const std::string& name) {
   if (name == "dsir") return LabelMode::Dsir;
   if (name == "deepstorm") return LabelMode::DeepStorm;
-  throw ConfigError("unknown label mode '" + name + "' (dsir, deepstorm)");
+  if (name == "gaussian") return LabelMode::Gaussian;
+  throw ConfigError("unknown label mode '" + name + "' (dsir, deepstorm, gaussian)");
 }
 
 namespace {
@@ -123,8 +124,34 @@ void crop(const float* frame, int width, int row0, int col0, int ph, int pw, flo
               frame + static_cast<size_t>(row0 + r) * width + col0 + pw, out + static_cast<size_t>(r) * pw);
 }
 
+namespace {
+
+// The mass of a unit 1-D Gaussian (centre c, sigma s) in each pixel [i, i + 1) of [first, last].
+std::vector<double> pixel_masses(double c, double s, int64_t first, int64_t last) {
+  std::vector<double> m(static_cast<size_t>(last - first + 1));
+  const double k = 1.0 / (std::sqrt(2.0) * s);
+  for (int64_t i = first; i <= last; ++i)
+    m[static_cast<size_t>(i - first)] = 0.5 * (std::erf((i + 1 - c) * k) - std::erf((i - c) * k));
+  return m;
+}
+
+void add_gaussian(double fx, double fy, double sigma, int64_t oh, int64_t ow, float* out) {
+  const double reach = 4 * sigma;
+  const int64_t c0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(fx - reach)));
+  const int64_t c1 = std::min<int64_t>(ow - 1, static_cast<int64_t>(std::floor(fx + reach)));
+  const int64_t r0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(fy - reach)));
+  const int64_t r1 = std::min<int64_t>(oh - 1, static_cast<int64_t>(std::floor(fy + reach)));
+  const std::vector<double> mx = pixel_masses(fx, sigma, c0, c1), my = pixel_masses(fy, sigma, r0, r1);
+  for (int64_t r = r0; r <= r1; ++r)
+    for (int64_t c = c0; c <= c1; ++c)
+      out[r * ow + c] +=
+          static_cast<float>(my[static_cast<size_t>(r - r0)] * mx[static_cast<size_t>(c - c0)]);
+}
+
+}  // namespace
+
 uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
-                       double pixel_size_nm, LabelMode mode, float* out) {
+                       double pixel_size_nm, LabelMode mode, float* out, double sigma_px) {
   const int64_t oh = static_cast<int64_t>(height) * factor, ow = static_cast<int64_t>(width) * factor;
   std::fill(out, out + oh * ow, 0.0f);
   const double scale = factor / pixel_size_nm;
@@ -134,6 +161,10 @@ uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int wid
     // Outside the field before any rounding: int(-0.3) is 0 in DSIR, but the emitter is outside.
     if (!(fx >= 0 && fy >= 0 && fx < ow && fy < oh)) {
       ++dropped;
+      continue;
+    }
+    if (mode == LabelMode::Gaussian) {
+      add_gaussian(fx, fy, sigma_px, oh, ow, out);
       continue;
     }
     // DSIR truncates (int()), Deep-STORM rounds to the nearest pixel index.

@@ -31,14 +31,16 @@ void zscore(float* data, size_t n);
 void upscale_frame(const float* raw, int height, int width, int factor, Normalization norm,
                    double global_mean, double global_std, float* out);
 
-enum class LabelMode { Dsir, DeepStorm };
-LabelMode parse_label_mode(const std::string& name);  // "dsir" | "deepstorm"
+enum class LabelMode { Dsir, DeepStorm, Gaussian };
+LabelMode parse_label_mode(const std::string& name);  // "dsir" | "deepstorm" | "gaussian"
 
 // Emitter map on the upscaled grid (height*factor x width*factor). DSIR: pixel
-// (int(y·f/px), int(x·f/px)) set to 1. Deep-STORM: rounded position, counts add up.
+// (int(y·f/px), int(x·f/px)) set to 1. Deep-STORM: rounded position, counts add up. Gaussian:
+// each emitter a 2-D Gaussian of sigma_px upscaled pixels at its exact position, integrated over
+// each pixel (unit mass, cut at 4 sigma; mass beyond the field is lost), heat maps adding up.
 // Emitters outside the field are dropped; returns how many were dropped.
 uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
-                       double pixel_size_nm, LabelMode mode, float* out);
+                       double pixel_size_nm, LabelMode mode, float* out, double sigma_px = 1.0);
 
 // Training patches (Deep-STORM style): `count` random patch x patch windows of a height x width
 // frame, as (row, column) origins. A function of (seed, frame) only, so any rank draws the same.

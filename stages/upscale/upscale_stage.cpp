@@ -27,8 +27,11 @@ const ConfigSection section(
                         "per-frame z-score (DSIR), global dataset mean/std (Deep-STORM), or none.",
                         {"per-frame", "global", "none"}),
         KeySpec::choice("labels", "dsir",
-                        "dsir: truncated position, binary; deepstorm: nearest pixel, counts.",
-                        {"dsir", "deepstorm"}),
+                        "dsir: truncated position, binary; deepstorm: nearest pixel, counts; gaussian: a "
+                        "unit-mass Gaussian of label_sigma_px at the exact position.",
+                        {"dsir", "deepstorm", "gaussian"}),
+        KeySpec::real("label_sigma_px", "1", "Sigma of the gaussian labels, in upscaled pixels.")
+            .range(0.1, 100),
         KeySpec::integer("patch_size", "0",
                          "Train on random P x P raw patches instead of whole frames (0: whole frames).")
             .range(0, 65535),
@@ -45,6 +48,7 @@ struct UpscaleOptions {
   std::string normalize_name, labels_name;  // as given, recorded in upscaled.h5
   Normalization normalize = Normalization::PerFrame;
   LabelMode labels = LabelMode::Dsir;
+  double label_sigma_px = 1;
   uint64_t chunk_frames = 16;
   int patch_size = 0;  // 0: whole frames
   uint64_t patches_per_frame = 1;
@@ -61,6 +65,9 @@ UpscaleOptions read_upscale_options(const Context& ctx) {
   o.normalize = parse_normalization(o.normalize_name);
   o.labels_name = c.get_string("upscale.labels");
   o.labels = parse_label_mode(o.labels_name);
+  o.label_sigma_px = c.get_double("upscale.label_sigma_px");
+  // upscaled.h5 records the labels; the Gaussian's width is part of what they are.
+  if (o.labels == LabelMode::Gaussian) o.labels_name += fmt::format(" sigma_px={}", o.label_sigma_px);
   o.chunk_frames = static_cast<uint64_t>(c.get_int("upscale.chunk_frames"));
   o.patch_size = static_cast<int>(c.get_int("upscale.patch_size"));
   o.patches_per_frame = static_cast<uint64_t>(c.get_int("upscale.patches_per_frame"));
@@ -140,7 +147,7 @@ void run(Context& ctx) {
           e.y_nm -= r0 * px;
         }
         upscale_frame(window.data(), th, tw, factor, norm, gmean, gstd, inputs + item * out_px);
-        drop += render_labels(shifted, th, tw, factor, px, labels, lab + item * out_px);
+        drop += render_labels(shifted, th, tw, factor, px, labels, lab + item * out_px, o.label_sigma_px);
         ++item;
       }
     }
