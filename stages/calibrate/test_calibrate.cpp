@@ -289,25 +289,7 @@ Stack simulate_dense(const sim::Camera& cam, uint64_t seed, sim::Structure struc
 // fits lean to the brighter emitters), EM on/off exactly (48 of 48; the CCD's ratio reached 1.14
 // against the threshold 1.2, README "Limits").
 void expect_dense_recovered(sim::Structure structure, uint64_t seed) {
-  sim::Camera emccd;
-  emccd.base_level = 100;
-  emccd.em_gain = 100;
-  emccd.e_per_adu = 50;
-  emccd.read_noise_e = 50;
-  emccd.quantum_efficiency = 0.9;
-  emccd.background_photons = 30;
-  sim::Camera ccd;
-  ccd.base_level = 200;
-  ccd.e_per_adu = 2;
-  ccd.read_noise_e = 0.5;
-  ccd.background_photons = 40;
-  sim::Camera scmos;
-  scmos.base_level = 100;
-  scmos.e_per_adu = 0.5;
-  scmos.read_noise_e = 1.6;
-  scmos.background_photons = 15;
-  for (const auto& [name, cam] :
-       {std::pair{"EMCCD", emccd}, std::pair{"CCD", ccd}, std::pair{"sCMOS", scmos}}) {
+  for (const auto& [name, cam] : test_cameras()) {
     SCOPED_TRACE(name);
     const Calibration c = calibrate::calibrate(simulate_dense(cam, seed, structure, 80));
     print_recovery(name, c);

@@ -14,11 +14,8 @@ work=$2
 rm -rf "$work" && mkdir -p "$work"
 work=$(realpath "$work")
 
-"$dsir" simulate run.dir="$work/lab" simulate.train.frames=0 simulate.acquisition.frames=300 \
-  simulate.acquisition.width=48 simulate.acquisition.height=48 simulate.acquisition.density=0.5 \
-  simulate.acquisition.structure=uniform camera.base_level=180 camera.em_gain=100 camera.e_per_adu=50 \
-  'psf.fwhm_nm=[260, 260]' 'psf.photons=[800, 2000]' >"$work/lab.log" 2>&1 || { cat "$work/lab.log"; exit 1; }
-mv "$work/lab/sim/acquisition.tif" "$work/cell-01.tif"
+source "$here/lab_stack.sh"
+lab_stack "$dsir" "$work" "$work/cell-01.tif" || exit 1
 
 run=$work/run
 small=(simulate.train.frames=256 train.epochs=1 train.batch_size=16)
