@@ -5,10 +5,13 @@
 #include <mpi-ext.h>  // Open MPI: MPIX_CUDA_AWARE_SUPPORT
 #endif
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "pipeline/errors.h"
@@ -20,6 +23,29 @@ MpiContext* g_context = nullptr;
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) : fallback;
+}
+
+// Whether this process was started without mpirun or srun: neither has set its rank.
+bool launched_alone() {
+  for (const char* launched : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(launched)) return false;
+  return true;
+}
+
+// Open MPI 4 gives every process started without mpirun (a singleton) a session folder under one
+// shared $TMPDIR/ompi.HOST.UID, which it creates if missing and removes when empty at exit,
+// without guarding either against another process doing the same at that moment: singletons
+// starting and ending together on a node without that folder (a fresh container, a test suite
+// run in parallel, a job array) fail MPI_Init with "mkdir ... File exists" or "No such file or
+// directory" (seen twice in one `make test` in a fresh podman container). A singleton of dsir
+// therefore takes a top folder of its own, named by its pid, unless the user set one.
+void private_session_folder() {
+#if defined(OMPI_MAJOR_VERSION) && OMPI_MAJOR_VERSION < 5
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string folder =
+      std::string(tmp && *tmp ? tmp : "/tmp") + "/ompi.dsir." + std::to_string(static_cast<long>(getpid()));
+  setenv("OMPI_MCA_orte_top_session_dir", folder.c_str(), 0);
+#endif
 }
 }  // namespace
 
@@ -42,7 +68,11 @@ MpiContext::MpiContext(int* argc, char*** argv) {
   // Serialized: gradient hooks may call MPI from the autograd engine's thread (CUDA), never
   // concurrently with the main thread, which waits in backward().
   int provided = 0;
-  if (!initialized) MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+  if (!initialized) {
+    singleton_ = launched_alone();
+    if (singleton_) private_session_folder();
+    MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+  }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   // Which GPU a rank takes on a node: Open MPI and Slurm both say.

@@ -21,6 +21,8 @@ class MpiContext {
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }
   bool is_root() const { return rank_ == 0; }
+  // Started without mpirun or srun (Open MPI's "singleton").
+  bool singleton() const { return singleton_; }
 
   void barrier() const;
   [[noreturn]] void abort(int code) const;
@@ -71,6 +73,7 @@ class MpiContext {
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;
+  bool singleton_ = false;
   struct Aside;
   std::unique_ptr<Aside> aside_;
 };
