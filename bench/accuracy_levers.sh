@@ -87,7 +87,11 @@ import json, sys
 d, name, seed, overrides = sys.argv[1:]
 m = json.load(open(f"{d}/metrics.json"))
 at50 = next(t for t in m["matching"] if t["tolerance_nm"] == 50)["hungarian"]
-epochs = [json.loads(l) for l in open(f"{d}/train/metrics.jsonl") if l.strip()]
+# No metrics.jsonl: the budget ended within the first epoch (model.h5 holds the weights then).
+try:
+    epochs = [json.loads(l) for l in open(f"{d}/train/metrics.jsonl") if l.strip()]
+except FileNotFoundError:
+    epochs = []
 print(json.dumps({"lever": name, "overrides": overrides, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
                   "ji_50nm": at50["jaccard"], "rmse_50nm": at50["rmse_lateral_nm"],
                   "epochs": len(epochs), "localizations": m["localizations"]}))

@@ -180,11 +180,14 @@ void run_pipeline(dsir::Context& ctx) {
       throw ConfigError("run.stages: unknown stage '" + name + "' (stages: " + known + ")");
     }
   }
+  auto is_wanted = [&](const auto* s) {
+    return std::find(wanted.begin(), wanted.end(), s->name) != wanted.end();
+  };
   for (const auto* s : dsir::stages())
-    if (s->restore && std::find(wanted.begin(), wanted.end(), s->name) == wanted.end()) s->restore(ctx);
+    if (s->restore && !is_wanted(s)) s->restore(ctx);
   write_run_record(ctx);
   for (const auto* s : dsir::stages()) {
-    if (std::find(wanted.begin(), wanted.end(), s->name) == wanted.end()) continue;
+    if (!is_wanted(s)) continue;
     const std::string before = ctx.config.hash();
     run_command(*s, ctx);
     // A stage that sets keys for the ones after it (calibrate): the record shows what they used.

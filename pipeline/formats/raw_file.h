@@ -1,6 +1,6 @@
 #pragma once
 // raw.h5 (docs/data-format.md, "raw.h5"): its one writer (frame by frame, atomically; `ingest`, and
-// `simulate` when it writes raw.h5 directly) and its one reader (`upscale`, `infer`, `predict`,
+// `simulate` when it writes raw.h5 directly) and its one reader (`upscale`, `train`, `infer`, `predict`,
 // `calibrate`, `evaluate`'s ground truth).
 #include <cstdint>
 #include <string>

@@ -68,6 +68,7 @@ struct Calibration {
   double detections_per_frame = 0;
   double merge_area_px2 = 0;   // sparse: around an emitter, where a second one merges with it
   double density_per_um2 = 0;  // 0 when pixel_size_nm is unknown
+  double brightness_cv2 = 0;   // dense: the emitters' brightness spread (CV²) the density assumes
   int frames = 0, width = 0, height = 0;
   double pixel_size_nm = 0;
   sim::Camera camera;  // the simulator camera with these properties

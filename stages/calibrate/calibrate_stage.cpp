@@ -36,14 +36,17 @@ const ConfigSection section(
             .range(0, 1e9),
     });
 
-// Where camera.yaml goes: calibrate.output, else the run folder (auto mode: frames from
-// run.input), else beside the first input.
+// Auto mode: no calibrate.frames, so the frames are the run's (run.input).
+bool frames_from_run_input(const Config& c) { return c.get_strings("calibrate.frames").empty(); }
+
+// Where camera.yaml goes: calibrate.output, else the run folder (auto mode), else beside the
+// first input.
 std::string output_path(const Context& ctx, const std::string& first_input) {
   const Config& c = ctx.config;
   if (!c.get_string("calibrate.output").empty()) return c.get_string("calibrate.output");
-  const bool from_run_input = c.get_strings("calibrate.frames").empty();
-  const std::filesystem::path dir = from_run_input ? std::filesystem::path(ctx.run_dir())
-                                                   : std::filesystem::path(first_input).parent_path();
+  const std::filesystem::path dir = frames_from_run_input(c)
+                                        ? std::filesystem::path(ctx.run_dir())
+                                        : std::filesystem::path(first_input).parent_path();
   return (dir / "camera.yaml").string();
 }
 
@@ -66,7 +69,7 @@ void continue_with(Config& c, const std::vector<std::pair<std::string, std::stri
 
 void run(Context& ctx) {
   Config& c = ctx.config;
-  const bool from_run_input = c.get_strings("calibrate.frames").empty();
+  const bool from_run_input = frames_from_run_input(c);
   const std::string key = from_run_input ? "run.input" : "calibrate.frames";
   if (c.get_strings(key).empty())
     throw ConfigError(
@@ -112,7 +115,7 @@ void run(Context& ctx) {
 // config.yaml and its stages see the same camera as the step that calibrated.
 void restore(Context& ctx) {
   const Config& c = ctx.config;
-  if (!c.get_strings("calibrate.frames").empty() || c.get_strings("run.input").empty()) return;
+  if (!frames_from_run_input(c) || c.get_strings("run.input").empty()) return;
   const std::string path = output_path(ctx, "");
   if (!std::filesystem::exists(path)) return;
   const Config fragment = Config::load(path);

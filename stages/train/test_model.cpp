@@ -242,7 +242,7 @@ TEST(Checkpoint, MetadataAndUpscaledAttributesOutOfRangeAreErrors) {
     f.commit();
   }
   try {
-    dsir::UpscaledSet set(dir + "/up.h5");
+    dsir::UpscaledSet set(dir + "/up.h5", dsir::ItemSpec{});
     ADD_FAILURE() << "factor NaN read as " << set.factor;
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("up.h5: /: attribute 'factor' is nan"), std::string::npos)

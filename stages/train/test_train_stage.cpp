@@ -1,5 +1,6 @@
 // The train stage run in-process through its registration, as `dsir train` runs it: resuming
 // after any epoch, or after a stop signal mid-epoch, ends bit-identical to an uninterrupted run.
+#include <ATen/ops/equal.h>
 #include <ATen/ops/from_blob.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -16,10 +17,12 @@
 #include "pipeline/atomic_file.h"
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/h5store.h"
 #include "pipeline/registry.h"
 #include "stages/train/lr_schedule.h"
 #include "stages/train/models/checkpoint.h"
+#include "stages/train/upscaled_set.h"
 #include "tests/shared_data.h"
 #include "tests/temp_dir.h"
 
@@ -96,6 +99,87 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
   }
   EXPECT_TRUE(fs::exists(dir() + "/b/loss.png"));
   EXPECT_TRUE(fs::exists(dir() + "/b/previews/epoch-0003.png"));
+}
+
+// A raw.h5 with ground truth trains as its upscaled.h5 does: the items rendered on the fly are
+// the upscale stage's bit for bit (here random patches, global normalisation, Gaussian labels,
+// emitters outside the field), and so are the weights.
+TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
+  dsir::RawFileInfo info;
+  info.frames = 12;
+  info.width = info.height = 12;
+  info.pixel_size_nm = 100;
+  std::mt19937 rng(5);
+  {
+    dsir::RawFileWriter w(dir() + "/raw.h5", info, {});
+    std::vector<uint16_t> px(144);
+    for (int f = 0; f < 12; ++f) {
+      for (auto& v : px) v = static_cast<uint16_t>(100 + rng() % 50);
+      w.write_frame(px.data());
+    }
+    std::vector<dsir::Emitter> truth;
+    std::uniform_real_distribution<double> position(-50, 1250);
+    for (int f = 0; f < 12; ++f)
+      for (int k = 0; k < 4; ++k) {
+        dsir::Emitter e;
+        e.frame = f;
+        e.x_nm = position(rng);
+        e.y_nm = position(rng);
+        truth.push_back(e);
+      }
+    w.set_emitters(truth, "truth.csv", dsir::count_outside(truth, 1200, 1200));
+    w.commit();
+  }
+  const std::vector<std::string> items{"upscale.factor=4",
+                                       "upscale.normalize=global",
+                                       "upscale.labels=gaussian",
+                                       "upscale.label_sigma_px=1.5",
+                                       "upscale.patch_size=8",
+                                       "upscale.patches_per_frame=3",
+                                       "run.seed=9"};
+  auto with = [&items](const std::string& key) {
+    std::vector<std::string> o = items;
+    o.push_back(key);
+    return o;
+  };
+  {
+    std::vector<std::string> o = with("upscale.input=" + dir() + "/raw.h5");
+    o.push_back("upscale.output=" + dir() + "/raw-up.h5");
+    dsir::Config cfg = dsir::Config::load("", o);
+    dsir::Context ctx{cfg, dsir::MpiContext::get()};
+    dsir::find_command("upscale")->run(ctx);
+  }
+  const dsir::ItemSpec spec = dsir::item_spec(dsir::Config::load("", items));
+  const dsir::UpscaledSet from_file(dir() + "/raw-up.h5", spec), rendered(dir() + "/raw.h5", spec);
+  ASSERT_TRUE(rendered.rendered_on_the_fly());
+  EXPECT_FALSE(from_file.rendered_on_the_fly());
+  EXPECT_EQ(rendered.frames, 36u);
+  EXPECT_EQ(rendered.height, 32);
+  EXPECT_EQ(rendered.width, from_file.width);
+  EXPECT_EQ(rendered.normalize, from_file.normalize);
+  EXPECT_EQ(rendered.raw_pixel_size_nm, from_file.raw_pixel_size_nm);
+  const std::vector<uint64_t> idx{35, 0, 1, 2, 17, 16, 5};
+  const auto [xa, ya] = from_file.batch(idx, 100);
+  const auto [xb, yb] = rendered.batch(idx, 100);
+  EXPECT_TRUE(at::equal(xa, xb));
+  EXPECT_TRUE(at::equal(ya, yb));
+  EXPECT_GT(ya.sum().item<double>(), 0);
+  train("from-file", 2, false, with("train.input=" + dir() + "/raw-up.h5"));
+  train("from-raw", 2, false, with("train.input=" + dir() + "/raw.h5"));
+  EXPECT_EQ(checksum("from-file/model.h5"), checksum("from-raw/model.h5"));
+  // Without ground truth there is nothing to train on: the error names the file.
+  info.frames = 1;
+  {
+    dsir::RawFileWriter w(dir() + "/bare.h5", info, {});
+    w.write_frame(std::vector<uint16_t>(144, 100).data());
+    w.commit();
+  }
+  try {
+    train("bare", 1, false, with("train.input=" + dir() + "/bare.h5"));
+    ADD_FAILURE() << "trained on a raw.h5 without /emitters";
+  } catch (const dsir::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bare.h5"), std::string::npos) << e.what();
+  }
 }
 
 // A newest checkpoint that does not read whole (here cut in half, as a full disk or an

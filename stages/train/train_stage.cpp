@@ -39,7 +39,10 @@ namespace {
 const ConfigSection section(
     "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks, checkpoints.",
     {
-        KeySpec::text("input", "''", "upscaled.h5 ('' = {run.dir}/data/train-upscaled.h5).").cli("--input"),
+        KeySpec::text("input", "''",
+                      "upscaled.h5, or a raw.h5 with ground truth whose items are rendered on the fly with "
+                      "the upscale.* keys ('' = {run.dir}/data/train-upscaled.h5).")
+            .cli("--input"),
         KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
         KeySpec::text("model", "dsir",
                       "Network architecture (registered model name: dsir, dsir-resize, deepstorm).")
@@ -168,7 +171,8 @@ std::vector<int64_t> checkpoint_epochs(const std::string& dir) {
 
 // Every train.* key (and run.seed), read once when the stage starts.
 struct TrainOptions {
-  std::string input, output;  // resolved paths: upscaled.h5, the output folder
+  std::string input, output;  // resolved paths: upscaled.h5 (or raw.h5), the output folder
+  ItemSpec items;             // how a raw.h5 input's items are rendered (upscale.*)
   std::string model, device, bn_inference, allreduce;
   int64_t epochs = 0, batch_size = 0, keep_checkpoints = 0, seed = 0;
   double validation_fraction = 0, label_scale = 1, time_limit_min = 0, bucket_mb = 0;
@@ -186,6 +190,7 @@ TrainOptions read_train_options(const Context& ctx) {
   const Config& c = ctx.config;
   TrainOptions o;
   o.input = ctx.input_path("train.input", "data/train-upscaled.h5");
+  o.items = item_spec(c);
   o.output = ctx.path("train.output", "train");
   o.model = c.get_string("train.model");
   o.device = c.get_string("train.device");
@@ -226,7 +231,7 @@ class Trainer {
       : ctx_(ctx),
         o_(std::move(options)),
         out_dir_(o_.output),
-        data_(o_.input),
+        data_(o_.input, o_.items),
         device_(choose_device(o_.device, ctx.mpi.local_rank(), "train.device")),
         loss_fn_(static_cast<int>(o_.loss_kernel_size), o_.loss_fwhm) {
     n_val_ = static_cast<uint64_t>(std::llround(static_cast<double>(data_.frames) * o_.validation_fraction));
@@ -271,9 +276,10 @@ class Trainer {
     const uint64_t steps = (n_train_ + batch_ - 1) / batch_;
     log::print(
         "train: {} training + {} validation frames of {}x{} on {}, global batch {} over {} rank(s), "
-        "{} steps/epoch, {} gradient bucket(s) over {}{}",
+        "{} steps/epoch, {} gradient bucket(s) over {}{}{}",
         n_train_, n_val_, data_.height, data_.width, device_.str(), batch_, ctx_.mpi.size(), steps,
-        reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "");
+        reducer.bucket_count(), reducer.transport(), sync_bn_ ? ", synchronised BatchNorm" : "",
+        data_.rendered_on_the_fly() ? "; items upscaled from raw.h5 as read (upscale.* keys)" : "");
     StopSignals signals;
     const double budget_s = o_.time_limit_min * 60.0;
     if (budget_s > 0)

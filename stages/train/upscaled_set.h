@@ -1,25 +1,33 @@
 #pragma once
-// upscaled.h5 (docs/data-format.md) read a batch at a time: memory is one batch, not the set.
+// Training data a batch at a time (memory is one batch, not the set): upscaled.h5
+// (docs/data-format.md), or items rendered from a raw.h5 as they are needed.
 #include <torch/types.h>
 
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pipeline/formats/upscaled_file.h"
+#include "stages/upscale/upscale.h"
 
 namespace dsir {
 
 class UpscaledSet : public UpscaledLayout {
  public:
-  explicit UpscaledSet(const std::string& path);  // InputError naming what is missing
+  // upscaled.h5; or a raw.h5 with ground truth, whose items `spec` renders on the fly, as the
+  // upscale stage would write them (the same bits). InputError naming what is missing.
+  UpscaledSet(const std::string& path, const ItemSpec& spec);
+  bool rendered_on_the_fly() const { return items_ != nullptr; }
   // (n, 1, H, W) inputs and labels (× label_scale) for the given frame indices; runs of
   // consecutive indices are read with one HDF5 call each (validation reads whole ranges).
   std::pair<torch::Tensor, torch::Tensor> batch(const std::vector<uint64_t>& frames,
                                                 double label_scale) const;
 
  private:
-  UpscaledFileReader file_;
+  std::unique_ptr<UpscaledFileReader> file_;  // upscaled.h5
+  std::unique_ptr<RawFileReader> raw_;        // or raw.h5 and its items
+  std::unique_ptr<TrainingItems> items_;
 };
 
 // The input pipeline of training: the next batch is read on a thread of its own while the

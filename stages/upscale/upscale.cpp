@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
+#include "pipeline/config.h"
 #include "pipeline/errors.h"
 
 namespace dsir {
@@ -12,6 +14,10 @@ Normalization parse_normalization(const std::string& name) {
   if (name == "global") return Normalization::Global;
   if (name == "none") return Normalization::None;
   throw ConfigError("unknown normalization '" + name + "' (per-frame, global, none)");
+}
+
+std::string to_string(Normalization norm) {
+  return norm == Normalization::PerFrame ? "per-frame" : norm == Normalization::Global ? "global" : "none";
 }
 
 LabelMode parse_label_mode(const std::string& name) {
@@ -174,6 +180,58 @@ uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int wid
     px = mode == LabelMode::Dsir ? 1.0f : px + 1.0f;
   }
   return dropped;
+}
+
+ItemSpec item_spec(const Config& c) {
+  ItemSpec s;
+  s.factor = static_cast<int>(c.get_int("upscale.factor"));
+  s.normalize = parse_normalization(c.get_string("upscale.normalize"));
+  s.labels = parse_label_mode(c.get_string("upscale.labels"));
+  s.label_sigma_px = c.get_double("upscale.label_sigma_px");
+  s.patch_size = static_cast<int>(c.get_int("upscale.patch_size"));
+  s.patches_per_frame = static_cast<uint64_t>(c.get_int("upscale.patches_per_frame"));
+  s.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return s;
+}
+
+TrainingItems::TrainingItems(const RawFileReader& raw, const ItemSpec& spec) : raw_(raw), spec_(spec) {
+  const int patch = spec.patch_size;
+  if (patch > std::min(raw.height(), raw.width()))
+    throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " +
+                      std::to_string(raw.height()) + "x" + std::to_string(raw.width()) + " frames of " +
+                      raw.path());
+  per_frame_ = patch > 0 ? spec.patches_per_frame : 1;
+  item_height_ = patch > 0 ? patch : raw.height();
+  item_width_ = patch > 0 ? patch : raw.width();
+  if (spec.normalize == Normalization::Global) std::tie(global_mean_, global_std_) = raw.mean_std();
+  // Memory by emitters, not by frames: a stack may declare billions of frames; RawFileReader
+  // checked every frame is inside the stack.
+  truth_ = raw.emitters();
+  std::stable_sort(truth_.begin(), truth_.end(),
+                   [](const Emitter& a, const Emitter& b) { return a.frame < b.frame; });
+}
+
+uint64_t TrainingItems::render(uint64_t item, const float* frame, float* input, float* label) const {
+  const uint64_t f = item / per_frame_;
+  int row0 = 0, col0 = 0;
+  if (spec_.patch_size > 0)
+    std::tie(row0, col0) = patch_origins(spec_.seed, f, raw_.height(), raw_.width(), spec_.patch_size,
+                                         static_cast<int>(per_frame_))[item % per_frame_];
+  std::vector<float> window(static_cast<size_t>(item_height_) * static_cast<size_t>(item_width_));
+  crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window.data());
+  upscale_frame(window.data(), item_height_, item_width_, spec_.factor, spec_.normalize, global_mean_,
+                global_std_, input);
+  const auto at = [](const Emitter& e, int64_t k) { return e.frame < k; };
+  const auto first = std::lower_bound(truth_.begin(), truth_.end(), static_cast<int64_t>(f), at);
+  const auto last = std::lower_bound(first, truth_.end(), static_cast<int64_t>(f) + 1, at);
+  std::vector<Emitter> shifted(first, last);
+  const double px = raw_.pixel_size_nm();
+  for (auto& e : shifted) {
+    e.x_nm -= col0 * px;
+    e.y_nm -= row0 * px;
+  }
+  return render_labels(shifted, item_height_, item_width_, spec_.factor, px, spec_.labels, label,
+                       spec_.label_sigma_px);
 }
 
 }  // namespace dsir

@@ -7,11 +7,15 @@
 #include <vector>
 
 #include "pipeline/csv.h"
+#include "pipeline/formats/raw_file.h"
 
 namespace dsir {
 
+class Config;
+
 enum class Normalization { PerFrame, Global, None };
 Normalization parse_normalization(const std::string& name);  // "per-frame" | "global" | "none"
+std::string to_string(Normalization norm);
 
 // Bilinear resize of a height x width frame by an integer factor: output pixel (r, c) samples the
 // input at ((r + 0.5) / f - 0.5, (c + 0.5) / f - 0.5); outside the input the image is mirrored
@@ -48,5 +52,46 @@ std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, in
                                                int patch, int count);
 // Copies the window at (row0, col0) of size ph x pw out of a frame of width `width`.
 void crop(const float* frame, int width, int row0, int col0, int ph, int pw, float* out);
+
+// What a training item is (the upscale.* keys and run.seed): factor, normalisation, labels and
+// whole frames or random patches of them.
+struct ItemSpec {
+  int factor = 8;
+  Normalization normalize = Normalization::PerFrame;
+  LabelMode labels = LabelMode::Dsir;
+  double label_sigma_px = 1;
+  int patch_size = 0;  // 0: whole frames
+  uint64_t patches_per_frame = 1;
+  uint64_t seed = 0;
+};
+ItemSpec item_spec(const Config& config);  // ConfigError naming the key
+
+// The training items of a raw.h5, one definition for both their uses: the upscale stage writes
+// them into upscaled.h5; training renders them on the fly when its input is a raw.h5 (a frame
+// read is factor² times smaller than its upscaled item). Item i is patch i % per_frame() of frame
+// i / per_frame(): its upscaled, normalised input and its label map.
+class TrainingItems {
+ public:
+  // ConfigError when a patch exceeds the frames. Reads the ground truth (and, for the global
+  // normalisation, every frame's statistics) once.
+  TrainingItems(const RawFileReader& raw, const ItemSpec& spec);
+  uint64_t count() const { return raw_.frames() * per_frame_; }
+  uint64_t per_frame() const { return per_frame_; }
+  int height() const { return item_height_ * spec_.factor; }  // of an upscaled item
+  int width() const { return item_width_ * spec_.factor; }
+  double global_mean() const { return global_mean_; }  // 0 and 1 unless normalised globally
+  double global_std() const { return global_std_; }
+  // Item `item` from its frame's raw pixels (raw.height() x raw.width()) into height() x width()
+  // inputs and labels; returns the emitters left out of the labels (outside the field or patch).
+  uint64_t render(uint64_t item, const float* frame, float* input, float* label) const;
+
+ private:
+  const RawFileReader& raw_;
+  ItemSpec spec_;
+  uint64_t per_frame_ = 1;
+  int item_height_ = 0, item_width_ = 0;  // raw pixels
+  double global_mean_ = 0, global_std_ = 1;
+  std::vector<Emitter> truth_;  // sorted by frame
+};
 
 }  // namespace dsir

@@ -44,15 +44,9 @@ const ConfigSection section(
 // Every upscale.* key (and run.seed), read once when the stage starts.
 struct UpscaleOptions {
   std::string input, output;  // resolved paths
-  int factor = 8;
-  std::string normalize_name, labels_name;  // as given, recorded in upscaled.h5
-  Normalization normalize = Normalization::PerFrame;
-  LabelMode labels = LabelMode::Dsir;
-  double label_sigma_px = 1;
+  ItemSpec items;
+  std::string labels_name;  // as given, recorded in upscaled.h5
   uint64_t chunk_frames = 16;
-  int patch_size = 0;  // 0: whole frames
-  uint64_t patches_per_frame = 1;
-  uint64_t seed = 0;
 };
 
 UpscaleOptions read_upscale_options(const Context& ctx) {
@@ -60,18 +54,12 @@ UpscaleOptions read_upscale_options(const Context& ctx) {
   UpscaleOptions o;
   o.input = ctx.input_path("upscale.input", "data/train.h5");
   o.output = ctx.path("upscale.output", "data/train-upscaled.h5");
-  o.factor = static_cast<int>(c.get_int("upscale.factor"));
-  o.normalize_name = c.get_string("upscale.normalize");
-  o.normalize = parse_normalization(o.normalize_name);
+  o.items = item_spec(c);
   o.labels_name = c.get_string("upscale.labels");
-  o.labels = parse_label_mode(o.labels_name);
-  o.label_sigma_px = c.get_double("upscale.label_sigma_px");
   // upscaled.h5 records the labels; the Gaussian's width is part of what they are.
-  if (o.labels == LabelMode::Gaussian) o.labels_name += fmt::format(" sigma_px={}", o.label_sigma_px);
+  if (o.items.labels == LabelMode::Gaussian)
+    o.labels_name += fmt::format(" sigma_px={}", o.items.label_sigma_px);
   o.chunk_frames = static_cast<uint64_t>(c.get_int("upscale.chunk_frames"));
-  o.patch_size = static_cast<int>(c.get_int("upscale.patch_size"));
-  o.patches_per_frame = static_cast<uint64_t>(c.get_int("upscale.patches_per_frame"));
-  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
   return o;
 }
 
@@ -79,47 +67,22 @@ void run(Context& ctx) {
   const UpscaleOptions o = read_upscale_options(ctx);
   const std::string& input = o.input;
   const std::string& output = o.output;
-  const int factor = o.factor;
-  const Normalization norm = o.normalize;
-  const LabelMode labels = o.labels;
   const uint64_t chunk = o.chunk_frames;
 
   RawFileReader raw(input);
   if (!raw.has_emitters())
     log::warn("upscale: {} has no /emitters; labels will be empty (fine for inference-only data)", input);
-  // Items are whole frames, or patches_per_frame patches of each frame.
-  const int patch = o.patch_size;
-  if (patch > std::min(raw.height(), raw.width()))
-    throw ConfigError("upscale.patch_size: " + std::to_string(patch) + " exceeds the " +
-                      std::to_string(raw.height()) + "x" + std::to_string(raw.width()) + " frames of " +
-                      input);
-  const uint64_t per_frame = patch > 0 ? o.patches_per_frame : 1;
-  const int th = patch > 0 ? patch : raw.height(), tw = patch > 0 ? patch : raw.width();
-  const uint64_t items = raw.frames() * per_frame;
-  const uint64_t seed = o.seed;
-  const int oh = th * factor, ow = tw * factor;
+  const TrainingItems items(raw, o.items);
+  const uint64_t per_frame = items.per_frame();
   const size_t in_px = static_cast<size_t>(raw.height()) * raw.width();
-  const size_t out_px = static_cast<size_t>(oh) * ow;
-  double gmean = 0, gstd = 1;
-  if (norm == Normalization::Global) std::tie(gmean, gstd) = raw.mean_std();
-
-  // Ground truth sorted by frame (memory by emitters, not by frames: a stack may declare billions
-  // of frames); RawFileReader checked every frame is inside the stack.
-  std::vector<Emitter> truth = raw.emitters();
-  std::stable_sort(truth.begin(), truth.end(),
-                   [](const Emitter& a, const Emitter& b) { return a.frame < b.frame; });
-  const auto emitters_of = [&truth](uint64_t frame) {
-    const auto at = [](const Emitter& e, int64_t f) { return e.frame < f; };
-    const auto first = std::lower_bound(truth.begin(), truth.end(), static_cast<int64_t>(frame), at);
-    const auto last = std::lower_bound(first, truth.end(), static_cast<int64_t>(frame) + 1, at);
-    return std::vector<Emitter>(first, last);
-  };
+  const size_t out_px = static_cast<size_t>(items.height()) * items.width();
 
   std::unique_ptr<UpscaledFileWriter> out;
-  if (ctx.mpi.is_root()) out = std::make_unique<UpscaledFileWriter>(output, items, oh, ow, ctx.provenance());
+  if (ctx.mpi.is_root())
+    out = std::make_unique<UpscaledFileWriter>(output, items.count(), items.height(), items.width(),
+                                               ctx.provenance());
   uint64_t dropped = 0;
   const uint64_t n_chunks = (raw.frames() + chunk - 1) / chunk;
-  const double px = raw.pixel_size_nm();
   Progress progress("upscale", raw.frames());
   progress.set_scale(ctx.mpi.size());
   // Chunk wire format: inputs then labels, float32, n x oh x ow each (n = frames x per_frame);
@@ -131,26 +94,10 @@ void run(Context& ctx) {
     std::string bytes(2 * n * out_px * sizeof(float) + 8, '\0');
     float* inputs = reinterpret_cast<float*>(bytes.data());
     float* lab = inputs + n * out_px;
-    std::vector<float> window(static_cast<size_t>(th) * tw);
-    std::vector<Emitter> shifted;
-    uint64_t drop = 0, item = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-      const float* frame = frames.data() + i * in_px;
-      const auto origins = patch > 0 ? patch_origins(seed, first + i, raw.height(), raw.width(), patch,
-                                                     static_cast<int>(per_frame))
-                                     : std::vector<std::pair<int, int>>{{0, 0}};
-      for (const auto& [r0, c0] : origins) {
-        crop(frame, raw.width(), r0, c0, th, tw, window.data());
-        shifted = emitters_of(first + i);
-        for (auto& e : shifted) {
-          e.x_nm -= c0 * px;
-          e.y_nm -= r0 * px;
-        }
-        upscale_frame(window.data(), th, tw, factor, norm, gmean, gstd, inputs + item * out_px);
-        drop += render_labels(shifted, th, tw, factor, px, labels, lab + item * out_px, o.label_sigma_px);
-        ++item;
-      }
-    }
+    uint64_t drop = 0;
+    for (uint64_t item = 0; item < n; ++item)
+      drop += items.render((first * per_frame) + item, frames.data() + (item / per_frame) * in_px,
+                           inputs + item * out_px, lab + item * out_px);
     std::memcpy(bytes.data() + 2 * n * out_px * sizeof(float), &drop, 8);
     progress.add(count);
     return bytes;
@@ -167,21 +114,21 @@ void run(Context& ctx) {
   progress.finish();
   if (ctx.mpi.is_root()) {
     UpscaledFileInfo info;
-    info.factor = factor;
+    info.factor = o.items.factor;
     info.raw_pixel_size_nm = raw.pixel_size_nm();
-    info.normalize = o.normalize_name;
-    info.global_mean = gmean;
-    info.global_std = gstd;
+    info.normalize = to_string(o.items.normalize);
+    info.global_mean = items.global_mean();
+    info.global_std = items.global_std();
     info.labels = o.labels_name;
     info.source_file = input;
-    info.patch_size = patch;
+    info.patch_size = o.items.patch_size;
     info.patches_per_frame = per_frame;
     info.emitters_dropped_outside = dropped;
     out->commit(info);
     if (dropped)
       log::warn("upscale: {} emitters outside the field (or patch) were left out of the labels", dropped);
     log::print("upscale: {} -> {}: {} frames {}x{} -> {} {}x{} inputs", input, output, raw.frames(),
-               raw.height(), raw.width(), items, oh, ow);
+               raw.height(), raw.width(), items.count(), items.height(), items.width());
   }
   ctx.mpi.barrier();
 }

@@ -1,7 +1,5 @@
 #include "stages/train/models/dsir_net.h"
 
-#include <torch/nn/init.h>
-
 #include "stages/train/models/model_registry.h"
 
 namespace dsir {
@@ -22,16 +20,7 @@ DsirNetImpl::DsirNetImpl() {
   conv4 = register_module("conv4", nn::Conv2d(conv(8, 1)));
   bn4 = register_module("bn4", nn::BatchNorm2d(1));
 
-  // DSIR's init: Xavier-normal weights, standard-normal biases, for convolutions and transposed.
-  torch::NoGradGuard no_grad;
-  for (auto& p : named_parameters()) {
-    const bool is_conv = p.key().rfind("conv", 0) == 0;
-    if (!is_conv) continue;
-    if (p.key().find("weight") != std::string::npos)
-      nn::init::xavier_normal_(p.value());
-    else
-      nn::init::normal_(p.value());
-  }
+  init_like_dsir();
 }
 
 torch::Tensor DsirNetImpl::forward(torch::Tensor x) {

@@ -1,7 +1,6 @@
 #include "stages/train/models/dsir_resize_net.h"
 
 #include <torch/nn/functional/upsampling.h>
-#include <torch/nn/init.h>
 
 #include "stages/train/models/model_registry.h"
 
@@ -32,15 +31,7 @@ DsirResizeNetImpl::DsirResizeNetImpl() {
   conv4 = register_module("conv4", nn::Conv2d(conv(8, 1)));
   bn4 = register_module("bn4", nn::BatchNorm2d(1));
 
-  // DSIR's init: Xavier-normal weights, standard-normal biases.
-  torch::NoGradGuard no_grad;
-  for (auto& p : named_parameters()) {
-    if (p.key().find("conv") == std::string::npos) continue;
-    if (p.key().find("weight") != std::string::npos)
-      nn::init::xavier_normal_(p.value());
-    else
-      nn::init::normal_(p.value());
-  }
+  init_like_dsir();
 }
 
 torch::Tensor DsirResizeNetImpl::forward(torch::Tensor x) {

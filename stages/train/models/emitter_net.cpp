@@ -3,6 +3,7 @@
 #include <ATen/ops/instance_norm.h>
 #include <ATen/ops/max_pool2d.h>
 #include <ATen/ops/relu.h>
+#include <torch/nn/init.h>
 
 #include "pipeline/errors.h"
 #include "stages/train/models/cpu_conv.h"
@@ -18,6 +19,17 @@ BnMode parse_bn_mode(const std::string& name) {
 }
 
 std::string to_string(BnMode mode) { return mode == BnMode::Running ? "running" : "per-frame"; }
+
+void EmitterNetImpl::init_like_dsir() {
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters()) {
+    if (p.key().find("conv") == std::string::npos) continue;  // BatchNorm keeps its own init
+    if (p.key().find("weight") != std::string::npos)
+      torch::nn::init::xavier_normal_(p.value());
+    else
+      torch::nn::init::normal_(p.value());
+  }
+}
 
 torch::Tensor EmitterNetImpl::normalize(torch::nn::BatchNorm2d& bn, const torch::Tensor& x) {
   if (is_training() && sync_bn_) return sync_batch_norm(bn, x, *sync_bn_);

@@ -25,6 +25,9 @@ class EmitterNetImpl : public torch::nn::Module {
   void set_sync_batchnorm(const MpiContext* mpi) { sync_bn_ = mpi; }
 
  protected:
+  // DSIR's init for every convolution and transposed convolution (parameters named conv*/upconv*):
+  // Xavier-normal weights, standard-normal biases. Call at the end of a constructor.
+  void init_like_dsir();
   // Training: batch statistics (and running-statistics updates), as torch.nn.BatchNorm2d,
   // synchronised over the ranks when set_sync_batchnorm was given a context.
   // Inference: running statistics, or per-frame statistics (instance norm with the BN affine).
