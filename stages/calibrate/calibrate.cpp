@@ -155,10 +155,13 @@ double emitters_from_fluctuations(const Stack& stack, const Calibration& cal, do
     std::vector<double> a(static_cast<size_t>(len));
     for (int p = 0; p < len * kSteps; ++p) {
       const double c = (p + 0.5) / kSteps;
-      for (int i = 0; i < len; ++i) a[i] = pixel_mass(i, c, cal.sigma_px);
-      for (int i = 0; i < len; ++i) {
+      // Only the pixels within 8σ of the emitter carry light (beyond, < 1e-15 of it).
+      const int lo = std::max(0, static_cast<int>(c - 8 * cal.sigma_px) - 1);
+      const int hi = std::min(len, static_cast<int>(c + 8 * cal.sigma_px) + 2);
+      for (int i = lo; i < hi; ++i) a[i] = pixel_mass(i, c, cal.sigma_px);
+      for (int i = lo; i < hi; ++i) {
         light += a[i];
-        for (int j = std::max(0, i - r); j < std::min(len, i + r + 1); ++j) pairs += a[i] * a[j];
+        for (int j = std::max(lo, i - r); j < std::min(hi, i + r + 1); ++j) pairs += a[i] * a[j];
       }
     }
     return std::make_pair(light / (len * kSteps), pairs / (len * kSteps));
@@ -1029,8 +1032,7 @@ Calibration calibrate(const Stack& stack) {
       for (size_t k = 0; k < cal.spots.size(); ++k)
         if (use[k]) totals.push_back(cal.spots[k].total_adu);
       cal.brightness_cv2 = brightness_cv2(totals, cal);
-      const double per_frame =
-          stack.frames.size() > 1 ? emitters_from_fluctuations(stack, cal, cal.brightness_cv2) : 0.0;
+      const double per_frame = emitters_from_fluctuations(stack, cal, cal.brightness_cv2);
       if (!(per_frame > 0))
         throw InputError(
             fmt::format("{}: the frames' light does not fluctuate beyond their noise ({} frames): no "

@@ -105,22 +105,28 @@ void upscale_frame(const float* raw, int height, int width, int factor, Normaliz
   }
 }
 
-std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, int height, int width,
-                                               int patch, int count) {
-  // SplitMix64 stream keyed by (seed, frame): cheap, portable, independent of the rank.
-  uint64_t state = seed * 0x9e3779b97f4a7c15ull ^ (frame + 1) * 0xbf58476d1ce4e5b9ull;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+std::pair<int, int> patch_origin(uint64_t seed, uint64_t frame, int height, int width, int patch,
+                                 uint64_t k) {
+  // SplitMix64 stream keyed by (seed, frame): cheap, portable, independent of the rank. Its state
+  // advances by a constant, so draw j is at start + j·γ and patch k (draws 2k+1, 2k+2) needs no
+  // draws before it.
+  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
+  const uint64_t start = seed * kGamma ^ (frame + 1) * 0xbf58476d1ce4e5b9ull;
+  auto draw = [start](uint64_t j) {
+    uint64_t z = start + j * kGamma;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
   };
+  return {static_cast<int>(draw(2 * k + 1) % static_cast<uint64_t>(height - patch + 1)),
+          static_cast<int>(draw(2 * k + 2) % static_cast<uint64_t>(width - patch + 1))};
+}
+
+std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, int height, int width,
+                                               int patch, int count) {
   std::vector<std::pair<int, int>> o;
-  for (int k = 0; k < count; ++k) {
-    const int r = static_cast<int>(next() % static_cast<uint64_t>(height - patch + 1));
-    const int c = static_cast<int>(next() % static_cast<uint64_t>(width - patch + 1));
-    o.emplace_back(r, c);
-  }
+  for (int k = 0; k < count; ++k)
+    o.push_back(patch_origin(seed, frame, height, width, patch, static_cast<uint64_t>(k)));
   return o;
 }
 
@@ -215,8 +221,8 @@ uint64_t TrainingItems::render(uint64_t item, const float* frame, float* input, 
   const uint64_t f = item / per_frame_;
   int row0 = 0, col0 = 0;
   if (spec_.patch_size > 0)
-    std::tie(row0, col0) = patch_origins(spec_.seed, f, raw_.height(), raw_.width(), spec_.patch_size,
-                                         static_cast<int>(per_frame_))[item % per_frame_];
+    std::tie(row0, col0) =
+        patch_origin(spec_.seed, f, raw_.height(), raw_.width(), spec_.patch_size, item % per_frame_);
   std::vector<float> window(static_cast<size_t>(item_height_) * static_cast<size_t>(item_width_));
   crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window.data());
   upscale_frame(window.data(), item_height_, item_width_, spec_.factor, spec_.normalize, global_mean_,

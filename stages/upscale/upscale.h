@@ -50,6 +50,8 @@ uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int wid
 // frame, as (row, column) origins. A function of (seed, frame) only, so any rank draws the same.
 std::vector<std::pair<int, int>> patch_origins(uint64_t seed, uint64_t frame, int height, int width,
                                                int patch, int count);
+// Patch k of that list alone (the same origin, without drawing the k before it).
+std::pair<int, int> patch_origin(uint64_t seed, uint64_t frame, int height, int width, int patch, uint64_t k);
 // Copies the window at (row0, col0) of size ph x pw out of a frame of width `width`.
 void crop(const float* frame, int width, int row0, int col0, int ph, int pw, float* out);
 
