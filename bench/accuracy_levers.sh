@@ -43,11 +43,16 @@ declare -A lever=(
   [bn-running]="train.bn_inference=running"
   [loss-fwhm-5]="train.loss.fwhm=5 train.loss.kernel_size=9"
   [dsir-preset]="train.lr=1e-4 train.label_scale=1 train.batch_size=32"
+  # Training frames on random filaments of their own (2 per 2x2 um frame: about the test's
+  # emitters per um of filament) instead of uniformly placed emitters.
+  [train-filaments]="simulate.train.structure=filaments simulate.train.filaments=2"
+  [filaments-resize]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=dsir-resize"
+  [filaments-deepstorm]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=deepstorm"
   # A schedule spans train.epochs: the epochs the base finished within the budget (@EPOCHS@).
   [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
   [one-cycle]="train.lr_schedule=one-cycle train.epochs=@EPOCHS@"
 )
-names=${LEVERS:-base dsir-resize deepstorm labels-deepstorm labels-gaussian labels-gaussian-2 label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau cosine one-cycle bn-running loss-fwhm-5 dsir-preset}
+names=${LEVERS:-base dsir-resize deepstorm train-filaments filaments-resize filaments-deepstorm labels-deepstorm labels-gaussian labels-gaussian-2 label-scale-10 label-scale-1000 density-3 density-10 batch-32 lr-3e-4 plateau cosine one-cycle bn-running loss-fwhm-5 dsir-preset}
 for name in $names; do [[ -v "lever[$name]" ]] || { echo "unknown lever '$name' (known: ${!lever[*]})" >&2; exit 2; }; done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -74,7 +79,7 @@ for seed in $seeds; do
       overrides=${overrides//@EPOCHS@/$((epochs > 0 ? epochs : 1))}
     fi
     # shellcheck disable=SC2086  # the lever's overrides are words
-    if ! "${MPIRUN[@]}" "$ranks" "$dsir" run --stages simulate,ingest,upscale,train,infer,reduce,evaluate run.dir="$dir" \
+    if ! "${MPIRUN[@]}" "$ranks" "$dsir" run --stages simulate,ingest,train,infer,reduce,evaluate run.dir="$dir" \
       run.seed="$seed" "${base[@]}" $overrides simulate.acquisition.frames=0 \
       "infer.input=[$test_dir/data/acquisition.h5]" evaluate.gt="$test_dir/data/acquisition.h5" \
       >"$dir.log" 2>&1; then
@@ -83,8 +88,11 @@ for seed in $seeds; do
       continue
     fi
     row=$(python3 - "$dir" "$name" "$seed" "$overrides" <<'PY'
-import json, sys
+import json, re, sys
 d, name, seed, overrides = sys.argv[1:]
+# infer.threshold auto: the model's own, chosen at the end of training, as infer's log says.
+found = re.search(r"infer: localization threshold ([0-9.e+-]+)", open(f"{d}.log").read())
+threshold = float(found.group(1)) if found else float("nan")
 m = json.load(open(f"{d}/metrics.json"))
 at50 = next(t for t in m["matching"] if t["tolerance_nm"] == 50)["hungarian"]
 # No metrics.jsonl: the budget ended within the first epoch (model.h5 holds the weights then).
@@ -94,7 +102,7 @@ except FileNotFoundError:
     epochs = []
 print(json.dumps({"lever": name, "overrides": overrides, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
                   "ji_50nm": at50["jaccard"], "rmse_50nm": at50["rmse_lateral_nm"],
-                  "epochs": len(epochs), "localizations": m["localizations"]}))
+                  "epochs": len(epochs), "localizations": m["localizations"], "threshold": threshold}))
 PY
 )
     echo "$row" >&2
@@ -111,12 +119,13 @@ model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswi
 json.dump({"machine": f"{model}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "load": open("/proc/loadavg").read().split()[:3], "budget_min": float(budget), "seeds": seeds.split(),
            "ranks": int(ranks), "command": "bench/accuracy_levers.sh", "runs": rows}, open(out, "w"), indent=1)
-print(f"| lever | Pearson @20 nm | JI @50 nm | RMSE @50 nm | epochs in {budget} min | seeds |")
-print("|---|---|---|---|---|---|")
+print(f"| lever | Pearson @20 nm | JI @50 nm | RMSE @50 nm | epochs in {budget} min | threshold | seeds |")
+print("|---|---|---|---|---|---|---|")
 for lever in dict.fromkeys(r["lever"] for r in rows):
     rs = [r for r in rows if r["lever"] == lever]
     mean = lambda k: statistics.mean(r[k] for r in rs)
+    thresholds = lambda rs: "/".join(format(r.get("threshold", 0), "g") for r in rs)
     print(f"| {lever} | {mean('pearson_20nm'):.4f} | {mean('ji_50nm'):.4f} | {mean('rmse_50nm'):.1f} | "
-          f"{mean('epochs'):.1f} | {len(rs)} |")
+          f"{mean('epochs'):.1f} | {thresholds(rs)} | {len(rs)} |")
 print(f"(written {out})", file=sys.stderr)
 PY

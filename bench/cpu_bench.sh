@@ -43,7 +43,7 @@ train() {  # ranks
   "${MPIRUN[@]}" "$1" "$dsir" train "${common[@]}" train.output="$work/train-np$1" >"$work/train-np$1.log" 2>&1
   sed -n 2p "$work/train-np$1/metrics.jsonl" | sed 's/.*"frames_per_s":\([0-9.]*\).*/\1/'
 }
-"$dsir" run --stages simulate,ingest,upscale "${common[@]}" >"$work/train-data.log" 2>&1
+"$dsir" run --stages simulate,ingest "${common[@]}" >"$work/train-data.log" 2>&1
 
 fused=() plain=() peer_infer=() trains=() peer_train=()
 for r in $(seq "$rounds"); do

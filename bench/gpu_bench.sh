@@ -29,8 +29,8 @@ for batch in 8 64; do
     "stage $(grep -o 'done in [0-9.]* s' "$work/infer-$batch.log" | tail -1)"
 done
 
-# Training frames: DSIR's recipe at 26x26 (simulate + upscale on the CPU), then two epochs.
-"$dsir" run configs/quickstart.yaml --stages simulate,ingest,upscale run.dir="$work/run" simulate.train.frames=$train_frames \
+# Training frames: DSIR's recipe at 26x26 (simulated raw frames, upscaled as training reads them), then two epochs.
+"$dsir" run configs/quickstart.yaml --stages simulate,ingest run.dir="$work/run" simulate.train.frames=$train_frames \
   simulate.train.width=26 simulate.train.height=26 simulate.acquisition.frames=4 >"$work/data.log" 2>&1
 # Both memory layouts (train.channels_last, issue 12's layout option, measured not assumed).
 for cl in false true; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Submits a dsir pipeline as a chain of Slurm jobs, each starting when the one before it succeeded
 # (--dependency=afterok; a failure cancels the rest: --kill-on-invalid-dep=yes):
-#   ingest (+ simulate) -> upscale -> train -> infer -> reduce (+ evaluate)
+#   ingest (+ simulate) -> [upscale] -> train -> infer -> reduce (+ evaluate)
+# (upscale only when run.stages asks for upscaled.h5 files: training reads the raw frames itself)
 # Jobs whose stages the config's run.stages leaves out are not submitted. Prints one line per job,
 # "STAGE JOBID", on stdout. Job logs go to {run.dir}/slurm/<job name>-<job id>.out.
 #

@@ -93,7 +93,7 @@ const ConfigSection run_section(
         KeySpec::integer("seed", "42", "Seed of every random stream (per-frame streams derive from it).")
             .range(0, 9.2e18)
             .cli("--seed"),
-        KeySpec::text_list("stages", "[simulate, ingest, upscale, train, infer, reduce, evaluate, report]",
+        KeySpec::text_list("stages", "[simulate, ingest, train, infer, reduce, evaluate, report]",
                            "Stages `dsir run` executes, in pipeline order.")
             .cli("--stages"),
         KeySpec::integer("threads", "0",

@@ -102,8 +102,8 @@ TEST(ConfigDefaults, DefaultsLoadWithDeclaredValues) {
   // Core sections.
   EXPECT_EQ(c.get_int("run.seed"), 42);
   EXPECT_EQ(c.get_string("run.dir"), "runs/dsir");
-  EXPECT_EQ(c.get_strings("run.stages"), (std::vector<std::string>{"simulate", "ingest", "upscale", "train",
-                                                                   "infer", "reduce", "evaluate", "report"}));
+  EXPECT_EQ(c.get_strings("run.stages"), (std::vector<std::string>{"simulate", "ingest", "train", "infer",
+                                                                   "reduce", "evaluate", "report"}));
   EXPECT_DOUBLE_EQ(c.get_double("camera.pixel_size_nm"), 100);
   EXPECT_EQ(c.get_doubles("psf.fwhm_nm"), (std::vector<double>{200, 300}));
   EXPECT_EQ(c.source(), "");

@@ -30,6 +30,12 @@ ModelMeta read_model_meta(const h5::File& f) {
   if (f.has_attr("/", "best_val_loss")) m.best_val_loss = f.attr_double("/", "best_val_loss");
   if (f.has_attr("/", "epochs_since_best"))
     m.epochs_since_best = f.attr_int("/", "epochs_since_best", 0, kMaxCount);
+  if (f.has_attr("/", "localize_threshold")) {
+    m.localize_threshold = f.attr_double("/", "localize_threshold");
+    if (!(m.localize_threshold >= 0) || !std::isfinite(m.localize_threshold))
+      throw InputError(f.path() + ": attribute localize_threshold must be a finite number >= 0, got " +
+                       std::to_string(m.localize_threshold));
+  }
   return m;
 }
 

@@ -21,6 +21,9 @@ struct ModelMeta {
   double best_val_loss = 0;       // best validation loss so far (checkpoints)
   int64_t epochs_since_best = 0;  // reduce-on-plateau bookkeeping (checkpoints)
   double val_loss = 0;
+  // The localization threshold chosen at training from validation items (stages/train/threshold.h);
+  // 0: none (imported weights, checkpoints, models from upscaled.h5).
+  double localize_threshold = 0;
 };
 
 // The root attributes of a model or checkpoint file. InputError naming the file and attribute

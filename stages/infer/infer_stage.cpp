@@ -5,6 +5,7 @@
 // resumes where it stopped and ends with the same bits as an uninterrupted one.
 #include <ATen/Parallel.h>
 
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -66,8 +67,29 @@ const ConfigSection section(
                         "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU "
                         "has AVX2 and FMA, several times LibTorch's speed), fused, libtorch.",
                         {"auto", "fused", "libtorch"}),
-        KeySpec::real("threshold", "0.3", "Minimum emitter mass of a localization (emitters).").range(0, 1e6),
+        KeySpec::text("threshold", "auto",
+                      "Minimum emitter mass of a localization (emitters): a number, or auto (the model's "
+                      "own, chosen at the end of training on validation items with known emitters; 0.3 "
+                      "for a model without one)."),
     });
+
+// infer.threshold: a number >= 0, or auto: the model's own (stages/train/threshold.h) or
+// kDefaultLocalizeThreshold for a model without one (imported weights, trained from upscaled.h5).
+double localize_threshold(const std::string& value, const ModelMeta& meta, const std::string& checkpoint) {
+  if (value == "auto") {
+    const bool own = meta.localize_threshold > 0;
+    const double t = own ? meta.localize_threshold : kDefaultLocalizeThreshold;
+    log::print(
+        "infer: localization threshold {} ({})", t,
+        own ? "the model's, chosen in training: " + checkpoint : "the default: " + checkpoint + " has none");
+    return t;
+  }
+  double t = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(t) || t < 0 || t > 1e6)
+    throw ConfigError("infer.threshold: '" + value + "' is neither auto nor a number in [0, 1e6]");
+  return t;
+}
 
 // Rank 0: the acquisitions named by infer.input, each checked against the model.
 std::vector<Acquisition> scan_inputs(const std::vector<std::string>& entries, const Predictor& predictor,
@@ -268,8 +290,6 @@ void run(Context& ctx) {
   const std::unique_ptr<FolderLock> lock = lock_output(ctx, out_dir);
   const uint64_t shard_frames = static_cast<uint64_t>(c.get_int("infer.shard_frames"));
   const bool dynamic = c.get_string("infer.schedule") == "dynamic";
-  LocalizeOptions lopt;
-  lopt.threshold = c.get_double("infer.threshold");
   PredictorOptions popt;
   popt.bn = c.get_string("infer.bn");
   popt.batch_size = static_cast<int>(c.get_int("infer.batch_size"));
@@ -280,6 +300,8 @@ void run(Context& ctx) {
   popt.local_rank = ctx.mpi.local_rank();
   popt.engine = c.get_string("infer.engine");
   Predictor predictor(checkpoint, popt);
+  LocalizeOptions lopt;
+  lopt.threshold = localize_threshold(c.get_string("infer.threshold"), predictor.meta(), checkpoint);
 
   // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan, or
   // the error it met, which every rank then throws: an error of all ranks, reported once.

@@ -6,9 +6,13 @@
 
 namespace dsir {
 
+// For a model without a threshold of its own (infer.threshold: auto; stages/train/threshold.h).
+constexpr double kDefaultLocalizeThreshold = 0.3;
+
 struct LocalizeOptions {
-  double threshold = 0.3;  // minimum emitter mass (prediction / label_scale summed in the window)
-  int radius = 2;          // window half-width in upscaled pixels (5x5 at radius 2)
+  double threshold =
+      kDefaultLocalizeThreshold;  // minimum emitter mass (prediction / label_scale in the window)
+  int radius = 2;                 // window half-width in upscaled pixels (5x5 at radius 2)
 };
 
 // `map` is height x width in emitter units (prediction / label_scale) on pixels of

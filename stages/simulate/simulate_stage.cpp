@@ -32,6 +32,12 @@ const ConfigSection section(
         KeySpec::integer("train.width", "26", "Training frame width (pixels).").range(4, 65535),
         KeySpec::integer("train.height", "26", "Training frame height (pixels).").range(4, 65535),
         KeySpec::real("train.density", "2.0", "Mean emitters per frame per µm².").range(0, 1e4),
+        KeySpec::choice(
+            "train.structure", "uniform",
+            "Where training emitters sit: uniform (DSIR), or filaments drawn anew for every frame.",
+            {"uniform", "filaments"}),
+        KeySpec::integer("train.filaments", "2", "Filaments per training frame (train.structure: filaments).")
+            .range(1, 10000),
         KeySpec::integer("acquisition.frames", "0", "Test acquisition frames (0: none).").range(0, 1e9),
         KeySpec::integer("acquisition.width", "64", "Acquisition frame width (pixels).").range(4, 65535),
         KeySpec::integer("acquisition.height", "64", "Acquisition frame height (pixels).").range(4, 65535),
@@ -98,7 +104,10 @@ SimulateOptions read_simulate_options(const Context& ctx) {
   o.train.width = static_cast<int>(c.get_int("simulate.train.width"));
   o.train.height = static_cast<int>(c.get_int("simulate.train.height"));
   o.train.density_per_um2 = c.get_double("simulate.train.density");
-  o.train.structure = sim::Structure::Uniform;
+  o.train.structure = c.get_string("simulate.train.structure") == "filaments" ? sim::Structure::Filaments
+                                                                              : sim::Structure::Uniform;
+  o.train.filaments = static_cast<int>(c.get_int("simulate.train.filaments"));
+  o.train.filaments_per_frame = true;
   o.train_frames = c.get_int("simulate.train.frames");
   o.acquisition.width = static_cast<int>(c.get_int("simulate.acquisition.width"));
   o.acquisition.height = static_cast<int>(c.get_int("simulate.acquisition.height"));
@@ -168,8 +177,9 @@ void simulate_set(Context& ctx, const SimulateOptions& o, const std::string& ste
                   const sim::DensityMask* mask = nullptr) {
   const sim::Camera& cam = o.camera;
   const sim::EmitterRanges& ranges = o.ranges;
-  std::unique_ptr<sim::Filaments> filaments;
-  if (field.structure == sim::Structure::Filaments)
+  std::unique_ptr<sim::Filaments> filaments;  // the acquisition's, shared by its frames
+  const bool on_filaments = field.structure == sim::Structure::Filaments;
+  if (on_filaments && !field.filaments_per_frame)
     filaments = std::make_unique<sim::Filaments>(field, cam.pixel_size_nm, seed);
   const uint64_t chunk = o.chunk_frames;
   const uint64_t n_chunks = (static_cast<uint64_t>(frames) + chunk - 1) / chunk;
@@ -188,7 +198,11 @@ void simulate_set(Context& ctx, const SimulateOptions& o, const std::string& ste
     std::vector<uint16_t> pixels;
     std::vector<Emitter> emitters;
     for (int64_t f = first; f < last; ++f) {
-      sim::Frame fr = sim::simulate_frame(field, cam, ranges, filaments.get(), seed, f, mask);
+      std::unique_ptr<sim::Filaments> own;
+      if (on_filaments && field.filaments_per_frame)
+        own = std::make_unique<sim::Filaments>(sim::frame_filaments(field, cam.pixel_size_nm, seed, f));
+      sim::Frame fr =
+          sim::simulate_frame(field, cam, ranges, own ? own.get() : filaments.get(), seed, f, mask);
       pixels.insert(pixels.end(), fr.pixels.begin(), fr.pixels.end());
       emitters.insert(emitters.end(), fr.emitters.begin(), fr.emitters.end());
     }

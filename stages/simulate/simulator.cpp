@@ -80,6 +80,10 @@ std::pair<double, double> Filaments::sample(std::mt19937_64& rng) const {
   return {p.first + t * (q.first - p.first), p.second + t * (q.second - p.second)};
 }
 
+Filaments frame_filaments(const FieldSpec& field, double pixel_size_nm, uint64_t seed, int64_t frame) {
+  return Filaments(field, pixel_size_nm, seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(frame + 1));
+}
+
 std::vector<double> render_expected(const std::vector<Emitter>& emitters, int width, int height, double px,
                                     PsfModel psf) {
   std::vector<double> img(static_cast<size_t>(width) * static_cast<size_t>(height), 0.0);

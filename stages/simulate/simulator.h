@@ -41,6 +41,9 @@ struct FieldSpec {
   double density_per_um2 = 2.0;  // mean emitters per frame per µm²
   Structure structure = Structure::Uniform;
   int filaments = 8;
+  // Filaments drawn anew for every frame (training sets: a network should learn that emitters lie
+  // on lines, not where one acquisition's lines lie); otherwise one set for all frames.
+  bool filaments_per_frame = false;
 };
 
 // Smooth random curves (microtubule-like) across a field, a polyline with 10 nm steps.
@@ -56,6 +59,10 @@ class Filaments {
   std::vector<double> cumulative_;                  // cumulative length over all segments
   std::vector<std::pair<size_t, size_t>> segment_;  // (curve, point index) for each segment
 };
+
+// The filaments of frame `frame` of a field with filaments_per_frame: its own, a function of
+// (seed, frame) alone, so that a set's frames do not depend on which rank draws them.
+Filaments frame_filaments(const FieldSpec& field, double pixel_size_nm, uint64_t seed, int64_t frame);
 
 // Relative emitter density over the field, from an image (ThunderSTORM's "density mask"): the
 // image is stretched over the field, its values divided by their maximum, and an emitter at a

@@ -535,6 +535,36 @@ TEST(Filaments, SameSeedSameStructure) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(a.sample(ra), b.sample(rb));
 }
 
+// Training sets (simulate.train.structure: filaments): every frame on filaments of its own, the
+// same whoever draws the frame; a frame's emitters lie on its curves, not on another frame's.
+TEST(Filaments, DrawnAnewForEachFrameOfATrainingSet) {
+  FieldSpec field;
+  field.width = field.height = 20;
+  field.structure = Structure::Filaments;
+  field.filaments = 2;
+  field.filaments_per_frame = true;
+  field.density_per_um2 = 10;
+  Camera cam;
+  EmitterRanges ranges;
+  EXPECT_EQ(frame_filaments(field, 100, 7, 3).curves(), frame_filaments(field, 100, 7, 3).curves());
+  EXPECT_NE(frame_filaments(field, 100, 7, 3).curves(), frame_filaments(field, 100, 7, 4).curves());
+  EXPECT_NE(frame_filaments(field, 100, 7, 3).curves(), frame_filaments(field, 100, 8, 3).curves());
+  size_t on_own = 0, near_other = 0, n = 0;
+  for (int64_t f = 0; f < 30; ++f) {
+    const Filaments own = frame_filaments(field, cam.pixel_size_nm, 7, f);
+    const Filaments other = frame_filaments(field, cam.pixel_size_nm, 7, f + 1);
+    for (const Emitter& e : simulate_frame(field, cam, ranges, &own, 7, f).emitters) {
+      ++n;
+      on_own += distance_to_curves(own.curves(), e.x_nm, e.y_nm) <= 50.0;
+      near_other += distance_to_curves(other.curves(), e.x_nm, e.y_nm) <= 50.0;
+    }
+  }
+  EXPECT_GT(n, 500u);
+  EXPECT_EQ(on_own, n);
+  // Two random curves through a 2x2 um field pass within 50 nm of a small part of it.
+  EXPECT_LT(near_other, n / 4) << near_other << " of " << n;
+}
+
 TEST(Filaments, NoFilamentsIsAnError) {
   FieldSpec field;
   field.structure = Structure::Filaments;

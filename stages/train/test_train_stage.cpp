@@ -22,6 +22,7 @@
 #include "pipeline/registry.h"
 #include "stages/train/lr_schedule.h"
 #include "stages/train/models/checkpoint.h"
+#include "stages/train/threshold.h"
 #include "stages/train/upscaled_set.h"
 #include "tests/shared_data.h"
 #include "tests/temp_dir.h"
@@ -110,6 +111,7 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
   info.width = info.height = 12;
   info.pixel_size_nm = 100;
   std::mt19937 rng(5);
+  std::vector<dsir::Emitter> truth;
   {
     dsir::RawFileWriter w(dir() + "/raw.h5", info, {});
     std::vector<uint16_t> px(144);
@@ -117,7 +119,6 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
       for (auto& v : px) v = static_cast<uint16_t>(100 + rng() % 50);
       w.write_frame(px.data());
     }
-    std::vector<dsir::Emitter> truth;
     std::uniform_real_distribution<double> position(-50, 1250);
     for (int f = 0; f < 12; ++f)
       for (int k = 0; k < 4; ++k) {
@@ -164,9 +165,30 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
   EXPECT_TRUE(at::equal(xa, xb));
   EXPECT_TRUE(at::equal(ya, yb));
   EXPECT_GT(ya.sum().item<double>(), 0);
+  // Each item's emitters (for the localization threshold): its frame's ground truth, in nm from
+  // its patch's corner; upscaled.h5 keeps none.
+  for (const uint64_t item : idx) {
+    const auto [row0, col0] = dsir::patch_origin(9, item / 3, 12, 12, 8, item % 3);
+    const std::vector<dsir::Emitter> mine = *rendered.emitters(item);
+    std::vector<dsir::Emitter> frame_truth;
+    for (const auto& e : truth)
+      if (e.frame == static_cast<int64_t>(item / 3)) frame_truth.push_back(e);
+    ASSERT_EQ(mine.size(), frame_truth.size()) << item;
+    for (size_t k = 0; k < mine.size(); ++k) {
+      EXPECT_DOUBLE_EQ(mine[k].x_nm + col0 * 100.0, frame_truth[k].x_nm) << item;
+      EXPECT_DOUBLE_EQ(mine[k].y_nm + row0 * 100.0, frame_truth[k].y_nm) << item;
+    }
+  }
+  EXPECT_FALSE(from_file.emitters(0).has_value());
   train("from-file", 2, false, with("train.input=" + dir() + "/raw-up.h5"));
   train("from-raw", 2, false, with("train.input=" + dir() + "/raw.h5"));
   EXPECT_EQ(checksum("from-file/model.h5"), checksum("from-raw/model.h5"));
+  // Only the model trained from raw.h5 (emitters known per item) has a localization threshold.
+  const auto& candidates = dsir::ThresholdScores::candidates();
+  const double chosen =
+      dsir::h5::File::open(dir() + "/from-raw/model.h5").attr_double("/", "localize_threshold");
+  EXPECT_NE(std::find(candidates.begin(), candidates.end(), chosen), candidates.end()) << chosen;
+  EXPECT_EQ(dsir::h5::File::open(dir() + "/from-file/model.h5").attr_double("/", "localize_threshold"), 0.0);
   // Without ground truth there is nothing to train on: the error names the file.
   info.frames = 1;
   {

@@ -22,6 +22,7 @@
 #include "pipeline/log.h"
 #include "pipeline/picture.h"
 #include "pipeline/registry.h"
+#include "stages/infer/localize.h"
 #include "stages/train/adam.h"
 #include "stages/train/distributed.h"
 #include "stages/train/loss.h"
@@ -29,6 +30,7 @@
 #include "stages/train/models/checkpoint.h"
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/torch_setup.h"
+#include "stages/train/threshold.h"
 #include "stages/train/upscaled_set.h"
 
 namespace fs = std::filesystem;
@@ -39,9 +41,11 @@ namespace {
 const ConfigSection section(
     "train", "Training: model, DSIR's loss, Adam, data-parallel over MPI ranks, checkpoints.",
     {
-        KeySpec::text("input", "''",
-                      "upscaled.h5, or a raw.h5 with ground truth whose items are rendered on the fly with "
-                      "the upscale.* keys ('' = {run.dir}/data/train-upscaled.h5).")
+        KeySpec::text(
+            "input", "''",
+            "A raw.h5 with ground truth, its items upscaled and labelled as read with the upscale.* "
+            "keys, or the upscale stage's upscaled.h5 of it (the same bits, read from disk) "
+            "('' = {run.dir}/data/train.h5).")
             .cli("--input"),
         KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
         KeySpec::text("model", "dsir",
@@ -189,7 +193,7 @@ struct TrainOptions {
 TrainOptions read_train_options(const Context& ctx) {
   const Config& c = ctx.config;
   TrainOptions o;
-  o.input = ctx.input_path("train.input", "data/train-upscaled.h5");
+  o.input = ctx.input_path("train.input", "data/train.h5");
   o.items = item_spec(c);
   o.output = ctx.path("train.output", "train");
   o.model = c.get_string("train.model");
@@ -289,7 +293,10 @@ class Trainer {
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::optional<double> epoch_loss = train_epoch(epoch, steps, reducer);
-      if (!epoch_loss) return finish_on_time_limit(epoch);
+      if (!epoch_loss) {
+        finish_on_time_limit(epoch);
+        break;
+      }
       const double train_loss = *epoch_loss / static_cast<double>(n_train_);
       Preview preview;
       const double val_loss = validate(preview);
@@ -307,6 +314,7 @@ class Trainer {
     }
     if (ctx_.mpi.is_root() && !fs::exists(out_dir_ + "/model.h5"))
       throw Error("train: no model written to " + out_dir_ + "/model.h5");
+    choose_threshold();
   }
 
  private:
@@ -487,6 +495,60 @@ class Trainer {
     ctx_.mpi.barrier();
   }
 
+  // model.h5's localization threshold (stages/train/threshold.h) from its maps of the first
+  // kThresholdItems validation items, split across ranks as validation is; the counts are summed
+  // (integers), so the choice does not depend on the number of ranks.
+  void choose_threshold() {
+    constexpr uint64_t kThresholdItems = 256;  // ~10^4 emitters at DSIR's density: JI to ~0.005
+    const uint64_t n = std::min(n_val_, kThresholdItems);
+    if (n == 0 || !data_.rendered_on_the_fly()) {
+      log::print("train: localization threshold not chosen ({}); infer.threshold auto takes {}",
+                 n == 0 ? "no validation frames" : "upscaled.h5 keeps no emitter lists: train from raw.h5",
+                 kDefaultLocalizeThreshold);
+      return;
+    }
+    ctx_.mpi.barrier();  // rank 0 wrote model.h5
+    const std::string path = out_dir_ + "/model.h5";
+    ModelMeta meta;
+    const std::shared_ptr<EmitterNetImpl> model = load_model(path, &meta);
+    model->to(device_);
+    torch::NoGradGuard no_grad;
+    model->eval();
+    model->set_bn_mode(parse_bn_mode(meta.bn_mode));
+    LocalizeOptions lopt;
+    lopt.threshold = ThresholdScores::candidates().front();
+    const double map_pixel_nm = data_.raw_pixel_size_nm / data_.factor;
+    ThresholdScores scores;
+    const Range mine = block_range(n, ctx_.mpi.rank(), ctx_.mpi.size());
+    for (uint64_t f = mine.begin; f < mine.end; f += batch_) {
+      std::vector<uint64_t> idx;
+      for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
+      const torch::Tensor maps = (model->forward(data_.batch(idx, 1.0).first.to(device_)) / meta.label_scale)
+                                     .to(torch::kCPU)
+                                     .contiguous();
+      for (size_t i = 0; i < idx.size(); ++i) {
+        const torch::Tensor m = maps[static_cast<int64_t>(i)][0];
+        scores.add(localize(m.data_ptr<float>(), data_.height, data_.width, map_pixel_nm, 0, lopt),
+                   *data_.emitters(idx[i]), data_.width * map_pixel_nm, data_.height * map_pixel_nm);
+      }
+    }
+    ctx_.mpi.allreduce_sum(scores.counts().data(), scores.counts().size());
+    const auto& candidates = ThresholdScores::candidates();
+    const size_t best = scores.best();
+    std::string table;
+    for (size_t k = 0; k < candidates.size(); ++k)
+      table += fmt::format("{}{} {:.3f}", k == 0 ? "" : ", ", candidates[k], scores.jaccard(k));
+    log::print(
+        "train: localization threshold {} (JI@{:g}nm {:.3f} over {} validation item(s), {} emitters; "
+        "threshold: JI {})",
+        candidates[best], ThresholdScores::kToleranceNm, scores.jaccard(best), n, scores.emitters(), table);
+    if (ctx_.mpi.is_root()) {
+      meta.localize_threshold = candidates[best];
+      save_checkpoint(path, *model, nullptr, meta, ctx_.provenance());
+    }
+    ctx_.mpi.barrier();  // the stages after this one read model.h5
+  }
+
   // Validation loss with the inference BatchNorm mode, frames split across ranks.
   double validate(Preview& preview) {
     torch::NoGradGuard no_grad;
@@ -589,7 +651,9 @@ void run(Context& ctx) {
   Trainer(ctx, read_train_options(ctx)).run();
 }
 
-const CommandRegistrar registrar({"train", 40, "Train the network on upscaled.h5 (MPI data-parallel).", run});
+const CommandRegistrar registrar({"train", 40,
+                                  "Train the network on raw.h5 frames with ground truth (MPI data-parallel).",
+                                  run});
 
 }  // namespace
 }  // namespace dsir

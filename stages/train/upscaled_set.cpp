@@ -28,6 +28,11 @@ UpscaledSet::UpscaledSet(const std::string& path, const ItemSpec& spec) {
   normalize = to_string(spec.normalize);
 }
 
+std::optional<std::vector<Emitter>> UpscaledSet::emitters(uint64_t frame) const {
+  if (!items_) return std::nullopt;
+  return items_->emitters(frame);
+}
+
 std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch(const std::vector<uint64_t>& idx,
                                                            double label_scale) const {
   const int64_t n = static_cast<int64_t>(idx.size());

@@ -5,6 +5,7 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ class UpscaledSet : public UpscaledLayout {
   // upscale stage would write them (the same bits). InputError naming what is missing.
   UpscaledSet(const std::string& path, const ItemSpec& spec);
   bool rendered_on_the_fly() const { return items_ != nullptr; }
+  // Item `frame`'s emitters (nm from its corner) when the input is a raw.h5; upscaled.h5 keeps
+  // only the label maps: nothing.
+  std::optional<std::vector<Emitter>> emitters(uint64_t frame) const;
   // (n, 1, H, W) inputs and labels (× label_scale) for the given frame indices; runs of
   // consecutive indices are read with one HDF5 call each (validation reads whole ranges).
   std::pair<torch::Tensor, torch::Tensor> batch(const std::vector<uint64_t>& frames,

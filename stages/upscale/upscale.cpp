@@ -217,27 +217,35 @@ TrainingItems::TrainingItems(const RawFileReader& raw, const ItemSpec& spec) : r
                    [](const Emitter& a, const Emitter& b) { return a.frame < b.frame; });
 }
 
-uint64_t TrainingItems::render(uint64_t item, const float* frame, float* input, float* label) const {
-  const uint64_t f = item / per_frame_;
-  int row0 = 0, col0 = 0;
-  if (spec_.patch_size > 0)
-    std::tie(row0, col0) =
-        patch_origin(spec_.seed, f, raw_.height(), raw_.width(), spec_.patch_size, item % per_frame_);
-  std::vector<float> window(static_cast<size_t>(item_height_) * static_cast<size_t>(item_width_));
-  crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window.data());
-  upscale_frame(window.data(), item_height_, item_width_, spec_.factor, spec_.normalize, global_mean_,
-                global_std_, input);
+std::pair<int, int> TrainingItems::origin(uint64_t item) const {
+  if (spec_.patch_size == 0) return {0, 0};
+  return patch_origin(spec_.seed, item / per_frame_, raw_.height(), raw_.width(), spec_.patch_size,
+                      item % per_frame_);
+}
+
+std::vector<Emitter> TrainingItems::emitters(uint64_t item) const {
+  const int64_t f = static_cast<int64_t>(item / per_frame_);
+  const auto [row0, col0] = origin(item);
   const auto at = [](const Emitter& e, int64_t k) { return e.frame < k; };
-  const auto first = std::lower_bound(truth_.begin(), truth_.end(), static_cast<int64_t>(f), at);
-  const auto last = std::lower_bound(first, truth_.end(), static_cast<int64_t>(f) + 1, at);
+  const auto first = std::lower_bound(truth_.begin(), truth_.end(), f, at);
+  const auto last = std::lower_bound(first, truth_.end(), f + 1, at);
   std::vector<Emitter> shifted(first, last);
   const double px = raw_.pixel_size_nm();
   for (auto& e : shifted) {
     e.x_nm -= col0 * px;
     e.y_nm -= row0 * px;
   }
-  return render_labels(shifted, item_height_, item_width_, spec_.factor, px, spec_.labels, label,
-                       spec_.label_sigma_px);
+  return shifted;
+}
+
+uint64_t TrainingItems::render(uint64_t item, const float* frame, float* input, float* label) const {
+  const auto [row0, col0] = origin(item);
+  std::vector<float> window(static_cast<size_t>(item_height_) * static_cast<size_t>(item_width_));
+  crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window.data());
+  upscale_frame(window.data(), item_height_, item_width_, spec_.factor, spec_.normalize, global_mean_,
+                global_std_, input);
+  return render_labels(emitters(item), item_height_, item_width_, spec_.factor, raw_.pixel_size_nm(),
+                       spec_.labels, label, spec_.label_sigma_px);
 }
 
 }  // namespace dsir

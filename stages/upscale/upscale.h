@@ -4,6 +4,7 @@
 // mode='reflect', anti_aliasing=False) followed by a z-score.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/csv.h"
@@ -86,8 +87,13 @@ class TrainingItems {
   // Item `item` from its frame's raw pixels (raw.height() x raw.width()) into height() x width()
   // inputs and labels; returns the emitters left out of the labels (outside the field or patch).
   uint64_t render(uint64_t item, const float* frame, float* input, float* label) const;
+  // The ground truth of item `item`, in nm from the item's corner (pixel k spans [k, k+1) raw
+  // pixels): its frame's emitters, those outside the item included (the labels drop them).
+  std::vector<Emitter> emitters(uint64_t item) const;
 
  private:
+  std::pair<int, int> origin(uint64_t item) const;  // (row, column) of its corner in the frame
+
   const RawFileReader& raw_;
   ItemSpec spec_;
   uint64_t per_frame_ = 1;

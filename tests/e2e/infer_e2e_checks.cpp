@@ -1,6 +1,7 @@
 // Checks on what infer_kill_resume.sh leaves in DSIR_INFER_E2E_DIR: an archive of two
 // acquisitions inferred without interruption (ref/) and with a rank killed and the job rerun
 // (kill/); DSIR_E2E_DIR is the fixture run whose model and acquisition they used.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -68,7 +69,12 @@ TEST(InferE2E, ReconstructionCarriesCalibrationAndProvenance) {
     EXPECT_EQ(f.attr_string("/", "source_file"),
               fs::absolute(w + "/archive/" + a + ".h5").lexically_normal().string());
     EXPECT_EQ(f.attr_string("/", "model_checksum").size(), 16u);
-    EXPECT_NE(f.attr_string("/", "settings").find("threshold=0.3"), std::string::npos);
+    // infer.threshold auto: the fixture model's own, chosen in its training.
+    const double threshold =
+        dsir::h5::File::open(env("DSIR_E2E_DIR") + "/train/model.h5").attr_double("/", "localize_threshold");
+    EXPECT_GT(threshold, 0);
+    EXPECT_NE(f.attr_string("/", "settings").find(fmt::format("threshold={};", threshold)), std::string::npos)
+        << f.attr_string("/", "settings");
     for (const char* k :
          {"dsir_version", "config", "config_hash", "libtorch_version", "settings_hash", "bn_mode"})
       EXPECT_TRUE(f.has_attr("/", k)) << k;

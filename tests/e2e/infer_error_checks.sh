@@ -19,6 +19,12 @@ check "a glob matching nothing" 2 "infer.input: '$infer_work/archive/\*.tif': no
   "$dsir" infer --checkpoint "$model" --input "$infer_work/archive/*.tif" --output "$work/x"
 check "tiles refused with per-frame BatchNorm" 2 "tiles need running BatchNorm" -- \
   "$dsir" infer infer.tile_size=16 --checkpoint "$model" --input "$acq" --output "$work/x" --bn per-frame
+check "a threshold neither auto nor a number" 2 "infer.threshold: '0x1' is neither auto nor a number" -- \
+  "$dsir" infer infer.threshold=0x1 --checkpoint "$model" --input "$acq" --output "$work/x"
+threshold=$(h5dump -a /localize_threshold "$model" | sed -n 's/^ *(0): //p')
+check "infer.threshold auto takes the model's own ($threshold)" 0 \
+  "localization threshold $threshold \(the model's, chosen in training" -- \
+  "$dsir" infer run.threads=1 --checkpoint "$model" --input "$acq" --output "$work/auto"
 "$dsir" ingest --frames "$fixture/sim/acquisition.tif" --pixel-size 50 --output "$work/px50.h5" >/dev/null 2>&1
 # Rank 0 scans the inputs for all: its error is every rank's, reported once.
 once "pixel-size mismatch under MPI: one message, exit 1" 1 "px50.h5: pixel size 50 nm, but the model .* 100 nm" -- \
@@ -33,7 +39,8 @@ head -c 2000 /dev/urandom >"$work/corrupt/cellA/shard-00003.h5"
 check "unreadable shard names the file" 1 "corrupt/cellA/shard-00003.h5: not a readable HDF5 file" -- \
   "$dsir" reduce --input "$work/corrupt" --output "$work/corrupt-out"
 [[ -e $work/corrupt-out/reconstruction.h5 ]] && bad "reduce left outputs after an error" || ok "reduce wrote nothing after the error"
-"$dsir" infer run.threads=1 infer.threshold=0.5 --checkpoint "$model" --input "$acq" \
+# 0.45: no candidate of training's threshold choice, so never the fixture model's own.
+"$dsir" infer run.threads=1 infer.threshold=0.45 --checkpoint "$model" --input "$acq" \
   --output "$work/other" >/dev/null 2>&1
 mkdir -p "$work/mixed" && cp -r "$infer_work/ref/infer/cellA" "$work/mixed/" && cp "$work/other/cellA/shard-00000.h5" "$work/mixed/cellA/"
 check "shards of different runs are refused" 1 "shard-00001.h5: settings_hash is .* the folder mixes shards of different runs" -- \

@@ -74,7 +74,7 @@ newest=${checkpoints[-1]}
 epochs=$(basename "$newest" .h5)
 epochs=$((10#${epochs#checkpoint-epoch-}))
 # The fixture's own training (its effective config, two ranks), so that the weights can match.
-train_args=(train "$fixture/config.yaml" --input "$fixture/data/train-upscaled.h5" --output "$work/train" --resume)
+train_args=(train "$fixture/config.yaml" --input "$fixture/data/train.h5" --output "$work/train" --resume)
 if [[ ${#checkpoints[@]} -ge 2 ]]; then
   flip "$newest" "$weight"
   check "train --resume with the newest checkpoint's $weight flipped: it resumes from the one before" 0 \

@@ -5,8 +5,8 @@ MPIRUN=(mpirun --oversubscribe --bind-to none -np)
 
 # mpi_kill_one_rank DELAY LOG MPIRUN_COMMAND...: runs the command in the background (its output
 # to LOG), SIGKILLs one of its ranks, chosen with $RANDOM, DELAY seconds later, and waits. Sets
-# victim (the killed pid; empty when the run had ended), code (mpirun's exit status) and took
-# (seconds from the kill to the end).
+# victim (the killed pid; empty when the run had ended before the kill), code (mpirun's exit
+# status) and took (seconds from the kill to the end).
 mpi_kill_one_rank() {
   local delay=$1 log=$2 job start
   shift 2
@@ -17,7 +17,8 @@ mpi_kill_one_rank() {
   ranks=$(pgrep -P $job)
   victim=$(sed -n "$((1 + RANDOM % 2))p" <<<"$ranks")
   start=$(date +%s)
-  [[ -n $victim ]] && kill -KILL "$victim"
+  # A rank that ends between pgrep and kill was not killed: the run had ended (victim empty).
+  [[ -n $victim ]] && { kill -KILL "$victim" 2>/dev/null || victim=""; }
   wait $job
   code=$? took=$(($(date +%s) - start))
   mpi_wait_for_ranks $ranks

@@ -1,5 +1,6 @@
 // Checks on the outputs of the test-size pipeline run by run_pipeline.sh: under mpirun -np 2
-// into DSIR_E2E_DIR, and its data stages again with one rank into DSIR_E2E_DIR_NP1.
+// into DSIR_E2E_DIR, and its data stages again with one rank into DSIR_E2E_DIR_NP1 (with the
+// upscale stage, also run under 2 ranks into DSIR_E2E_DIR_UPSCALE).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -54,8 +55,12 @@ TEST(EndToEnd, WritesEveryOutput) {
   for (const char* f : {"reconstruction.h5", "reconstruction.tif", "reconstruction.png", "localizations.csv",
                         "metrics.json", "dsir.log", "config.yaml", "provenance.json", "train/loss.png",
                         "train/model.h5", "train/metrics.jsonl", "data/acquisition.h5", "data/train.h5",
-                        "data/train-upscaled.h5", "sim/acquisition.tif", "sim/acquisition.csv"})
+                        "sim/acquisition.tif", "sim/acquisition.csv"})
     EXPECT_TRUE(fs::exists(d + "/" + f)) << f;
+  // The pipeline's training read the raw frames: the default run.stages has no upscale stage.
+  EXPECT_FALSE(fs::exists(d + "/data/train-upscaled.h5"));
+  EXPECT_NE(dsir::read_text_file(d + "/dsir.log").find("items upscaled from raw.h5 as read"),
+            std::string::npos);
   // No temporary files left anywhere.
   for (const auto& e : fs::recursive_directory_iterator(d))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
@@ -145,8 +150,10 @@ TEST(EndToEnd, DataStagesAreBitIdenticalAcrossRankCounts) {
     EXPECT_EQ(dsir::read_text_file(a + "/" + f), dsir::read_text_file(b + "/" + f)) << f;
   EXPECT_TRUE(same_dataset(a + "/data/train.h5", b + "/data/train.h5", "/frames"));
   EXPECT_TRUE(same_dataset(a + "/data/acquisition.h5", b + "/data/acquisition.h5", "/frames"));
-  EXPECT_TRUE(same_dataset(a + "/data/train-upscaled.h5", b + "/data/train-upscaled.h5", "/inputs"));
-  EXPECT_TRUE(same_dataset(a + "/data/train-upscaled.h5", b + "/data/train-upscaled.h5", "/labels"));
+  // The upscale stage: under 2 ranks (e2e_upscale_np2, from the 2-rank run's train.h5) and 1.
+  const std::string up = dir("DSIR_E2E_DIR_UPSCALE") + "/data/train-upscaled.h5";
+  EXPECT_TRUE(same_dataset(up, b + "/data/train-upscaled.h5", "/inputs"));
+  EXPECT_TRUE(same_dataset(up, b + "/data/train-upscaled.h5", "/labels"));
   EXPECT_TRUE(same_dataset(a + "/reconstruction.h5", b + "/reconstruction.h5", "/image"));
 }
 

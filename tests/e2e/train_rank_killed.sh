@@ -14,7 +14,7 @@ bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
 common=(run.dir="$work/data" run.seed=21 run.threads=1 simulate.train.frames=320 simulate.train.width=16
         simulate.train.height=16 simulate.acquisition.frames=0 train.batch_size=8 train.validation_fraction=0.125
         train.epochs=4)
-"$dsir" run --stages simulate,ingest,upscale "${common[@]}" >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
+"$dsir" run --stages simulate,ingest "${common[@]}" >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
 train() { "${MPIRUN[@]}" 2 "$dsir" train "${common[@]}" "$@"; }
 t0=$(date +%s.%N)
 train train.output="$work/ref" >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The chained pipeline under a real Slurm: jobs/submit-pipeline.sh submits ingest (+ simulate) ->
-# upscale -> train (2 ranks, srun --mpi=pmix) -> infer (2 ranks) -> reduce (+ evaluate) at test
+# train (2 ranks, srun --mpi=pmix) -> infer (2 ranks) -> reduce (+ evaluate) at test
 # size with --dependency=afterok; every job must complete, each after the one before it ended, and
 # the run folder must hold the reconstruction, localizations, metrics and model. Then a chain whose
 # training fails: the jobs after it must be cancelled, not left pending.
@@ -22,13 +22,13 @@ fi
 echo "$out"
 names=() ids=()
 while read -r name id; do names+=("$name"); ids+=("$id"); done <<<"$out"
-[[ ${names[*]} == "ingest upscale train infer reduce" ]] && t_ok "five chained jobs submitted, ids printed" ||
+[[ ${names[*]} == "ingest train infer reduce" ]] && t_ok "four chained jobs submitted, ids printed" ||
   t_bad "submitted: '${names[*]}'"
-dep=$(cluster_job_field "${ids[2]}" Dependency)
-[[ $dep == afterok:${ids[1]}* || $(cluster_job_state "${ids[2]}") != PENDING ]] &&
-  t_ok "train waits for upscale (Dependency=$dep)" || t_bad "train's dependency is '$dep'"
+dep=$(cluster_job_field "${ids[1]}" Dependency)
+[[ $dep == afterok:${ids[0]}* || $(cluster_job_state "${ids[1]}") != PENDING ]] &&
+  t_ok "train waits for ingest (Dependency=$dep)" || t_bad "train's dependency is '$dep'"
 
-final=$(cluster_wait "${ids[4]}" 400)
+final=$(cluster_wait "${ids[3]}" 400)
 prev_end=""
 for k in "${!ids[@]}"; do
   id=${ids[k]} name=${names[k]}
@@ -45,10 +45,12 @@ for k in "${!ids[@]}"; do
 done
 echo "last job: $final"
 t_has "ingest simulated first (run.stages has simulate)" "$run/slurm/dsir-ingest-${ids[0]}.out" "simulate,ingest on 1 rank"
-t_has "training ran on 2 ranks under srun --mpi=pmix" "$run/slurm/dsir-train-${ids[2]}.out" \
+t_has "training ran on 2 ranks under srun --mpi=pmix" "$run/slurm/dsir-train-${ids[1]}.out" \
   "global batch 16 over 2 rank\(s\)"
-t_has "inference ran on 2 ranks" "$run/slurm/dsir-infer-${ids[3]}.out" "infer: started \(2 ranks\)"
-t_has "reduce ran evaluate and report too (run.stages has them)" "$run/slurm/dsir-reduce-${ids[4]}.out" "reduce,evaluate,report on 1 rank"
+t_has "training read the raw frames (no upscale job)" "$run/slurm/dsir-train-${ids[1]}.out" \
+  "items upscaled from raw.h5 as read"
+t_has "inference ran on 2 ranks" "$run/slurm/dsir-infer-${ids[2]}.out" "infer: started \(2 ranks\)"
+t_has "reduce ran evaluate and report too (run.stages has them)" "$run/slurm/dsir-reduce-${ids[3]}.out" "reduce,evaluate,report on 1 rank"
 for f in train/model.h5 reconstruction.h5 reconstruction.tif reconstruction.png localizations.csv config.yaml dsir.log report.html; do
   t_check "$f written" test -s "$run/$f"
 done
@@ -99,7 +101,7 @@ state=$(cluster_wait "$job" 300)
 [[ $state == COMPLETED ]] && t_ok "pipeline.sbatch (mpirun, container) completed" ||
   { t_bad "pipeline.sbatch job ended $state"; tail -30 "$work/one-$job.out"; }
 t_has "it launched with mpirun through the container" "$work/one-$job.out" \
-  "simulate,ingest,upscale on 2 rank\(s\): mpirun --bind-to none --oversubscribe .*apptainer exec .*dsir.sif dsir run"
+  "simulate,ingest on 2 rank\(s\): mpirun --bind-to none --oversubscribe .*apptainer exec .*dsir.sif dsir run"
 t_has "training ran as its own step on 2 ranks" "$work/one-$job.out" "global batch 16 over 2 rank\(s\)"
 t_check "its reconstruction and metrics exist" test -s "$one/reconstruction.tif" -a -s "$one/metrics.json"
 t_finish

@@ -18,7 +18,7 @@ epochs=6
 common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs")
 
 # Training data, outside Slurm.
-"$dsir" run "${common[@]}" --stages simulate,ingest,upscale >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
+"$dsir" run "${common[@]}" --stages simulate,ingest >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
 
 cluster_test_up  # the cluster, DSIR exported, in $work
 job=$(sbatch --parsable --ntasks=2 --output="$work/train-%j.out" "$root/jobs/train.sbatch" "${common[@]}") ||

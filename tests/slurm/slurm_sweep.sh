@@ -5,7 +5,7 @@
 # pipeline in its own folder with its own train.loss.fwhm, and the summary must list the three
 # runs, complete, with losses, JI, RMSE and image correlation, as CSV, Markdown and PNG. One task
 # is preempted during training (USR1 to its batch script): it must requeue itself, skip the steps
-# it had finished (simulate, ingest, upscale), resume training, and still be in the summary.
+# it had finished (simulate, ingest), resume training, and still be in the summary.
 # usage: slurm_sweep.sh DSIR WORK
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +58,7 @@ t_has "a task says which run it is" "$sweep/slurm/dsir-sweep-${array}_1.out" "ta
 log0=$sweep/slurm/dsir-sweep-${array}_0.out
 t_has "task 0 checkpointed on the signal" "$log0" "train: stopped by a signal at epoch [0-9]+, step [0-9]+"
 t_has "task 0 requeued itself" "$log0" "requeueing job [0-9]+ \(scontrol requeue\)"
-t_has "the requeued task skipped the steps it had done" "$log0" "restart 1: skipping simulate,ingest,upscale \(finished before the requeue\)"
+t_has "the requeued task skipped the steps it had done" "$log0" "restart 1: skipping simulate,ingest \(finished before the requeue\)"
 t_has "the requeued task resumed training" "$log0" "train: resuming from .*fwhm-1.5/train/checkpoint-epoch-000[0-9].h5"
 [[ $(grep -c "simulate: started" "$log0") -eq 1 ]] && t_ok "task 0 simulated once" || t_bad "task 0 simulated $(grep -c "simulate: started" "$log0") times"
 restarts=$(cluster_job_field "${array}_0" Restarts)
