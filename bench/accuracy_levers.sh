@@ -21,9 +21,10 @@ mkdir -p "$work" bench/results
 camera=(camera.pixel_size_nm=100 camera.base_level=100 camera.em_gain=2 camera.e_per_adu=1
         camera.background_photons=20 psf.model=sampled)
 # The recipe every lever starts from: what the quick start trains with, on training frames at
-# the target's density, epochs enough that the budget ends training.
+# the target's density, epochs enough that the budget ends training; training emitters placed
+# uniformly as DSIR's (the schema's default is filaments since 2026-12-02: train-filaments).
 base=("${camera[@]}" "simulate.train.frames=$train_frames" simulate.train.width=20 simulate.train.height=20
-      simulate.train.density=6 train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.label_scale=100
+      simulate.train.density=6 simulate.train.structure=uniform train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.label_scale=100
       train.validation_fraction=0.1 "train.time_limit_min=$budget" infer.shard_frames=50)
 # Each lever: a name and the overrides that differ from the base (one change at a time).
 declare -A lever=(

@@ -21,8 +21,8 @@ std::string trim(std::string s) {
   return s;
 }
 
-// A decimal number, whole text: what CSV writers produce. Unlike std::stod, no hexadecimal
-// ("0x10"), no leading blanks, no "inf" or "nan" (a leading '+' is allowed).
+}  // namespace
+
 bool parse_decimal(const std::string& text, double& v) {
   const char *first = text.data(), *last = first + text.size();
   if (first != last && *first == '+' && ++first != last && *first == '-') return false;
@@ -31,6 +31,8 @@ bool parse_decimal(const std::string& text, double& v) {
   const auto [end, ec] = std::from_chars(first, last, v);
   return ec == std::errc() && end == last;
 }
+
+namespace {
 
 bool valid_photometry_flags(double v) {
   return v >= photometry_flag::not_measured && v <= photometry_flag::all && v == std::floor(v);

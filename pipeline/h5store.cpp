@@ -487,11 +487,16 @@ Table File::read_table(const std::string& name) const {
   Handle space(H5Dget_space(ds), H5Sclose);
   hsize_t rows = 0;
   H5Sget_simple_extent_dims(space, &rows, nullptr);
-  int nmembers = H5Tget_nmembers(ftype);
+  const int nmembers = H5Tget_nmembers(ftype);
+  if (nmembers <= 0) fail("a table without columns", name);
+  // All members in one read, each converted to double (independent of the stored layout and
+  // types): one pass over the chunks, where a read per column decompressed them once per column.
+  const size_t n = static_cast<size_t>(nmembers);
+  Handle all(H5Tcreate(H5T_COMPOUND, n * sizeof(double)), H5Tclose);
   Table table;
-  // Read each member separately as double: independent of the stored layout and types.
-  for (int i = 0; i < nmembers; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     char* cname = H5Tget_member_name(ftype, static_cast<unsigned>(i));
+    if (cname == nullptr) fail("unreadable column name", name);
     Column col;
     col.name = cname;
     H5free_memory(cname);
@@ -499,12 +504,25 @@ Table File::read_table(const std::string& name) const {
     col.type = DType::f64;
     for (DType c : {DType::u8, DType::u16, DType::u32, DType::i32, DType::i64, DType::f32})
       if (H5Tequal(mtype, native(c)) > 0) col.type = c;
-    Handle one(H5Tcreate(H5T_COMPOUND, sizeof(double)), H5Tclose);
-    H5Tinsert(one, col.name.c_str(), 0, H5T_NATIVE_DOUBLE);
-    col.values.resize(rows);
-    if (rows > 0 && H5Dread(ds, one, H5S_ALL, H5S_ALL, H5P_DEFAULT, col.values.data()) < 0)
-      fail("cannot read column '" + col.name + "'" + hdf5_reason(), name);
+    if (H5Tinsert(all, col.name.c_str(), i * sizeof(double), H5T_NATIVE_DOUBLE) < 0)
+      fail("column '" + col.name + "' is not one of a kind (a name twice?)", name);
     table.columns.push_back(std::move(col));
+  }
+  if (rows > 0) {
+    if (rows > std::numeric_limits<size_t>::max() / sizeof(double) / n) fail("table too large", name);
+    std::vector<double> records(static_cast<size_t>(rows) * n);
+    // HDF5 converts through buffers of 1 MiB by default, allocated and cleared on every read;
+    // a table smaller than that needs no more than its own size.
+    const size_t record_bytes = std::max(H5Tget_size(ftype), n * sizeof(double));
+    Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+    H5Pset_buffer(dxpl, std::min<hsize_t>(hsize_t(1) << 20, rows * record_bytes), nullptr, nullptr);
+    if (H5Dread(ds, all, H5S_ALL, H5S_ALL, dxpl, records.data()) < 0)
+      fail("cannot read the columns" + hdf5_reason(), name);
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<double>& values = table.columns[i].values;
+      values.resize(static_cast<size_t>(rows));
+      for (size_t r = 0; r < values.size(); ++r) values[r] = records[r * n + i];
+    }
   }
   return table;
 }

@@ -240,8 +240,7 @@ MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>&
   r.tp = tally.tp;
   r.fp = predicted.size() - tally.tp;
   r.fn = truth.size() - tally.tp;
-  const uint64_t total = r.tp + r.fp + r.fn;
-  r.jaccard = total == 0 ? 1.0 : static_cast<double>(r.tp) / static_cast<double>(total);
+  r.jaccard = jaccard_index(static_cast<double>(r.tp), static_cast<double>(r.fp), static_cast<double>(r.fn));
   r.rmse_lateral_nm = r.tp == 0 ? 0.0 : std::sqrt(tally.sum_sq / static_cast<double>(r.tp));
   r.efficiency = efficiency(r.jaccard, r.rmse_lateral_nm);
   return r;
@@ -310,6 +309,11 @@ Overlap overlap(const std::vector<Point>& locs, const std::vector<Point>& truth,
                          field_text(o.truth) + ") lies in the localizations' field (" + field_text(o.locs) +
                          ", with the tolerance around it): a different field or pixel size?");
   return o;
+}
+
+double jaccard_index(double tp, double fp, double fn) {
+  const double total = tp + fp + fn;
+  return total == 0 ? 1.0 : tp / total;
 }
 
 double efficiency(double jaccard, double rmse_nm) {

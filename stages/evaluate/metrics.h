@@ -28,6 +28,9 @@ MatchResult match(const std::vector<Point>& predicted, const std::vector<Point>&
                   Matching method);
 
 double efficiency(double jaccard, double rmse_nm);
+// TP / (TP + FP + FN); 1 when all are 0 (both sets empty agree). Counts summed over ranks are
+// doubles (MPI sums), hence the type.
+double jaccard_index(double tp, double fp, double fn);
 
 // Frames and field a point set covers (0-based frames, nm).
 struct Extent {

@@ -5,7 +5,6 @@
 // resumes where it stopped and ends with the same bits as an uninterrupted one.
 #include <ATen/Parallel.h>
 
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -85,8 +84,7 @@ double localize_threshold(const std::string& value, const ModelMeta& meta, const
     return t;
   }
   double t = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
-  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(t) || t < 0 || t > 1e6)
+  if (!parse_decimal(value, t) || t < 0 || t > 1e6)
     throw ConfigError("infer.threshold: '" + value + "' is neither auto nor a number in [0, 1e6]");
   return t;
 }

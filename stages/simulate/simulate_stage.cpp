@@ -3,6 +3,7 @@
 // or straight to raw.h5 (simulate.format: h5).
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "pipeline/context.h"
 #include "pipeline/errors.h"
@@ -33,8 +34,9 @@ const ConfigSection section(
         KeySpec::integer("train.height", "26", "Training frame height (pixels).").range(4, 65535),
         KeySpec::real("train.density", "2.0", "Mean emitters per frame per µm².").range(0, 1e4),
         KeySpec::choice(
-            "train.structure", "uniform",
-            "Where training emitters sit: uniform (DSIR), or filaments drawn anew for every frame.",
+            "train.structure", "filaments",
+            "Where training emitters sit: filaments drawn anew for every frame, or uniform (DSIR). "
+            "Filaments score better on filament-like data (docs/accuracy.md).",
             {"uniform", "filaments"}),
         KeySpec::integer("train.filaments", "2", "Filaments per training frame (train.structure: filaments).")
             .range(1, 10000),
@@ -177,10 +179,9 @@ void simulate_set(Context& ctx, const SimulateOptions& o, const std::string& ste
                   const sim::DensityMask* mask = nullptr) {
   const sim::Camera& cam = o.camera;
   const sim::EmitterRanges& ranges = o.ranges;
-  std::unique_ptr<sim::Filaments> filaments;  // the acquisition's, shared by its frames
+  std::optional<sim::Filaments> filaments;  // the acquisition's, shared by its frames
   const bool on_filaments = field.structure == sim::Structure::Filaments;
-  if (on_filaments && !field.filaments_per_frame)
-    filaments = std::make_unique<sim::Filaments>(field, cam.pixel_size_nm, seed);
+  if (on_filaments && !field.filaments_per_frame) filaments.emplace(field, cam.pixel_size_nm, seed);
   const uint64_t chunk = o.chunk_frames;
   const uint64_t n_chunks = (static_cast<uint64_t>(frames) + chunk - 1) / chunk;
   const size_t frame_px = static_cast<size_t>(field.width) * static_cast<size_t>(field.height);
@@ -198,11 +199,11 @@ void simulate_set(Context& ctx, const SimulateOptions& o, const std::string& ste
     std::vector<uint16_t> pixels;
     std::vector<Emitter> emitters;
     for (int64_t f = first; f < last; ++f) {
-      std::unique_ptr<sim::Filaments> own;
+      std::optional<sim::Filaments> own;
       if (on_filaments && field.filaments_per_frame)
-        own = std::make_unique<sim::Filaments>(sim::frame_filaments(field, cam.pixel_size_nm, seed, f));
-      sim::Frame fr =
-          sim::simulate_frame(field, cam, ranges, own ? own.get() : filaments.get(), seed, f, mask);
+        own = sim::frame_filaments(field, cam.pixel_size_nm, seed, f);
+      const sim::Filaments* on = own ? &*own : filaments ? &*filaments : nullptr;
+      sim::Frame fr = sim::simulate_frame(field, cam, ranges, on, seed, f, mask);
       pixels.insert(pixels.end(), fr.pixels.begin(), fr.pixels.end());
       emitters.insert(emitters.end(), fr.emitters.begin(), fr.emitters.end());
     }

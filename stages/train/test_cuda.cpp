@@ -2,15 +2,18 @@
 // DSIR's weights reproduce DSIR's output on the GPU, a training step on the GPU equals the CPU's,
 // and the gradient transports for GPU tensors (pinned staging, NCCL) return the right sums.
 #include <ATen/Context.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
 
 #include "pipeline/errors.h"
+#include "pipeline/formats/raw_file.h"
 #include "pipeline/h5store.h"
 #include "pipeline/mpi_context.h"
 #include "stages/train/adam.h"
@@ -21,6 +24,7 @@
 #include "stages/train/models/model_registry.h"
 #include "stages/train/models/torch_setup.h"
 #include "stages/train/test_tensors.h"
+#include "stages/train/upscaled_set.h"
 #include "tests/shared_data.h"
 
 namespace {
@@ -59,6 +63,52 @@ TEST_F(Cuda, UpscaleBatchOnGpuMatchesUpscaleFrame) {
       worst = std::max(worst, std::abs(double(g[i]) - expected[i]));
   }
   EXPECT_LT(worst, 1e-5);
+}
+
+// Training from raw.h5 on a GPU: the prefetcher sends raw windows and the labels' nonzero pixels,
+// and the batch made on the GPU is the CPU's (labels identical, inputs within 1e-5).
+TEST_F(Cuda, RawTrainingItemsUpscaledOnTheGpuMatchTheCpuBatch) {
+  const std::string path = ::testing::TempDir() + "/dsir_cuda_raw_" + std::to_string(getpid()) + ".h5";
+  dsir::RawFileInfo info;
+  info.frames = 6;
+  info.width = info.height = 16;
+  info.pixel_size_nm = 100;
+  {
+    dsir::RawFileWriter w(path, info, {});
+    std::vector<uint16_t> px(256);
+    for (int f = 0; f < 6; ++f) {
+      for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint16_t>(100 + (i * 7919 + f * 31) % 97);
+      w.write_frame(px.data());
+    }
+    std::vector<dsir::Emitter> truth;
+    for (int f = 0; f < 6; ++f)
+      for (int k = 0; k < 5; ++k) {
+        dsir::Emitter e;
+        e.frame = f;
+        e.x_nm = 37.0 + 311.0 * k + 17.0 * f;
+        e.y_nm = 1555.0 - 291.0 * k;
+        truth.push_back(e);
+      }
+    w.set_emitters(truth, "truth.csv", 0);
+    w.commit();
+  }
+  for (const dsir::LabelMode labels : {dsir::LabelMode::Dsir, dsir::LabelMode::Gaussian}) {
+    dsir::ItemSpec spec;
+    spec.labels = labels;
+    spec.patch_size = 10;
+    spec.patches_per_frame = 2;
+    const dsir::UpscaledSet set(path, spec);
+    ASSERT_TRUE(dsir::BatchPrefetcher::upscales_on_device(set, gpu_));
+    const std::vector<uint64_t> items{11, 0, 5, 6};
+    const auto [x, y] = set.batch(items, 100);
+    dsir::BatchPrefetcher prefetch(set, 100, gpu_, true);
+    prefetch.request(items);
+    const auto [xg, yg] = prefetch.take();
+    ASSERT_TRUE(xg.is_cuda());
+    EXPECT_TRUE(at::equal(yg.to(torch::kCPU), y));
+    EXPECT_LT(max_abs_diff(xg.to(torch::kCPU), x), 1e-5);
+  }
+  std::filesystem::remove(path);
 }
 
 TEST_F(Cuda, DsirWeightsReproduceDsirOutputOnGpu) {

@@ -180,6 +180,36 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
     }
   }
   EXPECT_FALSE(from_file.emitters(0).has_value());
+  // What a GPU is sent instead (BatchPrefetcher::upscales_on_device): each item's raw window and
+  // its labels' nonzero pixels, expanded on the device: the same labels, the inputs within 1e-5.
+  // Here on the CPU, for these items and for whole frames with per-frame normalisation and DSIR's
+  // labels, and through the prefetcher's compact mode.
+  const auto expect_compact_matches = [](const dsir::UpscaledSet& set, const std::vector<uint64_t>& items,
+                                         const char* what) {
+    const auto [x, y] = set.batch(items, 100);
+    const dsir::CompactBatch compact = set.compact_batch(items, 100);
+    EXPECT_EQ(compact.windows.numel() * set.factor * set.factor, x.numel()) << what;
+    EXPECT_EQ(compact.label_index.numel(), y.nonzero().size(0)) << what;
+    const auto [xc, yc] = set.expand(compact, torch::kCPU);
+    EXPECT_TRUE(at::equal(yc, y)) << what;
+    EXPECT_EQ(xc.sizes(), x.sizes()) << what;
+    EXPECT_LT((xc - x).abs().max().item<double>(), 1e-5) << what;
+    EXPECT_GT(x.abs().max().item<double>(), 0.5) << what;
+    dsir::BatchPrefetcher prefetch(set, 100, torch::kCPU, /*compact=*/true);
+    prefetch.request(items);
+    const auto [xp, yp] = prefetch.take();
+    EXPECT_TRUE(at::equal(xp, xc)) << what;
+    EXPECT_TRUE(at::equal(yp, yc)) << what;
+  };
+  EXPECT_FALSE(dsir::BatchPrefetcher::upscales_on_device(rendered, torch::kCPU));
+  expect_compact_matches(rendered, idx, "patches, global normalisation, Gaussian labels");
+  dsir::ItemSpec whole = spec;
+  whole.patch_size = 0;
+  whole.normalize = dsir::Normalization::PerFrame;
+  whole.labels = dsir::LabelMode::Dsir;
+  const dsir::UpscaledSet whole_frames(dir() + "/raw.h5", whole);
+  expect_compact_matches(whole_frames, {11, 0, 3}, "whole frames, per-frame normalisation, DSIR's labels");
+  EXPECT_THROW(from_file.compact_batch(idx, 100), std::logic_error);
   train("from-file", 2, false, with("train.input=" + dir() + "/raw-up.h5"));
   train("from-raw", 2, false, with("train.input=" + dir() + "/raw.h5"));
   EXPECT_EQ(checksum("from-file/model.h5"), checksum("from-raw/model.h5"));

@@ -29,8 +29,7 @@ void ThresholdScores::add(const std::vector<Emitter>& localizations, const std::
 }
 
 double ThresholdScores::jaccard(size_t k) const {
-  const double total = counts_[3 * k] + counts_[3 * k + 1] + counts_[3 * k + 2];
-  return total > 0 ? counts_[3 * k] / total : 0.0;
+  return metrics::jaccard_index(counts_[3 * k], counts_[3 * k + 1], counts_[3 * k + 2]);
 }
 
 size_t ThresholdScores::best() const {

@@ -24,9 +24,9 @@ class ThresholdScores {
            double height_nm);
   // true positives, false positives, false negatives per candidate: sum them over ranks in place.
   std::vector<double>& counts() { return counts_; }
-  double jaccard(size_t candidate) const;
+  double jaccard(size_t candidate) const;  // metrics::jaccard_index of the candidate's counts
   // The candidate with the best Jaccard index (the higher threshold on a tie: fewer false
-  // positives for the same score); 0 with nothing to match.
+  // positives for the same score; so the highest with nothing to match).
   size_t best() const;
   uint64_t emitters() const;  // summed: true positives + false negatives at any candidate
 

@@ -424,7 +424,8 @@ class Trainer {
                                    order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
     };
     // Step s + 1's frames are read while step s computes.
-    BatchPrefetcher prefetch(data_, label_scale_, device_.is_cuda());
+    BatchPrefetcher prefetch(data_, label_scale_, device_,
+                             BatchPrefetcher::upscales_on_device(data_, device_));
     std::vector<uint64_t> next = first_step < steps ? frames_of(first_step) : std::vector<uint64_t>{};
     if (!next.empty()) prefetch.request(next);
     for (uint64_t s = first_step; s < steps; ++s) {

@@ -14,6 +14,15 @@
 
 namespace dsir {
 
+// A batch of items rendered from raw.h5 as it travels to a GPU: the items' raw windows (factor²
+// times smaller than their upscaled inputs) and only the nonzero pixels of their label maps
+// (a few per emitter). UpscaledSet::expand makes the dense batch on the device.
+struct CompactBatch {
+  torch::Tensor windows;      // (n, h, w) float: raw pixels
+  torch::Tensor label_index;  // (k) int64: flat positions in the (n, 1, H, W) labels
+  torch::Tensor label_value;  // (k) float: the labels there, x label_scale
+};
+
 class UpscaledSet : public UpscaledLayout {
  public:
   // upscaled.h5; or a raw.h5 with ground truth, whose items `spec` renders on the fly, as the
@@ -27,8 +36,18 @@ class UpscaledSet : public UpscaledLayout {
   // consecutive indices are read with one HDF5 call each (validation reads whole ranges).
   std::pair<torch::Tensor, torch::Tensor> batch(const std::vector<uint64_t>& frames,
                                                 double label_scale) const;
+  // The same items, for a raw.h5 input only (rendered_on_the_fly()), as a CompactBatch; expand
+  // turns it into batch()'s tensors on `device`: labels identical, inputs upscaled there by
+  // upscale_batch (within 1e-5 of batch()'s: a device's float arithmetic, not the CPU's order).
+  CompactBatch compact_batch(const std::vector<uint64_t>& frames, double label_scale) const;
+  std::pair<torch::Tensor, torch::Tensor> expand(const CompactBatch& batch,
+                                                 const torch::Device& device) const;
 
  private:
+  // fn(i, frame) for every idx[i] with its frame's raw pixels (a frame read once for its items in a row).
+  template <class Fn>
+  void for_each_item_frame(const std::vector<uint64_t>& idx, Fn&& fn) const;
+
   std::unique_ptr<UpscaledFileReader> file_;  // upscaled.h5
   std::unique_ptr<RawFileReader> raw_;        // or raw.h5 and its items
   std::unique_ptr<TrainingItems> items_;
@@ -37,9 +56,16 @@ class UpscaledSet : public UpscaledLayout {
 // The input pipeline of training: the next batch is read on a thread of its own while the
 // current step computes (one batch ahead, so memory holds two), in pinned memory when it is bound
 // for a GPU. Only the reader touches the file while a read is outstanding; take() hands over.
+// With `compact` (a raw.h5 input bound for a GPU: upscales_on_device) the reader renders
+// CompactBatches and take() expands them on `device`; otherwise take() gives host tensors.
 class BatchPrefetcher {
  public:
-  BatchPrefetcher(const UpscaledSet& set, double label_scale, bool pin_memory);
+  // Where the items are upscaled on the device that trains: a GPU, fed from raw.h5. On a CPU the
+  // reader thread's upscale is the same work, off the training thread, and keeps training's bits.
+  static bool upscales_on_device(const UpscaledSet& set, const torch::Device& device) {
+    return device.is_cuda() && set.rendered_on_the_fly();
+  }
+  BatchPrefetcher(const UpscaledSet& set, double label_scale, const torch::Device& device, bool compact);
   ~BatchPrefetcher();  // waits for an outstanding read
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
@@ -51,8 +77,13 @@ class BatchPrefetcher {
  private:
   const UpscaledSet& set_;
   double label_scale_;
-  bool pin_memory_;
-  std::future<std::pair<torch::Tensor, torch::Tensor>> next_;
+  torch::Device device_;
+  bool compact_;
+  struct Read {
+    torch::Tensor inputs, labels;  // a dense batch on the host
+    CompactBatch compact;          // or a compact one
+  };
+  std::future<Read> next_;
 };
 
 }  // namespace dsir

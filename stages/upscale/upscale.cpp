@@ -239,11 +239,16 @@ std::vector<Emitter> TrainingItems::emitters(uint64_t item) const {
 }
 
 uint64_t TrainingItems::render(uint64_t item, const float* frame, float* input, float* label) const {
-  const auto [row0, col0] = origin(item);
   std::vector<float> window(static_cast<size_t>(item_height_) * static_cast<size_t>(item_width_));
-  crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window.data());
+  const uint64_t dropped = render_raw(item, frame, window.data(), label);
   upscale_frame(window.data(), item_height_, item_width_, spec_.factor, spec_.normalize, global_mean_,
                 global_std_, input);
+  return dropped;
+}
+
+uint64_t TrainingItems::render_raw(uint64_t item, const float* frame, float* window, float* label) const {
+  const auto [row0, col0] = origin(item);
+  crop(frame, raw_.width(), row0, col0, item_height_, item_width_, window);
   return render_labels(emitters(item), item_height_, item_width_, spec_.factor, raw_.pixel_size_nm(),
                        spec_.labels, label, spec_.label_sigma_px);
 }

@@ -82,11 +82,17 @@ class TrainingItems {
   uint64_t per_frame() const { return per_frame_; }
   int height() const { return item_height_ * spec_.factor; }  // of an upscaled item
   int width() const { return item_width_ * spec_.factor; }
+  int raw_height() const { return item_height_; }  // of an item before the upscale
+  int raw_width() const { return item_width_; }
+  const ItemSpec& spec() const { return spec_; }
   double global_mean() const { return global_mean_; }  // 0 and 1 unless normalised globally
   double global_std() const { return global_std_; }
   // Item `item` from its frame's raw pixels (raw.height() x raw.width()) into height() x width()
   // inputs and labels; returns the emitters left out of the labels (outside the field or patch).
   uint64_t render(uint64_t item, const float* frame, float* input, float* label) const;
+  // The same item with its input not upscaled: its raw_height() x raw_width() window of the
+  // frame, for an upscale on the device that trains (upscale_batch); the labels as render's.
+  uint64_t render_raw(uint64_t item, const float* frame, float* window, float* label) const;
   // The ground truth of item `item`, in nm from the item's corner (pixel k spans [k, k+1) raw
   // pixels): its frame's emitters, those outside the item included (the labels drop them).
   std::vector<Emitter> emitters(uint64_t item) const;

@@ -35,9 +35,10 @@ grep -q '"matching"' "$work/nogt/metrics.json" && bad "no ground truth: no match
 check "an explicit evaluate.gt that is missing is still an error" 2 "evaluate.gt: file '$work/absent.csv' does not exist" -- \
   "$dsir" evaluate run.dir="$work/nogt" --gt "$work/absent.csv"
 
+# 40 bins of 2 frames: ~30 localizations each, far below what a cross-correlation needs.
 check "reduce.drift: rcc with too few localizations per bin names the bin" 1 \
-  "reduce.drift: rcc: time bin 1 of 10 \(frames 1-8\) has [0-9]+ localizations, fewer than the 100" -- \
-  "$dsir" reduce --input "$fixture/infer" --output "$work/drift" --drift rcc
+  "reduce.drift: rcc: time bin 1 of 40 \(frames 1-2\) has [0-9]+ localizations, fewer than the 100" -- \
+  "$dsir" reduce --input "$fixture/infer" --output "$work/drift" --drift rcc reduce.drift_bins=40
 [[ -e $work/drift/reconstruction.h5 || -e $work/drift/drift.csv ]] && bad "reduce wrote nothing after the drift error" ||
   ok "reduce wrote nothing after the drift error"
 
