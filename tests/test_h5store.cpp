@@ -1,6 +1,7 @@
 // Tests of pipeline/h5store.h: typed datasets, slabs, compound tables, attributes, atomic
 // creation (temporary name + rename on commit) and error messages.
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -324,6 +325,31 @@ TEST_F(H5StoreTest, ReadTableErrors) {
   msg = input_error([&] { f.read_table("/plain"); });
   EXPECT_TRUE(contains(msg, "/plain")) << msg;
   EXPECT_TRUE(contains(msg, "not a compound table")) << msg;
+}
+
+// A dataspace that declares a trillion rows over no stored data (as a corrupted byte can) is an
+// error naming the table, not an attempt to allocate 8 TB.
+TEST_F(H5StoreTest, ATableDeclaringFarMoreRowsThanItStoresIsCorrupt) {
+  {
+    const hid_t file = H5Fcreate(path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t type = H5Tcreate(H5T_COMPOUND, sizeof(double));
+    H5Tinsert(type, "x", 0, H5T_NATIVE_DOUBLE);
+    const hsize_t rows = 1000000000000ULL, chunk = 1024;
+    const hid_t space = H5Screate_simple(1, &rows, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    const hid_t ds = H5Dcreate2(file, "/huge", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+  }
+  const File f = File::open(path());
+  const std::string msg = input_error([&] { f.read_table("/huge"); });
+  EXPECT_TRUE(contains(msg, "/huge")) << msg;
+  EXPECT_TRUE(contains(msg, "corrupt table: declares 1000000000000 rows")) << msg;
 }
 
 TEST(H5Table, MissingColumnLookupNamesTheColumn) {

@@ -517,6 +517,23 @@ TEST_F(TiffTest, ATileSizeFarBeyondTheImageIsAnErrorNotAnAllocation) {
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/tiff): a 564-byte TIFF of 2572 x 1027 float pixels in
+// 1 x 3 tiles took 8 s a frame (a read and a seek per pixel). TIFF's tiles are multiples of 16.
+TEST_F(TiffTest, TilesSmallerThanTiffAllowsAreAnError) {
+  const std::string path =
+      std::string(DSIR_SOURCE_DIR) + "/tests/fuzz/regressions/tiff/tiles-of-one-pixel.tif";
+  Reader r(path);
+  std::vector<float> frame(size_t(r.info().width) * r.info().height);
+  try {
+    r.read_frame(0, frame.data());
+    ADD_FAILURE() << "read a frame of " << r.info().width << " x " << r.info().height;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tiles of 1 x 3 pixels"), std::string::npos) << e.what();
+  }
+  // Tiles of 16 that pad the image (40 x 37 in 16 x 16) read: TiledDeflateTiffReads.
+}
+
 // A description's frame count that is not a count, or promises more frames than the file holds,
 // is an error at opening ("images=-1" used to become 2^64 - 1 frames and fail much later).
 TEST_F(TiffTest, ImageJFrameCountBeyondTheFileIsAnError) {
