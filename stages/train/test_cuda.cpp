@@ -98,7 +98,7 @@ TEST_F(Cuda, RawTrainingItemsUpscaledOnTheGpuMatchTheCpuBatch) {
     spec.patch_size = 10;
     spec.patches_per_frame = 2;
     const dsir::UpscaledSet set(path, spec);
-    ASSERT_TRUE(dsir::BatchPrefetcher::upscales_on_device(set, gpu_));
+    ASSERT_TRUE(set.upscales_on(gpu_));
     const std::vector<uint64_t> items{11, 0, 5, 6};
     const auto [x, y] = set.batch(items, 100);
     dsir::BatchPrefetcher prefetch(set, 100, gpu_, true);
@@ -107,6 +107,10 @@ TEST_F(Cuda, RawTrainingItemsUpscaledOnTheGpuMatchTheCpuBatch) {
     ASSERT_TRUE(xg.is_cuda());
     EXPECT_TRUE(at::equal(yg.to(torch::kCPU), y));
     EXPECT_LT(max_abs_diff(xg.to(torch::kCPU), x), 1e-5);
+    const auto [xv, yv] = set.batch_for(items, 100, gpu_);  // validation's batches
+    EXPECT_TRUE(xv.is_cuda());
+    EXPECT_TRUE(at::equal(xv, xg));
+    EXPECT_TRUE(at::equal(yv, yg));
   }
   std::filesystem::remove(path);
 }

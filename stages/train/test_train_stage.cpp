@@ -180,7 +180,7 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
     }
   }
   EXPECT_FALSE(from_file.emitters(0).has_value());
-  // What a GPU is sent instead (BatchPrefetcher::upscales_on_device): each item's raw window and
+  // What a GPU is sent instead (UpscaledSet::upscales_on): each item's raw window and
   // its labels' nonzero pixels, expanded on the device: the same labels, the inputs within 1e-5.
   // Here on the CPU, for these items and for whole frames with per-frame normalisation and DSIR's
   // labels, and through the prefetcher's compact mode.
@@ -201,7 +201,8 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
     EXPECT_TRUE(at::equal(xp, xc)) << what;
     EXPECT_TRUE(at::equal(yp, yc)) << what;
   };
-  EXPECT_FALSE(dsir::BatchPrefetcher::upscales_on_device(rendered, torch::kCPU));
+  EXPECT_FALSE(rendered.upscales_on(torch::kCPU));
+  EXPECT_TRUE(at::equal(rendered.batch_for(idx, 100, torch::kCPU).first, xb));  // the CPU keeps its bits
   expect_compact_matches(rendered, idx, "patches, global normalisation, Gaussian labels");
   dsir::ItemSpec whole = spec;
   whole.patch_size = 0;

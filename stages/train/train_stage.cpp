@@ -424,8 +424,7 @@ class Trainer {
                                    order.begin() + static_cast<std::ptrdiff_t>(b0 + mine.end));
     };
     // Step s + 1's frames are read while step s computes.
-    BatchPrefetcher prefetch(data_, label_scale_, device_,
-                             BatchPrefetcher::upscales_on_device(data_, device_));
+    BatchPrefetcher prefetch(data_, label_scale_, device_, data_.upscales_on(device_));
     std::vector<uint64_t> next = first_step < steps ? frames_of(first_step) : std::vector<uint64_t>{};
     if (!next.empty()) prefetch.request(next);
     for (uint64_t s = first_step; s < steps; ++s) {
@@ -524,9 +523,10 @@ class Trainer {
     for (uint64_t f = mine.begin; f < mine.end; f += batch_) {
       std::vector<uint64_t> idx;
       for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
-      const torch::Tensor maps = (model->forward(data_.batch(idx, 1.0).first.to(device_)) / meta.label_scale)
-                                     .to(torch::kCPU)
-                                     .contiguous();
+      const torch::Tensor maps =
+          (model->forward(on_device(data_.batch_for(idx, 1.0, device_).first)) / meta.label_scale)
+              .to(torch::kCPU)
+              .contiguous();
       for (size_t i = 0; i < idx.size(); ++i) {
         const torch::Tensor m = maps[static_cast<int64_t>(i)][0];
         scores.add(localize(m.data_ptr<float>(), data_.height, data_.width, map_pixel_nm, 0, lopt),
@@ -560,7 +560,7 @@ class Trainer {
     for (uint64_t f = mine.begin; f < mine.end; f += batch_) {
       std::vector<uint64_t> idx;
       for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
-      auto [x, y] = data_.batch(idx, label_scale_);
+      auto [x, y] = data_.batch_for(idx, label_scale_, device_);
       torch::Tensor p = model_->forward(on_device(x));
       sums[0] += loss_fn_(p, on_device(y)).item<double>() * static_cast<double>(idx.size());
       sums[1] += static_cast<double>(idx.size());

@@ -110,6 +110,13 @@ std::pair<torch::Tensor, torch::Tensor> UpscaledSet::expand(const CompactBatch& 
   return {x, y.view({n, 1, height, width})};
 }
 
+std::pair<torch::Tensor, torch::Tensor> UpscaledSet::batch_for(const std::vector<uint64_t>& frames,
+                                                               double label_scale,
+                                                               const torch::Device& device) const {
+  if (upscales_on(device)) return expand(compact_batch(frames, label_scale), device);
+  return batch(frames, label_scale);
+}
+
 BatchPrefetcher::BatchPrefetcher(const UpscaledSet& set, double label_scale, const torch::Device& device,
                                  bool compact)
     : set_(set), label_scale_(label_scale), device_(device), compact_(compact) {}

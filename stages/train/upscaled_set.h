@@ -42,6 +42,12 @@ class UpscaledSet : public UpscaledLayout {
   CompactBatch compact_batch(const std::vector<uint64_t>& frames, double label_scale) const;
   std::pair<torch::Tensor, torch::Tensor> expand(const CompactBatch& batch,
                                                  const torch::Device& device) const;
+  // Whether batches bound for `device` travel compact: a GPU fed from raw.h5. On a CPU the
+  // reader's own upscale is the same work and keeps training's bits.
+  bool upscales_on(const torch::Device& device) const { return device.is_cuda() && rendered_on_the_fly(); }
+  // batch() for `device`: compact and expanded there where upscales_on(device), else on the host.
+  std::pair<torch::Tensor, torch::Tensor> batch_for(const std::vector<uint64_t>& frames, double label_scale,
+                                                    const torch::Device& device) const;
 
  private:
   // fn(i, frame) for every idx[i] with its frame's raw pixels (a frame read once for its items in a row).
@@ -56,15 +62,10 @@ class UpscaledSet : public UpscaledLayout {
 // The input pipeline of training: the next batch is read on a thread of its own while the
 // current step computes (one batch ahead, so memory holds two), in pinned memory when it is bound
 // for a GPU. Only the reader touches the file while a read is outstanding; take() hands over.
-// With `compact` (a raw.h5 input bound for a GPU: upscales_on_device) the reader renders
-// CompactBatches and take() expands them on `device`; otherwise take() gives host tensors.
+// With `compact` (training passes set.upscales_on(device)) the reader renders CompactBatches and
+// take() expands them on `device`; otherwise take() gives host tensors.
 class BatchPrefetcher {
  public:
-  // Where the items are upscaled on the device that trains: a GPU, fed from raw.h5. On a CPU the
-  // reader thread's upscale is the same work, off the training thread, and keeps training's bits.
-  static bool upscales_on_device(const UpscaledSet& set, const torch::Device& device) {
-    return device.is_cuda() && set.rendered_on_the_fly();
-  }
   BatchPrefetcher(const UpscaledSet& set, double label_scale, const torch::Device& device, bool compact);
   ~BatchPrefetcher();  // waits for an outstanding read
   BatchPrefetcher(const BatchPrefetcher&) = delete;
