@@ -49,15 +49,15 @@ struct LocalizationFile {
 // column, an unparsable or non-finite number, or a frame < 1.
 LocalizationFile read_localizations_csv(const std::string& path);
 
-// ThunderSTORM's exact header: "id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",
-// "offset [photon]","bkgstd [photon]" (+ "uncertainty [nm]" when any emitter has one, + "confidence"
-// when any has one, + "photometry_flags" when any was measured, + "x_raw [nm]", "y_raw [nm]" when
-// drift-corrected). NaN is written as 0, as ThunderSTORM does. Atomic.
 // A decimal number, the whole text: what CSV writers produce and what a config's number may be.
 // Unlike std::stod, no hexadecimal ("0x10"), no leading blanks, no "inf" or "nan" (a leading '+'
 // is allowed).
 bool parse_decimal(const std::string& text, double& v);
 
+// ThunderSTORM's exact header: "id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",
+// "offset [photon]","bkgstd [photon]" (+ "uncertainty [nm]" when any emitter has one, + "confidence"
+// when any has one, + "photometry_flags" when any was measured, + "x_raw [nm]", "y_raw [nm]" when
+// drift-corrected). NaN is written as 0, as ThunderSTORM does. Atomic.
 void write_thunderstorm_csv(const std::string& path, const std::vector<Emitter>& emitters);
 
 // HDF5 table form (columns frame, x_nm, y_nm, sigma_nm, photons, offset, bkgstd, uncertainty_nm,

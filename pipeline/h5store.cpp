@@ -513,16 +513,17 @@ Table File::read_table(const std::string& name) const {
     // A table stores its rows (deflate shrinks them at most ~1032x); one that declares far more
     // than its storage could hold has a corrupted dataspace, and reading it would allocate what
     // the corruption says (8.7 TB in one fuzzed shard).
-    const double declared = static_cast<double>(rows) * static_cast<double>(H5Tget_size(ftype));
-    const double stored = static_cast<double>(H5Dget_storage_size(ds));
-    if (declared > 1032.0 * stored + double(1 << 20))
-      fail("corrupt table: declares " + std::to_string(rows) + " rows but stores " +
-               std::to_string(H5Dget_storage_size(ds)) + " bytes",
+    const size_t stored_record_bytes = H5Tget_size(ftype);
+    const hsize_t stored = H5Dget_storage_size(ds);
+    if (static_cast<double>(rows) * static_cast<double>(stored_record_bytes) >
+        1032.0 * static_cast<double>(stored) + double(1 << 20))
+      fail("corrupt table: declares " + std::to_string(rows) + " rows but stores " + std::to_string(stored) +
+               " bytes",
            name);
     std::vector<double> records(static_cast<size_t>(rows) * n);
     // HDF5 converts through buffers of 1 MiB by default, allocated and cleared on every read;
     // a table smaller than that needs no more than its own size.
-    const size_t record_bytes = std::max(H5Tget_size(ftype), n * sizeof(double));
+    const size_t record_bytes = std::max(stored_record_bytes, n * sizeof(double));
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
     H5Pset_buffer(dxpl, std::min<hsize_t>(hsize_t(1) << 20, rows * record_bytes), nullptr, nullptr);
     if (H5Dread(ds, all, H5S_ALL, H5S_ALL, dxpl, records.data()) < 0)
