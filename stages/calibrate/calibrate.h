@@ -50,8 +50,7 @@ struct Calibration {
   // Sparse: spot pixels by fitted mean, bins[0] the background; dense: the fine-detail bins.
   std::vector<MomentBin> bins;
   double kappa2_slope = 0, kappa2_intercept = 0;  // kappa2 = slope * mean + intercept (= F² g)
-  // Sparse: the slope is the spots' and the finest detail's, weighted by their standard errors'
-  // inverse squares; dense: the detail's.
+  // Sparse: the slope is the mean of the spots' and the finest detail's; dense: the detail's.
   double spot_slope = 0, detail_slope = 0, spot_slope_se = 0, detail_slope_se = 0;
   // (background κ3 / κ2) / kappa2_slope: 1.5 behind an EM register, 1 without (less with read noise)
   double skew_ratio = 0;

@@ -60,10 +60,10 @@ double relative_error(double got, double want) { return std::abs(got - want) / s
 // What every camera must give back from kTestFrames frames (calibrate.max_frames' default: what a
 // user's acquisition gives it). Tolerances from the spread over seeds 20-37 at that length (18
 // stacks per camera, FRAMES=4000 DISABLED_SparseSeeds below, stages/calibrate/README.md): ADU per
-// photoelectron 3 % (measured -0.6..+2.0 %), base level 3 % (-0.7..+2.0 %), PSF sigma 1 %
+// photoelectron 3 % (measured -0.7..+1.8 %), base level 3 % (-0.7..+1.3 %), PSF sigma 1 %
 // (+0.1..+0.3 %), density 3 % (-0.7..+2.4 %), EM on/off exactly (54 of 54); background photons
-// 7 % (-6.6..+2.8 %, 51 of 54 within 5 %: the base comes from κ3 / (c g²), so g's error, +0.9 % on
-// average for the EMCCD and the CCD, enters three times).
+// 7 % (-6.0..+3.2 %, 53 of 54 within 5 %: the base comes from κ3 / (c g²), so g's error enters
+// three times).
 constexpr int kTestFrames = 4000;
 Calibration expect_recovered(const Calibration& c, const char* name, const sim::Camera& cam) {
   print_recovery(name, c);
