@@ -94,6 +94,8 @@ d, name, seed, overrides = sys.argv[1:]
 # infer.threshold auto: the model's own, chosen at the end of training, as infer's log says.
 found = re.search(r"infer: localization threshold ([0-9.e+-]+)", open(f"{d}.log").read())
 threshold = float(found.group(1)) if found else float("nan")
+found = re.search(r"infer: localization emitter mass ([0-9.e+-]+)", open(f"{d}.log").read())
+emitter_mass = float(found.group(1)) if found else float("nan")
 m = json.load(open(f"{d}/metrics.json"))
 at50 = next(t for t in m["matching"] if t["tolerance_nm"] == 50)["hungarian"]
 # No metrics.jsonl: the budget ended within the first epoch (model.h5 holds the weights then).
@@ -103,7 +105,8 @@ except FileNotFoundError:
     epochs = []
 print(json.dumps({"lever": name, "overrides": overrides, "seed": int(seed), "pearson_20nm": m["image"]["pearson"],
                   "ji_50nm": at50["jaccard"], "rmse_50nm": at50["rmse_lateral_nm"],
-                  "epochs": len(epochs), "localizations": m["localizations"], "threshold": threshold}))
+                  "epochs": len(epochs), "localizations": m["localizations"], "threshold": threshold,
+                  "emitter_mass": emitter_mass}))
 PY
 )
     echo "$row" >&2
@@ -120,13 +123,13 @@ model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswi
 json.dump({"machine": f"{model}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "load": open("/proc/loadavg").read().split()[:3], "budget_min": float(budget), "seeds": seeds.split(),
            "ranks": int(ranks), "command": "bench/accuracy_levers.sh", "runs": rows}, open(out, "w"), indent=1)
-print(f"| lever | Pearson @20 nm | JI @50 nm | RMSE @50 nm | epochs in {budget} min | threshold | seeds |")
-print("|---|---|---|---|---|---|---|")
+print(f"| lever | Pearson @20 nm | JI @50 nm | RMSE @50 nm | epochs in {budget} min | threshold | emitter mass | seeds |")
+print("|---|---|---|---|---|---|---|---|")
 for lever in dict.fromkeys(r["lever"] for r in rows):
     rs = [r for r in rows if r["lever"] == lever]
     mean = lambda k: statistics.mean(r[k] for r in rs)
-    thresholds = lambda rs: "/".join(format(r.get("threshold", 0), "g") for r in rs)
+    each = lambda key: "/".join(format(r.get(key, 0), "g") for r in rs)
     print(f"| {lever} | {mean('pearson_20nm'):.4f} | {mean('ji_50nm'):.4f} | {mean('rmse_50nm'):.1f} | "
-          f"{mean('epochs'):.1f} | {thresholds(rs)} | {len(rs)} |")
+          f"{mean('epochs'):.1f} | {each('threshold')} | {each('emitter_mass')} | {len(rs)} |")
 print(f"(written {out})", file=sys.stderr)
 PY

@@ -7,7 +7,7 @@
 # --replay TARGET then runs every input that corpus grew once under ASan + UBSan.
 # usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   e.g. scripts/fuzz.sh tiff 600
 #        FUZZ_SANITIZERS=undefined scripts/fuzz.sh raw_h5 3600 -runs=1000000
-#        scripts/fuzz.sh --replay TARGET   (the undefined build's corpus, once, under ASan)
+#        scripts/fuzz.sh --replay TARGET   (the undefined build's corpus, or FUZZ_BUILD's, once, under ASan)
 #        scripts/fuzz.sh --list
 #        scripts/fuzz.sh --seeds    (rewrites the binary seeds of tests/fuzz/corpus)
 set -euo pipefail
@@ -28,7 +28,7 @@ configure() {  # build folder, sanitizers
 }
 if [[ ${1:-} == --replay ]]; then
   target=${2:?usage: scripts/fuzz.sh --replay TARGET}
-  corpus=build-fuzz-undefined/tests/fuzz/work/$target/corpus
+  corpus=${FUZZ_BUILD:-build-fuzz-undefined}/tests/fuzz/work/$target/corpus
   [[ -d $corpus ]] || { echo "fuzz.sh: no corpus at $corpus (FUZZ_SANITIZERS=undefined scripts/fuzz.sh $target SECONDS first)" >&2; exit 2; }
   configure build-fuzz address,undefined
   cmake --build build-fuzz --target "fuzz_$target"

@@ -30,12 +30,16 @@ ModelMeta read_model_meta(const h5::File& f) {
   if (f.has_attr("/", "best_val_loss")) m.best_val_loss = f.attr_double("/", "best_val_loss");
   if (f.has_attr("/", "epochs_since_best"))
     m.epochs_since_best = f.attr_int("/", "epochs_since_best", 0, kMaxCount);
-  if (f.has_attr("/", "localize_threshold")) {
-    m.localize_threshold = f.attr_double("/", "localize_threshold");
-    if (!(m.localize_threshold >= 0) || !std::isfinite(m.localize_threshold))
-      throw InputError(f.path() + ": attribute localize_threshold must be a finite number >= 0, got " +
-                       std::to_string(m.localize_threshold));
-  }
+  // Absent in older models and imported weights: 0 (none).
+  const auto optional_non_negative = [&f](const char* name, double& value) {
+    if (!f.has_attr("/", name)) return;
+    value = f.attr_double("/", name);
+    if (!(value >= 0) || !std::isfinite(value))
+      throw InputError(f.path() + ": attribute " + name + " must be a finite number >= 0, got " +
+                       std::to_string(value));
+  };
+  optional_non_negative("localize_threshold", m.localize_threshold);
+  optional_non_negative("localize_emitter_mass", m.localize_emitter_mass);
   return m;
 }
 

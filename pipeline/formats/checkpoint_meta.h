@@ -24,6 +24,9 @@ struct ModelMeta {
   // The localization threshold chosen at training from validation items (stages/train/threshold.h);
   // 0: none (imported weights, checkpoints, models from upscaled.h5).
   double localize_threshold = 0;
+  // One emitter's mass in a peak's window, chosen with the threshold (stages/infer/localize.h);
+  // 0: one localization per peak (and models without the attribute).
+  double localize_emitter_mass = 0;
 };
 
 // The root attributes of a model or checkpoint file. InputError naming the file and attribute

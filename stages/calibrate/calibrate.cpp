@@ -419,7 +419,7 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
   for (int b = 0; b < kMomentBins; ++b) {
     const size_t lo = samples.size() * b / kMomentBins, hi = samples.size() * (b + 1) / kMomentBins;
     if (hi <= lo) continue;
-    Sample sum{0, 0, 0, 0, 0, 0, 0};
+    Sample sum{0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t i = lo; i < hi; ++i) {
       sum.r2 += samples[i].r2;
       sum.u2 += samples[i].u2;

@@ -70,23 +70,29 @@ const ConfigSection section(
                       "Minimum emitter mass of a localization (emitters): a number, or auto (the model's "
                       "own, chosen at the end of training on validation items with known emitters; 0.3 "
                       "for a model without one)."),
+        KeySpec::text("emitter_mass", "auto",
+                      "One emitter's mass in a peak's window: a peak of mass M gives round(M / emitter_mass) "
+                      "localizations (1 to 4) spread along its long axis; a number (0: one per peak), or "
+                      "auto (the model's own, chosen with the threshold; 0 for a model without one)."),
     });
 
-// infer.threshold: a number >= 0, or auto: the model's own (stages/train/threshold.h) or
-// kDefaultLocalizeThreshold for a model without one (imported weights, trained from upscaled.h5).
-double localize_threshold(const std::string& value, const ModelMeta& meta, const std::string& checkpoint) {
+// infer.threshold and infer.emitter_mass: a number >= 0, or auto: the model's own, chosen together
+// in training (stages/train/threshold.h; a model has them when its threshold is above 0), or
+// `fallback` for a model without (imported weights, trained from upscaled.h5).
+double localize_setting(const std::string& key, const std::string& value, const ModelMeta& meta, double own,
+                        double fallback, const std::string& checkpoint) {
   if (value == "auto") {
-    const bool own = meta.localize_threshold > 0;
-    const double t = own ? meta.localize_threshold : kDefaultLocalizeThreshold;
-    log::print(
-        "infer: localization threshold {} ({})", t,
-        own ? "the model's, chosen in training: " + checkpoint : "the default: " + checkpoint + " has none");
-    return t;
+    const bool chosen = meta.localize_threshold > 0;
+    const double v = chosen ? own : fallback;
+    log::print("infer: localization {} {} ({})", key == "infer.threshold" ? "threshold" : "emitter mass", v,
+               chosen ? "the model's, chosen in training: " + checkpoint
+                      : "the default: " + checkpoint + " has none");
+    return v;
   }
-  double t = 0;
-  if (!parse_decimal(value, t) || t < 0 || t > 1e6)
-    throw ConfigError("infer.threshold: '" + value + "' is neither auto nor a number in [0, 1e6]");
-  return t;
+  double v = 0;
+  if (!parse_decimal(value, v) || v < 0 || v > 1e6)
+    throw ConfigError(key + ": '" + value + "' is neither auto nor a number in [0, 1e6]");
+  return v;
 }
 
 // Rank 0: the acquisitions named by infer.input, each checked against the model.
@@ -136,11 +142,12 @@ std::string shard_settings(const Predictor& predictor, const FramePlan& plan, co
   const ModelMeta& m = predictor.meta();
   return fmt::format(
       "arch={}; engine={}; factor={}; label_scale={}; normalize={}; bn={}; {}; threshold={}; "
-      "localize=smoothed maxima r{} + weighted centroid; photometry=fixed-centre gaussian fit r3 + flags",
+      "emitter_mass={}; localize=smoothed maxima r{} + weighted centroid + long-axis split r{}; "
+      "photometry=fixed-centre gaussian fit r3 + flags",
       m.arch, predictor.engine(), m.factor, m.label_scale, m.normalize, to_string(predictor.bn_mode()),
       plan.tiled() ? fmt::format("tiles={}+{}", plan.tile, plan.overlap)
                    : fmt::format("frames_per_call={}", plan.frames_per_call),
-      lopt.threshold, lopt.radius);
+      lopt.threshold, lopt.emitter_mass, lopt.radius, lopt.spread_radius);
 }
 
 // One rank's shard computations; keeps the current acquisition open.
@@ -299,7 +306,11 @@ void run(Context& ctx) {
   popt.engine = c.get_string("infer.engine");
   Predictor predictor(checkpoint, popt);
   LocalizeOptions lopt;
-  lopt.threshold = localize_threshold(c.get_string("infer.threshold"), predictor.meta(), checkpoint);
+  const ModelMeta& meta = predictor.meta();
+  lopt.threshold = localize_setting("infer.threshold", c.get_string("infer.threshold"), meta,
+                                    meta.localize_threshold, kDefaultLocalizeThreshold, checkpoint);
+  lopt.emitter_mass = localize_setting("infer.emitter_mass", c.get_string("infer.emitter_mass"), meta,
+                                       meta.localize_emitter_mass, 0, checkpoint);
 
   // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan, or
   // the error it met, which every rank then throws: an error of all ranks, reported once.

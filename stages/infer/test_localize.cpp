@@ -84,4 +84,48 @@ TEST(Localize, FlatPlateauGivesOnePeak) {
   EXPECT_NEAR(found[0].confidence, 1.0, 1e-6);
 }
 
+// Two emitters 2.4 px apart (30 nm at 12.5 nm pixels) make one peak of twice an emitter's mass,
+// longer along the line through them. With emitter_mass 1 it gives two localizations on that line,
+// one near each emitter, each with half the mass; without (0), one at the middle. A lone emitter
+// gives one localization either way, at the same place.
+TEST(Localize, APeakOfTwoEmittersIsSplitAlongItsLongAxis) {
+  const double px = 12.5;
+  for (const double angle : {0.0, 0.5, 1.1, 2.4}) {
+    const double cx = 15.3, cy = 14.6, half = 1.2, ux = std::cos(angle), uy = std::sin(angle);
+    const auto map =
+        blobs(30, 30, {{cx - half * ux, cy - half * uy, 1.0}, {cx + half * ux, cy + half * uy, 1.0}});
+    dsir::LocalizeOptions one_per_peak;
+    const auto merged = dsir::localize(map.data(), 30, 30, px, 0, one_per_peak);
+    ASSERT_EQ(merged.size(), 1u) << angle;
+    EXPECT_NEAR(merged[0].x_nm, cx * px, 0.2 * px);  // the 5x5 window cuts the pair unevenly
+    EXPECT_NEAR(merged[0].y_nm, cy * px, 0.2 * px);
+    EXPECT_NEAR(merged[0].confidence, 1.9, 0.1);  // the 5x5 window holds most of both
+    dsir::LocalizeOptions split;
+    split.emitter_mass = 1.0;
+    const auto two = dsir::localize(map.data(), 30, 30, px, 0, split);
+    ASSERT_EQ(two.size(), 2u) << angle;
+    for (const auto& e : two) EXPECT_DOUBLE_EQ(e.confidence, merged[0].confidence / 2);
+    // Symmetric about the peak's centroid, on the line through the emitters (within 0.1 rad), at
+    // about their separation (the window and the [1 2 1] filter narrow the spread a little).
+    EXPECT_NEAR(0.5 * (two[0].x_nm + two[1].x_nm), merged[0].x_nm, 1e-9);
+    EXPECT_NEAR(0.5 * (two[0].y_nm + two[1].y_nm), merged[0].y_nm, 1e-9);
+    const double dx = two[1].x_nm - two[0].x_nm, dy = two[1].y_nm - two[0].y_nm;
+    EXPECT_NEAR(std::hypot(dx, dy), 2 * half * px, 0.3 * 2 * half * px) << angle;
+    EXPECT_LT(std::abs(std::remainder(std::atan2(dy, dx) - angle, M_PI)), 0.1) << angle;
+  }
+  const auto lone = blobs(30, 30, {{12.3, 16.8, 1.0}});
+  dsir::LocalizeOptions split;
+  split.emitter_mass = 1.0;
+  const auto a = dsir::localize(lone.data(), 30, 30, px, 0, split);
+  const auto b = dsir::localize(lone.data(), 30, 30, px, 0, {});
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(a[0].x_nm, b[0].x_nm);
+  EXPECT_EQ(a[0].y_nm, b[0].y_nm);
+  EXPECT_EQ(a[0].confidence, b[0].confidence);
+  // At most kMaxEmittersPerPeak from one peak, however heavy.
+  split.emitter_mass = 0.01;
+  EXPECT_EQ(dsir::localize(lone.data(), 30, 30, px, 0, split).size(), size_t(dsir::kMaxEmittersPerPeak));
+}
+
 }  // namespace

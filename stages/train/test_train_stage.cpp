@@ -211,15 +211,21 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
   const dsir::UpscaledSet whole_frames(dir() + "/raw.h5", whole);
   expect_compact_matches(whole_frames, {11, 0, 3}, "whole frames, per-frame normalisation, DSIR's labels");
   EXPECT_THROW(from_file.compact_batch(idx, 100), std::logic_error);
+  EXPECT_THROW(from_file.expand(rendered.compact_batch(idx, 100), torch::kCPU), std::logic_error);
   train("from-file", 2, false, with("train.input=" + dir() + "/raw-up.h5"));
   train("from-raw", 2, false, with("train.input=" + dir() + "/raw.h5"));
   EXPECT_EQ(checksum("from-file/model.h5"), checksum("from-raw/model.h5"));
   // Only the model trained from raw.h5 (emitters known per item) has a localization threshold.
-  const auto& candidates = dsir::ThresholdScores::candidates();
-  const double chosen =
-      dsir::h5::File::open(dir() + "/from-raw/model.h5").attr_double("/", "localize_threshold");
-  EXPECT_NE(std::find(candidates.begin(), candidates.end(), chosen), candidates.end()) << chosen;
-  EXPECT_EQ(dsir::h5::File::open(dir() + "/from-file/model.h5").attr_double("/", "localize_threshold"), 0.0);
+  const auto& thresholds = dsir::LocalizationScores::thresholds();
+  const auto& masses = dsir::LocalizationScores::emitter_masses();
+  const dsir::h5::File chosen = dsir::h5::File::open(dir() + "/from-raw/model.h5");
+  const double threshold = chosen.attr_double("/", "localize_threshold"),
+               mass = chosen.attr_double("/", "localize_emitter_mass");
+  EXPECT_NE(std::find(thresholds.begin(), thresholds.end(), threshold), thresholds.end()) << threshold;
+  EXPECT_NE(std::find(masses.begin(), masses.end(), mass), masses.end()) << mass;
+  const dsir::h5::File none = dsir::h5::File::open(dir() + "/from-file/model.h5");
+  EXPECT_EQ(none.attr_double("/", "localize_threshold"), 0.0);
+  EXPECT_EQ(none.attr_double("/", "localize_emitter_mass"), 0.0);
   // Without ground truth there is nothing to train on: the error names the file.
   info.frames = 1;
   {

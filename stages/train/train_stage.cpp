@@ -495,9 +495,9 @@ class Trainer {
     ctx_.mpi.barrier();
   }
 
-  // model.h5's localization threshold (stages/train/threshold.h) from its maps of the first
-  // kThresholdItems validation items, split across ranks as validation is; the counts are summed
-  // (integers), so the choice does not depend on the number of ranks.
+  // model.h5's localization threshold and emitter mass (stages/train/threshold.h) from its maps of
+  // the first kThresholdItems validation items, split across ranks as validation is; the counts
+  // are summed (integers), so the choice does not depend on the number of ranks.
   void choose_threshold() {
     constexpr uint64_t kThresholdItems = 256;  // ~10^4 emitters at DSIR's density: JI to ~0.005
     const uint64_t n = std::min(n_val_, kThresholdItems);
@@ -515,10 +515,9 @@ class Trainer {
     torch::NoGradGuard no_grad;
     model->eval();
     model->set_bn_mode(parse_bn_mode(meta.bn_mode));
-    LocalizeOptions lopt;
-    lopt.threshold = ThresholdScores::candidates().front();
+    const LocalizeOptions lopt;
     const double map_pixel_nm = data_.raw_pixel_size_nm / data_.factor;
-    ThresholdScores scores;
+    LocalizationScores scores;
     const Range mine = block_range(n, ctx_.mpi.rank(), ctx_.mpi.size());
     for (uint64_t f = mine.begin; f < mine.end; f += batch_) {
       std::vector<uint64_t> idx;
@@ -529,22 +528,28 @@ class Trainer {
               .contiguous();
       for (size_t i = 0; i < idx.size(); ++i) {
         const torch::Tensor m = maps[static_cast<int64_t>(i)][0];
-        scores.add(localize(m.data_ptr<float>(), data_.height, data_.width, map_pixel_nm, 0, lopt),
+        scores.add(find_peaks(m.data_ptr<float>(), data_.height, data_.width, map_pixel_nm,
+                              LocalizationScores::thresholds().front(), lopt.radius, lopt.spread_radius),
                    *data_.emitters(idx[i]), data_.width * map_pixel_nm, data_.height * map_pixel_nm);
       }
     }
     ctx_.mpi.allreduce_sum(scores.counts().data(), scores.counts().size());
-    const auto& candidates = ThresholdScores::candidates();
-    const size_t best = scores.best();
-    std::string table;
-    for (size_t k = 0; k < candidates.size(); ++k)
-      table += fmt::format("{}{} {:.3f}", k == 0 ? "" : ", ", candidates[k], scores.jaccard(k));
+    const auto& thresholds = LocalizationScores::thresholds();
+    const auto& masses = LocalizationScores::emitter_masses();
+    const auto [t, m] = scores.best();
+    std::string by_threshold, by_mass;
+    for (size_t k = 0; k < thresholds.size(); ++k)
+      by_threshold += fmt::format("{}{} {:.3f}", k == 0 ? "" : ", ", thresholds[k], scores.jaccard(k, m));
+    for (size_t k = 0; k < masses.size(); ++k)
+      by_mass += fmt::format("{}{} {:.3f}", k == 0 ? "" : ", ", masses[k], scores.jaccard(t, k));
     log::print(
-        "train: localization threshold {} (JI@{:g}nm {:.3f} over {} validation item(s), {} emitters; "
-        "threshold: JI {})",
-        candidates[best], ThresholdScores::kToleranceNm, scores.jaccard(best), n, scores.emitters(), table);
+        "train: localization threshold {}, emitter mass {} (JI@{:g}nm {:.3f} over {} validation item(s), {} "
+        "emitters; threshold: JI {}; emitter mass (0: one localization per peak): JI {})",
+        thresholds[t], masses[m], LocalizationScores::kToleranceNm, scores.jaccard(t, m), n,
+        scores.emitters(), by_threshold, by_mass);
     if (ctx_.mpi.is_root()) {
-      meta.localize_threshold = candidates[best];
+      meta.localize_threshold = thresholds[t];
+      meta.localize_emitter_mass = masses[m];
       save_checkpoint(path, *model, nullptr, meta, ctx_.provenance());
     }
     ctx_.mpi.barrier();  // the stages after this one read model.h5

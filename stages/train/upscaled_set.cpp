@@ -99,6 +99,7 @@ CompactBatch UpscaledSet::compact_batch(const std::vector<uint64_t>& idx, double
 
 std::pair<torch::Tensor, torch::Tensor> UpscaledSet::expand(const CompactBatch& b,
                                                             const torch::Device& device) const {
+  if (!items_) throw std::logic_error("expand: the training input is not a raw.h5");
   const bool async = device.is_cuda();
   const torch::Tensor windows = b.windows.to(device, async);
   const int64_t n = windows.size(0);

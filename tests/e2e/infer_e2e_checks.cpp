@@ -75,6 +75,12 @@ TEST(InferE2E, ReconstructionCarriesCalibrationAndProvenance) {
     EXPECT_GT(threshold, 0);
     EXPECT_NE(f.attr_string("/", "settings").find(fmt::format("threshold={};", threshold)), std::string::npos)
         << f.attr_string("/", "settings");
+    // infer.emitter_mass auto: the model's own too, chosen with the threshold (0: one per peak).
+    const double emitter_mass = dsir::h5::File::open(env("DSIR_E2E_DIR") + "/train/model.h5")
+                                    .attr_double("/", "localize_emitter_mass");
+    EXPECT_NE(f.attr_string("/", "settings").find(fmt::format("emitter_mass={};", emitter_mass)),
+              std::string::npos)
+        << f.attr_string("/", "settings");
     for (const char* k :
          {"dsir_version", "config", "config_hash", "libtorch_version", "settings_hash", "bn_mode"})
       EXPECT_TRUE(f.has_attr("/", k)) << k;

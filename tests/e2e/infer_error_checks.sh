@@ -21,10 +21,16 @@ check "tiles refused with per-frame BatchNorm" 2 "tiles need running BatchNorm" 
   "$dsir" infer infer.tile_size=16 --checkpoint "$model" --input "$acq" --output "$work/x" --bn per-frame
 check "a threshold neither auto nor a number" 2 "infer.threshold: '0x1' is neither auto nor a number" -- \
   "$dsir" infer infer.threshold=0x1 --checkpoint "$model" --input "$acq" --output "$work/x"
+check "an emitter mass neither auto nor a number" 2 "infer.emitter_mass: '-1' is neither auto nor a number" -- \
+  "$dsir" infer infer.emitter_mass=-1 --checkpoint "$model" --input "$acq" --output "$work/x"
 threshold=$(h5dump -a /localize_threshold "$model" | sed -n 's/^ *(0): //p')
 check "infer.threshold auto takes the model's own ($threshold)" 0 \
   "localization threshold $threshold \(the model's, chosen in training" -- \
   "$dsir" infer run.threads=1 --checkpoint "$model" --input "$acq" --output "$work/auto"
+emitter_mass=$(h5dump -a /localize_emitter_mass "$model" | sed -n 's/^ *(0): //p')
+check "infer.emitter_mass auto takes the model's own ($emitter_mass)" 0 \
+  "localization emitter mass $emitter_mass \(the model's, chosen in training" -- \
+  "$dsir" infer run.threads=1 --checkpoint "$model" --input "$acq" --output "$work/auto-mass"
 "$dsir" ingest --frames "$fixture/sim/acquisition.tif" --pixel-size 50 --output "$work/px50.h5" >/dev/null 2>&1
 # Rank 0 scans the inputs for all: its error is every rank's, reported once.
 once "pixel-size mismatch under MPI: one message, exit 1" 1 "px50.h5: pixel size 50 nm, but the model .* 100 nm" -- \
