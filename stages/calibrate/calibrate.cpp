@@ -394,8 +394,7 @@ std::pair<double, double> weighted_line(const std::vector<double>& x, const std:
 // `loo_mean` is the fitted mean the pixel would have with its own value left out of the fit,
 // m_i - h_ii r_i / (1 - h_ii): to first order free of the pixel's own noise (the bins go by it).
 struct Sample {
-  double mean, r2, u2, v2, r3, u3, v3;
-  double loo_mean;
+  double loo_mean = 0, r2 = 0, u2 = 0, v2 = 0, r3 = 0, u3 = 0, v3 = 0;
 };
 
 // The line κ2 = slope μ + intercept through the background (one point) and the used spots' pixels
@@ -419,7 +418,7 @@ void fit_variance_line(const std::vector<std::vector<Sample>>& samples_of_spot,
   for (int b = 0; b < kMomentBins; ++b) {
     const size_t lo = samples.size() * b / kMomentBins, hi = samples.size() * (b + 1) / kMomentBins;
     if (hi <= lo) continue;
-    Sample sum{0, 0, 0, 0, 0, 0, 0, 0};
+    Sample sum;
     for (size_t i = lo; i < hi; ++i) {
       sum.r2 += samples[i].r2;
       sum.u2 += samples[i].u2;
@@ -823,7 +822,7 @@ Calibration calibrate(const Stack& stack) {
     if (!ok) continue;
     std::vector<Sample>& spot_samples = samples_of_spot.emplace_back();
     for (size_t i = 0; i < n; ++i) {
-      Sample smp{m[i], 0, 0, 0, 0, 0, 0, 0};
+      Sample smp;
       double hii = 0;
       for (size_t k = 0; k < n; ++k) {
         double hik = 0;
