@@ -143,8 +143,9 @@ TEST(Calibrate, ScmosCamera) {
   cam.background_photons = 15;
   const Calibration c =
       expect_recovered(calibrate::calibrate(simulate_stack(cam, 13, kTestFrames)), "sCMOS", cam);
-  // The read noise is what the background variance has beyond shot noise and rounding.
-  EXPECT_NEAR(c.camera.read_noise_e, cam.read_noise_e, 0.4);
+  // The read noise is what the background variance has beyond shot noise and rounding: 15 % of
+  // it here (3.2 ADU against 7.7 of shot noise). Seeds 20-37: -5.4..+2.8 % (README "Accuracy").
+  EXPECT_LT(relative_error(c.camera.read_noise_e, cam.read_noise_e), 0.07) << c.camera.read_noise_e;
 }
 
 // The three cameras of the sparse tests, for the measurement loops.
@@ -175,12 +176,12 @@ void print_errors(const char* name, int seed, const sim::Camera& cam, const Cali
   const double g = (em ? cam.em_gain : 1.0) / cam.e_per_adu, f2 = em ? 2.0 : 1.0;
   std::printf(
       "%s seed %d: g %+.1f%% (spot %+.1f%%, detail %+.1f%%) base %+.1f%% bg %+.1f%% sigma %+.1f%% "
-      "density %+.1f%% ratio %.2f em %d dense %d\n",
+      "density %+.1f%% read %+.1f%% ratio %.2f em %d dense %d\n",
       name, seed, 100 * (c.adu_per_photon / g - 1), 100 * (c.spot_slope / f2 / g - 1),
       100 * (c.detail_slope / f2 / g - 1), 100 * (c.base_level / cam.base_level - 1),
       100 * (c.background_photons / (cam.quantum_efficiency * cam.background_photons) - 1),
-      100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / density - 1), c.skew_ratio,
-      c.em == em, c.dense);
+      100 * (c.sigma_nm / (kFwhmNm / 2.3548) - 1), 100 * (c.density_per_um2 / density - 1),
+      100 * (c.read_noise_adu / (cam.read_noise_e / cam.e_per_adu) - 1), c.skew_ratio, c.em == em, c.dense);
 }
 
 // Not run by default: the spread over seeds behind the README's sparse "Accuracy" table, seeds
