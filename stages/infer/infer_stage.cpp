@@ -78,13 +78,14 @@ const ConfigSection section(
 
 // infer.threshold and infer.emitter_mass: a number >= 0, or auto: the model's own, chosen together
 // in training (stages/train/threshold.h; a model has them when its threshold is above 0), or
-// `fallback` for a model without (imported weights, trained from upscaled.h5).
-double localize_setting(const std::string& key, const std::string& value, const ModelMeta& meta, double own,
-                        double fallback, const std::string& checkpoint) {
+// `fallback` for a model without (imported weights, trained from upscaled.h5). `what` names it in
+// the log (bench/accuracy_levers.sh reads that line).
+double localize_setting(const std::string& key, const std::string& what, const std::string& value,
+                        const ModelMeta& meta, double own, double fallback, const std::string& checkpoint) {
   if (value == "auto") {
     const bool chosen = meta.localize_threshold > 0;
     const double v = chosen ? own : fallback;
-    log::print("infer: localization {} {} ({})", key == "infer.threshold" ? "threshold" : "emitter mass", v,
+    log::print("infer: localization {} {} ({})", what, v,
                chosen ? "the model's, chosen in training: " + checkpoint
                       : "the default: " + checkpoint + " has none");
     return v;
@@ -307,10 +308,11 @@ void run(Context& ctx) {
   Predictor predictor(checkpoint, popt);
   LocalizeOptions lopt;
   const ModelMeta& meta = predictor.meta();
-  lopt.threshold = localize_setting("infer.threshold", c.get_string("infer.threshold"), meta,
+  lopt.threshold = localize_setting("infer.threshold", "threshold", c.get_string("infer.threshold"), meta,
                                     meta.localize_threshold, kDefaultLocalizeThreshold, checkpoint);
-  lopt.emitter_mass = localize_setting("infer.emitter_mass", c.get_string("infer.emitter_mass"), meta,
-                                       meta.localize_emitter_mass, 0, checkpoint);
+  lopt.emitter_mass =
+      localize_setting("infer.emitter_mass", "emitter mass", c.get_string("infer.emitter_mass"), meta,
+                       meta.localize_emitter_mass, 0, checkpoint);
 
   // Rank 0 scans the inputs once (an archive may hold thousands of files) and sends the plan, or
   // the error it met, which every rank then throws: an error of all ranks, reported once.
