@@ -49,6 +49,12 @@ declare -A lever=(
   [train-filaments]="simulate.train.structure=filaments simulate.train.filaments=2"
   [filaments-resize]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=dsir-resize"
   [filaments-deepstorm]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=deepstorm"
+  # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form
+  # and training density around it.
+  [filaments-fwhm-2]="simulate.train.structure=filaments simulate.train.filaments=2 train.loss.fwhm=2"
+  [filaments-fwhm-5]="simulate.train.structure=filaments simulate.train.filaments=2 train.loss.fwhm=5 train.loss.kernel_size=9"
+  [filaments-gaussian]="simulate.train.structure=filaments simulate.train.filaments=2 upscale.labels=gaussian"
+  [filaments-dense]="simulate.train.structure=filaments simulate.train.filaments=3 simulate.train.density=9"
   # A schedule spans train.epochs: the epochs the base finished within the budget (@EPOCHS@).
   [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
   [one-cycle]="train.lr_schedule=one-cycle train.epochs=@EPOCHS@"

@@ -27,11 +27,11 @@ const ConfigSection section(
                         "h5: train.h5 and acquisition.h5 in the raw.h5 layout (ingest is then not needed).",
                         {"tiff", "h5"}),
         KeySpec::integer("chunk_frames", "64", "Frames per work unit handed to a rank.").range(1, 1e6),
-        KeySpec::integer("train.frames", "3500", "Training frames (DSIR: 3500 train + 1500 validation).")
+        KeySpec::integer("train.frames", "4000", "Training frames (DSIR: 3500 train + 1500 validation).")
             .range(0, 1e9)
             .cli("--frames"),
-        KeySpec::integer("train.width", "26", "Training frame width (pixels).").range(4, 65535),
-        KeySpec::integer("train.height", "26", "Training frame height (pixels).").range(4, 65535),
+        KeySpec::integer("train.width", "20", "Training frame width (pixels; DSIR: 26).").range(4, 65535),
+        KeySpec::integer("train.height", "20", "Training frame height (pixels; DSIR: 26).").range(4, 65535),
         KeySpec::real("train.density", "2.0", "Mean emitters per frame per µm².").range(0, 1e4),
         KeySpec::choice(
             "train.structure", "filaments",

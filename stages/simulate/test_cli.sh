@@ -23,7 +23,8 @@ expect "preset validates against the full schema" "$dsir" config show "$preset"
 "$dsir" config show "$preset" >"$work/effective.yaml" 2>/dev/null
 for want in "  pixel_size_nm: 100" "  base_level: 100" "  e_per_adu: 1" "  background_photons: 20" \
             "  em_gain: 0" "  fwhm_nm: \[200, 300\]" "  photons: \[80, 2050\]" "    frames: 5000" \
-            "    width: 26" "    height: 26" "    density: 2" "  validation_fraction: 0.3"; do
+            "    width: 26" "    height: 26" "    density: 2" "  validation_fraction: 0.3" \
+            "  batch_size: 32" "  lr: 1e-04" "  label_scale: 1"; do
   if grep -qx -- "$want" "$work/effective.yaml"; then ok "preset has /$want/"; else bad "preset lacks /$want/"; fi
 done
 

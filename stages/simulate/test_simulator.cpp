@@ -800,6 +800,13 @@ TEST(DsirPreset, IsDsirsSeedSet) {
   EXPECT_EQ(frames, 5000);
   EXPECT_EQ(static_cast<int>(std::lround(frames * validation)), 1500);
   EXPECT_EQ(frames - static_cast<int>(std::lround(frames * validation)), 3500);
+  // DSIR's training, written out: the schema's train.* defaults are a faster recipe.
+  EXPECT_EQ(y["train"]["epochs"].as<int>(), 100);
+  EXPECT_EQ(y["train"]["batch_size"].as<int>(), 32);
+  EXPECT_EQ(y["train"]["lr"].as<double>(), 1e-4);
+  EXPECT_EQ(y["train"]["label_scale"].as<double>(), 1);
+  EXPECT_EQ(y["train"]["loss"]["fwhm"].as<double>(), 3);
+  EXPECT_EQ(y["train"]["loss"]["kernel_size"].as<int>(), 5);
 
   // Its frames: about density x area = 2.0 x 2.6 x 2.6 = 13.52 emitters, Poisson.
   FieldSpec field;

@@ -57,8 +57,9 @@ const ConfigSection section(
                       "it, the state is saved as a checkpoint (train.resume=true continues from there) and "
                       "model.h5 keeps the best model, the current weights included.")
             .range(0, 1e9),
-        KeySpec::integer("batch_size", "32", "Global batch size (split across ranks).").range(1, 1e6),
-        KeySpec::real("lr", "1e-4", "Adam learning rate (the peak of a schedule).").range(0, 10),
+        KeySpec::integer("batch_size", "16", "Global batch size (split across ranks; DSIR: 32).")
+            .range(1, 1e6),
+        KeySpec::real("lr", "1e-3", "Adam learning rate (the peak of a schedule; DSIR: 1e-4).").range(0, 10),
         KeySpec::choice("lr_schedule", "constant",
                         "Learning rate over the train.epochs' steps: constant; cosine (lr to 0); one-cycle "
                         "(lr/25 up to lr over the first 30 % of steps, then down to lr/2.5e5). Not with "
@@ -78,10 +79,10 @@ const ConfigSection section(
         KeySpec::real("loss.l1_weight", "0",
                       "Weight of an L1 penalty on the prediction (Deep-STORM's loss; 0: DSIR's).")
             .range(0, 1e6),
-        KeySpec::real("label_scale", "1",
-                      "Labels are multiplied by this (DSIR: 1; 100 trains much faster, see docs).")
+        KeySpec::real("label_scale", "100",
+                      "Labels are multiplied by this (DSIR: 1, which trains far slower; see docs).")
             .range(1e-6, 1e6),
-        KeySpec::real("validation_fraction", "0.3", "Fraction of frames held out (the last ones).")
+        KeySpec::real("validation_fraction", "0.1", "Fraction of frames held out (the last ones; DSIR: 0.3).")
             .range(0, 0.9),
         KeySpec::choice(
             "bn_inference", "per-frame",
