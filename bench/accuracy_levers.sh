@@ -26,6 +26,9 @@ camera=(camera.pixel_size_nm=100 camera.base_level=100 camera.em_gain=2 camera.e
 base=("${camera[@]}" "simulate.train.frames=$train_frames" simulate.train.width=20 simulate.train.height=20
       simulate.train.density=6 simulate.train.structure=uniform train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.label_scale=100
       train.validation_fraction=0.1 "train.time_limit_min=$budget" infer.shard_frames=50)
+# Training frames on random filaments of their own (2 per 2x2 um frame: about the test's emitters
+# per um of filament) instead of uniformly placed emitters: the default recipe's placement.
+filaments="simulate.train.structure=filaments simulate.train.filaments=2"
 # Each lever: a name and the overrides that differ from the base (one change at a time).
 declare -A lever=(
   [base]=""
@@ -44,16 +47,14 @@ declare -A lever=(
   [bn-running]="train.bn_inference=running"
   [loss-fwhm-5]="train.loss.fwhm=5 train.loss.kernel_size=9"
   [dsir-preset]="train.lr=1e-4 train.label_scale=1 train.batch_size=32"
-  # Training frames on random filaments of their own (2 per 2x2 um frame: about the test's
-  # emitters per um of filament) instead of uniformly placed emitters.
-  [train-filaments]="simulate.train.structure=filaments simulate.train.filaments=2"
-  [filaments-resize]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=dsir-resize"
-  [filaments-deepstorm]="simulate.train.structure=filaments simulate.train.filaments=2 train.model=deepstorm"
+  [train-filaments]="$filaments"
+  [filaments-resize]="$filaments train.model=dsir-resize"
+  [filaments-deepstorm]="$filaments train.model=deepstorm"
   # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form
   # and training density around it.
-  [filaments-fwhm-2]="simulate.train.structure=filaments simulate.train.filaments=2 train.loss.fwhm=2"
-  [filaments-fwhm-5]="simulate.train.structure=filaments simulate.train.filaments=2 train.loss.fwhm=5 train.loss.kernel_size=9"
-  [filaments-gaussian]="simulate.train.structure=filaments simulate.train.filaments=2 upscale.labels=gaussian"
+  [filaments-fwhm-2]="$filaments train.loss.fwhm=2"
+  [filaments-fwhm-5]="$filaments train.loss.fwhm=5 train.loss.kernel_size=9"
+  [filaments-gaussian]="$filaments upscale.labels=gaussian"
   [filaments-dense]="simulate.train.structure=filaments simulate.train.filaments=3 simulate.train.density=9"
   # A schedule spans train.epochs: the epochs the base finished within the budget (@EPOCHS@).
   [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
