@@ -50,6 +50,8 @@ declare -A lever=(
   [train-filaments]="$filaments"
   [filaments-resize]="$filaments train.model=dsir-resize"
   [filaments-deepstorm]="$filaments train.model=deepstorm"
+  # Its convolutions in bfloat16 (train.precision; 1.6x the frames per second on an AVX512-BF16 CPU).
+  [filaments-deepstorm-bf16]="$filaments train.model=deepstorm train.precision=bfloat16"
   # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form
   # and training density around it.
   [filaments-fwhm-2]="$filaments train.loss.fwhm=2"

@@ -22,23 +22,28 @@ echo "machine: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null),
 "$tools" make-model "$ref" "$work/dsir.h5"
 "$tools" make-stack "$work/stack64.h5" "$frames" 64
 
-for batch in 8 64; do
-  "$dsir" infer infer.device=$device infer.batch_size=$batch infer.memory_mb=8192 infer.shard_frames=500 \
-    --checkpoint "$work/dsir.h5" --input "$work/stack64.h5" --output "$work/infer-$batch" >"$work/infer-$batch.log" 2>&1
-  echo "dsir infer ($device, batch $batch, $(nproc) threads): $(sed -n 's/.*frames (100%), \([0-9.]*\) frames\/s.*/\1/p' "$work/infer-$batch.log" | tail -1) frames/s of 64x64;" \
-    "stage $(grep -o 'done in [0-9.]* s' "$work/infer-$batch.log" | tail -1)"
+# Batch 8 and 64 in float32, and 64 with bfloat16 convolutions (infer.precision, measured not assumed).
+for run in 8:float32 64:float32 64:bfloat16; do
+  batch=${run%%:*} precision=${run#*:}
+  "$dsir" infer infer.device="$device" infer.batch_size="$batch" infer.memory_mb=8192 infer.shard_frames=500 \
+    infer.precision="$precision" --checkpoint "$work/dsir.h5" --input "$work/stack64.h5" \
+    --output "$work/infer-$batch-$precision" >"$work/infer-$batch-$precision.log" 2>&1
+  echo "dsir infer ($device, batch $batch, $precision, $(nproc) threads): $(sed -n 's/.*frames (100%), \([0-9.]*\) frames\/s.*/\1/p' "$work/infer-$batch-$precision.log" | tail -1) frames/s of 64x64;" \
+    "stage $(grep -o 'done in [0-9.]* s' "$work/infer-$batch-$precision.log" | tail -1)"
 done
 
 # Training frames: DSIR's recipe at 26x26 (simulated raw frames, upscaled as training reads them), then two epochs.
 "$dsir" run configs/quickstart.yaml --stages simulate,ingest run.dir="$work/run" simulate.train.frames=$train_frames \
   simulate.train.width=26 simulate.train.height=26 simulate.acquisition.frames=4 >"$work/data.log" 2>&1
-# Both memory layouts (train.channels_last, issue 12's layout option, measured not assumed).
-for cl in false true; do
-  "$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device=$device train.batch_size=32 train.epochs=3 \
-    train.validation_fraction=0.1 train.channels_last=$cl train.output="$work/run/train-cl-$cl" >"$work/train-cl-$cl.log" 2>&1
-  echo "dsir train ($device, batch 32 of 208x208, channels_last=$cl): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/train-cl-$cl/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
+# Both memory layouts (train.channels_last) and bfloat16 convolutions (train.precision): issue 12's
+# layout and precision options, measured not assumed.
+for run in false:float32 true:float32 false:bfloat16; do
+  cl=${run%%:*} precision=${run#*:} name=train-cl-${run%%:*}-${run#*:}
+  "$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device="$device" train.batch_size=32 train.epochs=3 \
+    train.validation_fraction=0.1 train.channels_last="$cl" train.precision="$precision" train.output="$work/run/$name" >"$work/$name.log" 2>&1
+  echo "dsir train ($device, batch 32 of 208x208, channels_last=$cl, $precision): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/$name/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
 done
-grep -m1 "gradient bucket" "$work/train-cl-false.log" || true
+grep -m1 "gradient bucket" "$work/train-cl-false-float32.log" || true
 
 if [[ $device == cuda ]]; then  # the peer with the system's libraries, not those unpacked for dsir
   echo "DSIR's PyTorch code on the same GPU: $(env -u LD_LIBRARY_PATH python3 bench/peer_dsir.py "$ref" cuda)"

@@ -66,6 +66,10 @@ const ConfigSection section(
                         "How the network runs on a CPU: auto (the fused kernel for DSIR's net where the CPU "
                         "has AVX2 and FMA, several times LibTorch's speed), fused, libtorch.",
                         {"auto", "fused", "libtorch"}),
+        KeySpec::choice("precision", "float32",
+                        "Type the network's LibTorch convolutions compute in: float32, or bfloat16 (the "
+                        "fused kernel computes in float32; docs/benchmarks.md gives speed and accuracy).",
+                        {"float32", "bfloat16"}),
         KeySpec::text("threshold", "auto",
                       "Minimum emitter mass of a localization (emitters): a number, or auto (the model's "
                       "own, chosen at the end of training on validation items with known emitters; 0.3 "
@@ -142,10 +146,11 @@ std::vector<Acquisition> scan_inputs(const std::vector<std::string>& entries, co
 std::string shard_settings(const Predictor& predictor, const FramePlan& plan, const LocalizeOptions& lopt) {
   const ModelMeta& m = predictor.meta();
   return fmt::format(
-      "arch={}; engine={}; factor={}; label_scale={}; normalize={}; bn={}; {}; threshold={}; "
+      "arch={}; engine={}; precision={}; factor={}; label_scale={}; normalize={}; bn={}; {}; threshold={}; "
       "emitter_mass={}; localize=smoothed maxima r{} + weighted centroid + long-axis split r{}; "
       "photometry=fixed-centre gaussian fit r3 + flags",
-      m.arch, predictor.engine(), m.factor, m.label_scale, m.normalize, to_string(predictor.bn_mode()),
+      m.arch, predictor.engine(), predictor.options().precision, m.factor, m.label_scale, m.normalize,
+      to_string(predictor.bn_mode()),
       plan.tiled() ? fmt::format("tiles={}+{}", plan.tile, plan.overlap)
                    : fmt::format("frames_per_call={}", plan.frames_per_call),
       lopt.threshold, lopt.emitter_mass, lopt.radius, lopt.spread_radius);
@@ -305,6 +310,7 @@ void run(Context& ctx) {
   popt.device = c.get_string("infer.device");
   popt.local_rank = ctx.mpi.local_rank();
   popt.engine = c.get_string("infer.engine");
+  popt.precision = c.get_string("infer.precision");
   Predictor predictor(checkpoint, popt);
   LocalizeOptions lopt;
   const ModelMeta& meta = predictor.meta();

@@ -35,6 +35,10 @@ const ConfigSection predict_section(
                         "has AVX2), fused, libtorch.",
                         {"auto", "fused", "libtorch"})
             .cli("--engine"),
+        KeySpec::choice("precision", "float32",
+                        "Type the network's LibTorch convolutions compute in: float32, bfloat16.",
+                        {"float32", "bfloat16"})
+            .cli("--precision"),
     });
 
 void run_predict(Context& ctx) {
@@ -55,6 +59,7 @@ void run_predict(Context& ctx) {
   opt.local_rank = ctx.mpi.local_rank();
   opt.memory_mb = c.get_double("predict.memory_mb");
   opt.engine = c.get_string("predict.engine");
+  opt.precision = c.get_string("predict.precision");
   opt.config_section = "predict";
   Predictor predictor(checkpoint, opt);
   RawFileReader raw(input);

@@ -40,16 +40,18 @@ void Predictor::place_model() {
   checksum_ = model_checksum(*model_);
   device_ = choose_device(options_.device, options_.local_rank, options_.config_section + ".device");
   model_->to(device_);
+  model_->set_conv_precision(parse_precision(options_.precision));
   kernels_.clear();
   if (options_.engine == "libtorch") return;
   if (options_.engine != "auto" && options_.engine != "fused")
     throw ConfigError(fmt::format("{}.engine = '{}': expected auto, fused or libtorch",
                                   options_.config_section, options_.engine));
   const auto* dsir_net = dynamic_cast<const DsirNetImpl*>(model_.get());
-  const char* why = !device_.is_cpu()             ? "the network runs on a GPU"
-                    : dsir_net == nullptr         ? "it implements DSIR's network only"
-                    : !DsirCpuKernel::supported() ? "this CPU lacks AVX2/FMA"
-                                                  : nullptr;
+  const char* why = !device_.is_cpu()                           ? "the network runs on a GPU"
+                    : dsir_net == nullptr                       ? "it implements DSIR's network only"
+                    : !DsirCpuKernel::supported()               ? "this CPU lacks AVX2/FMA"
+                    : model_->conv_precision() != torch::kFloat ? "it computes in float32"
+                                                                : nullptr;
   if (why != nullptr) {
     if (options_.engine == "fused")
       throw ConfigError(

@@ -25,6 +25,9 @@ struct PredictorOptions {
   // How the network runs on a CPU: "auto" (the fused kernel where it applies: DSIR's net on a CPU
   // with AVX2 and FMA; else LibTorch), "fused" (that kernel, or a ConfigError), "libtorch".
   std::string engine = "auto";
+  // What LibTorch's convolutions compute in: "float32" or "bfloat16" (EmitterNetImpl::
+  // set_conv_precision; the fused kernel computes in float32 and does not apply to bfloat16).
+  std::string precision = "float32";
   // The config section whose keys the errors name: "infer", or "predict" for `dsir predict`.
   std::string config_section = "infer";
 };

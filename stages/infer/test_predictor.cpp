@@ -250,5 +250,34 @@ TEST(Predictor, FusedKernelAgreesWithLibTorch) {
   }
 }
 
+// infer.precision bfloat16: LibTorch's convolutions in bfloat16, so the fused float32 kernel steps
+// aside under engine auto and refuses under engine fused; the maps agree with float32's to
+// bfloat16's rounding.
+TEST(Predictor, BFloat16RunsLibTorchAndAgreesToItsPrecision) {
+  auto model = model_with_running_stats();
+  const auto raw = frames(2, 24, 32, 7);
+  const size_t px = 192 * 256;
+  PredictorOptions single = opts(0, 8, 4096, 2), half = single;
+  half.precision = "bfloat16";
+  std::vector<float> a(2 * px), b(2 * px);
+  {
+    Predictor p(model, meta(), single);
+    p.predict(raw.data(), 2, 24, 32, p.plan(24, 32), a.data());
+  }
+  Predictor p(model, meta(), half);
+  EXPECT_EQ(p.engine(), "libtorch");
+  p.predict(raw.data(), 2, 24, 32, p.plan(24, 32), b.data());
+  EXPECT_GT(max_abs(a), 0.1);
+  EXPECT_GT(max_abs_diff(a, b), 1e-6 * max_abs(a));
+  EXPECT_LE(max_abs_diff(a, b), 0.05 * max_abs(a));
+  half.engine = "fused";
+  try {
+    Predictor(model, meta(), half);
+    FAIL() << "the fused kernel computes in float32";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("float32"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace dsir

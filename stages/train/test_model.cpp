@@ -1,4 +1,5 @@
 #include <ATen/ops/allclose.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/randn.h>
@@ -126,6 +127,42 @@ TEST(DeepStormNet, ShapesChannelsAndNoBiases) {
   model->eval();
   torch::NoGradGuard no_grad;
   EXPECT_EQ(model->forward(at::randn({2, 1, 64, 48})).sizes(), (std::vector<int64_t>{2, 1, 64, 48}));
+}
+
+// Mixed precision: every model's LibTorch convolutions compute in bfloat16 (8 significant bits)
+// while its parameters and their gradients stay float32. The map and the gradients agree with
+// float32's to bfloat16's rounding, and differ from them (the bfloat16 path did run).
+TEST(EmitterNet, BFloat16ConvolutionsAgreeWithFloat32ToTheirPrecision) {
+  for (const std::string name : {"dsir", "dsir-resize", "deepstorm"}) {
+    torch::manual_seed(3);
+    auto model = dsir::make_model(name);
+    const auto x = at::randn({2, 1, 48, 40});
+    std::vector<torch::Tensor> maps, grads;
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      model->set_conv_precision(dtype);
+      model->zero_grad();
+      const auto y = model->forward(x);
+      EXPECT_EQ(y.scalar_type(), torch::kFloat) << name;
+      y.square().mean().backward();
+      maps.push_back(y.detach());
+      std::vector<torch::Tensor> g;
+      for (const auto& p : model->parameters()) {
+        EXPECT_EQ(p.grad().scalar_type(), torch::kFloat) << name;
+        g.push_back(p.grad().flatten());
+      }
+      grads.push_back(at::cat(g));
+    }
+    const double map_diff = dsir::test::max_rel_diff(maps[1], maps[0]);
+    EXPECT_GT(map_diff, 1e-5) << name;
+    EXPECT_LT(map_diff, 0.05) << name;
+    const double cosine =
+        (grads[0] * grads[1]).sum().item<double>() / (grads[0].norm() * grads[1].norm()).item<double>();
+    EXPECT_GT(cosine, 0.99) << name;
+    EXPECT_LT(cosine, 1 - 1e-9) << name;
+  }
+  EXPECT_THROW(dsir::make_model("dsir")->set_conv_precision(torch::kHalf), dsir::Error);
+  EXPECT_EQ(dsir::parse_precision("bfloat16"), torch::kBFloat16);
+  EXPECT_THROW(dsir::parse_precision("fp16"), dsir::ConfigError);
 }
 
 TEST(Loss, KernelIsDsirsUnnormalisedGaussian) {

@@ -106,6 +106,11 @@ const ConfigSection section(
         KeySpec::boolean("channels_last", "false",
                          "Activations and weights in channels-last layout (measured on a CPU with LibTorch "
                          "1.13: 0.9x; docs/benchmarks.md)."),
+        KeySpec::choice("precision", "float32",
+                        "Type the network's LibTorch convolutions compute in: float32, or bfloat16 (mixed "
+                        "precision: weights, gradients, Adam and BatchNorm stay float32; docs/benchmarks.md "
+                        "gives its speed and accuracy).",
+                        {"float32", "bfloat16"}),
         KeySpec::boolean("resume", "false", "Continue from the newest checkpoint in the output folder.")
             .cli("--resume"),
     });
@@ -178,7 +183,7 @@ std::vector<int64_t> checkpoint_epochs(const std::string& dir) {
 struct TrainOptions {
   std::string input, output;  // resolved paths: upscaled.h5 (or raw.h5), the output folder
   ItemSpec items;             // how a raw.h5 input's items are rendered (upscale.*)
-  std::string model, device, bn_inference, allreduce;
+  std::string model, device, bn_inference, allreduce, precision;
   int64_t epochs = 0, batch_size = 0, keep_checkpoints = 0, seed = 0;
   double validation_fraction = 0, label_scale = 1, time_limit_min = 0, bucket_mb = 0;
   double lr = 0, weight_decay = 0;
@@ -201,6 +206,7 @@ TrainOptions read_train_options(const Context& ctx) {
   o.device = c.get_string("train.device");
   o.bn_inference = c.get_string("train.bn_inference");
   o.allreduce = c.get_string("train.allreduce");
+  o.precision = c.get_string("train.precision");
   o.epochs = c.get_int("train.epochs");
   o.batch_size = c.get_int("train.batch_size");
   o.keep_checkpoints = c.get_int("train.keep_checkpoints");
@@ -250,6 +256,7 @@ class Trainer {
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
     model_ = make_model(o_.model);
     model_->to(device_);
+    model_->set_conv_precision(parse_precision(o_.precision));
     channels_last_ = o_.channels_last;
     if (channels_last_)
       for (auto& p : model_->parameters())

@@ -38,7 +38,7 @@ torch::Tensor DeepStormNetImpl::forward(torch::Tensor x) {
   x = block(4, up_(x));
   x = block(5, up_(x));
   x = block(6, up_(x));
-  return head_(x);
+  return convolve(head_, x);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <ATen/ops/instance_norm.h>
 #include <ATen/ops/max_pool2d.h>
 #include <ATen/ops/relu.h>
+#include <torch/nn/functional/conv.h>
 #include <torch/nn/init.h>
 
 #include "pipeline/errors.h"
@@ -19,6 +20,12 @@ BnMode parse_bn_mode(const std::string& name) {
 }
 
 std::string to_string(BnMode mode) { return mode == BnMode::Running ? "running" : "per-frame"; }
+
+torch::Dtype parse_precision(const std::string& name) {
+  if (name == "float32") return torch::kFloat;
+  if (name == "bfloat16") return torch::kBFloat16;
+  throw ConfigError("unknown precision '" + name + "' (float32, bfloat16)");
+}
 
 void EmitterNetImpl::init_like_dsir() {
   torch::NoGradGuard no_grad;
@@ -39,12 +46,49 @@ torch::Tensor EmitterNetImpl::normalize(torch::nn::BatchNorm2d& bn, const torch:
                            /*cudnn_enabled=*/false);
 }
 
+void EmitterNetImpl::set_conv_precision(torch::Dtype dtype) {
+  if (dtype != torch::kFloat && dtype != torch::kBFloat16)
+    throw Error(std::string("conv precision: expected float32 or bfloat16, got ") + c10::toString(dtype));
+  conv_precision_ = dtype;
+}
+
+namespace {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor cast_or_none(const torch::Tensor& t, torch::Dtype dtype) {
+  return t.defined() ? t.to(dtype) : t;
+}
+
+bool zero_padded(const torch::nn::detail::conv_padding_mode_t& mode) {
+  return torch::enumtype::get_enum_name(mode) == "kZeros";
+}
+
+// conv(x) computed in `dtype`. The casts are autograd ops: the gradients reach x and the float32
+// parameters cast back. Zero padding only (every model's); other modes compute in float32.
+torch::Tensor convolve_in(torch::Dtype dtype, torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
+  const auto& o = conv.options;
+  if (!zero_padded(o.padding_mode())) return conv.forward(x);
+  const auto options = F::Conv2dFuncOptions()
+                           .bias(cast_or_none(conv.bias, dtype))
+                           .stride(o.stride())
+                           .padding(o.padding())
+                           .dilation(o.dilation())
+                           .groups(o.groups());
+  return F::conv2d(x.to(dtype), conv.weight.to(dtype), options).to(x.scalar_type());
+}
+
+}  // namespace
+
 torch::Tensor EmitterNetImpl::convolve(torch::nn::Conv2d& conv, const torch::Tensor& x) {
   if (cpu_conv3x3_supported(*conv, x)) return cpu_conv3x3(*conv, x);
+  if (conv_precision_ != x.scalar_type()) return convolve_in(conv_precision_, *conv, x);
   return conv(x);
 }
 
 torch::Tensor EmitterNetImpl::convolve(torch::nn::ConvTranspose2d& conv, const torch::Tensor& x) {
+  // Always float32: LibTorch 1.13 sends bfloat16 transposed convolutions on a CPU to its forward
+  // convolution kernel (a shape error).
   if (cpu_conv_transpose2x2_supported(*conv, x)) return cpu_conv_transpose2x2(*conv, x);
   return conv(x);
 }

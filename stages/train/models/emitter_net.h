@@ -15,6 +15,9 @@ enum class BnMode { Running, PerFrame };
 BnMode parse_bn_mode(const std::string& name);  // "running" | "per-frame"
 std::string to_string(BnMode mode);
 
+// The conv precision named in train.precision / infer.precision: "float32" | "bfloat16".
+torch::Dtype parse_precision(const std::string& name);
+
 class EmitterNetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
@@ -23,6 +26,13 @@ class EmitterNetImpl : public torch::nn::Module {
   // Training with BatchNorm statistics over all ranks' frames (SyncBatchNorm); nullptr: each
   // rank's own frames, as DDP without SyncBatchNorm.
   void set_sync_batchnorm(const MpiContext* mpi) { sync_bn_ = mpi; }
+  // The type LibTorch's convolutions compute in: float32, or bfloat16 (mixed precision: each
+  // convolution's input, weight and bias are cast for the call and its output cast back, so the
+  // parameters, their gradients, Adam and the BatchNorm layers stay float32). cpu_conv.h's
+  // kernels (DSIR's one-channel convolutions on a CPU) and transposed convolutions always
+  // compute in float32.
+  void set_conv_precision(torch::Dtype dtype);
+  torch::Dtype conv_precision() const { return conv_precision_; }
 
  protected:
   // DSIR's init for every convolution and transposed convolution (parameters named conv*/upconv*):
@@ -35,7 +45,8 @@ class EmitterNetImpl : public torch::nn::Module {
   // relu(normalize(bn, x)), and max_pool2d of it (2x2, stride 2): in training on a CPU, one fused
   // pass each way (fused_batch_norm.h); elsewhere LibTorch's ops.
   torch::Tensor normalize_relu(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
-  // conv(x): on a CPU through cpu_conv.h's kernels where they take the layer and input.
+  // conv(x): on a CPU through cpu_conv.h's kernels where they take the layer and input; else
+  // LibTorch's, in the conv precision.
   torch::Tensor convolve(torch::nn::Conv2d& conv, const torch::Tensor& x);
   torch::Tensor convolve(torch::nn::ConvTranspose2d& conv, const torch::Tensor& x);
   torch::Tensor normalize_relu_pool(torch::nn::BatchNorm2d& bn, const torch::Tensor& x);
@@ -43,6 +54,7 @@ class EmitterNetImpl : public torch::nn::Module {
  private:
   BnMode bn_mode_ = BnMode::Running;
   const MpiContext* sync_bn_ = nullptr;
+  torch::Dtype conv_precision_ = torch::kFloat;
 };
 
 }  // namespace dsir
