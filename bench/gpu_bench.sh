@@ -38,7 +38,8 @@ done
 # Both memory layouts (train.channels_last) and bfloat16 convolutions (train.precision): issue 12's
 # layout and precision options, measured not assumed.
 for run in false:float32 true:float32 false:bfloat16; do
-  cl=${run%%:*} precision=${run#*:} name=train-cl-${run%%:*}-${run#*:}
+  cl=${run%%:*} precision=${run#*:}
+  name=train-cl-$cl-$precision
   "$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device="$device" train.batch_size=32 train.epochs=3 \
     train.validation_fraction=0.1 train.channels_last="$cl" train.precision="$precision" train.output="$work/run/$name" >"$work/$name.log" 2>&1
   echo "dsir train ($device, batch 32 of 208x208, channels_last=$cl, $precision): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/$name/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
