@@ -165,6 +165,38 @@ TEST(EmitterNet, BFloat16ConvolutionsAgreeWithFloat32ToTheirPrecision) {
   EXPECT_THROW(dsir::parse_precision("fp16"), dsir::ConfigError);
 }
 
+// train.channels_last: the same training step on channels-last weights and activations gives the
+// contiguous step's map, gradients and running statistics. DSIR uses its bn2 four times in one
+// forward; each use updates the running statistics, which must not invalidate the earlier uses'
+// saved tensors.
+TEST(EmitterNet, ChannelsLastTrainingStepEqualsContiguous) {
+  for (const std::string name : {"dsir", "dsir-resize", "deepstorm"}) {
+    torch::manual_seed(4);
+    auto contiguous = dsir::make_model(name), channels_last = dsir::make_model(name);
+    {
+      torch::NoGradGuard g;
+      auto a = contiguous->parameters(), b = channels_last->parameters();
+      for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+      for (auto& p : b)
+        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+    }
+    const auto x = at::randn({3, 1, 48, 40});
+    const auto ya = contiguous->forward(x);
+    const auto yb = channels_last->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_LT(dsir::test::max_rel_diff(yb, ya), 1e-5) << name;
+    ya.square().mean().backward();
+    ASSERT_NO_THROW(yb.square().mean().backward()) << name;
+    auto pa = contiguous->named_parameters(), pb = channels_last->named_parameters();
+    const double scale = dsir::test::max_gradient(*contiguous);
+    for (const auto& p : pa)
+      EXPECT_LT((pb[p.key()].grad() - p.value().grad()).abs().max().item<double>() / scale, 1e-4)
+          << name << " " << p.key();
+    auto ba = contiguous->named_buffers(), bb = channels_last->named_buffers();
+    for (const auto& b : ba)
+      EXPECT_LT(dsir::test::max_rel_diff(bb[b.key()], b.value()), 1e-5) << name << " " << b.key();
+  }
+}
+
 TEST(Loss, KernelIsDsirsUnnormalisedGaussian) {
   torch::Tensor k = dsir::gaussian_kernel(5, 3.0);
   auto a = k.accessor<float, 4>();

@@ -1,5 +1,7 @@
 #include "stages/train/models/emitter_net.h"
 
+#include <ATen/Context.h>
+#include <ATen/ops/batch_norm.h>
 #include <ATen/ops/instance_norm.h>
 #include <ATen/ops/max_pool2d.h>
 #include <ATen/ops/relu.h>
@@ -38,9 +40,36 @@ void EmitterNetImpl::init_like_dsir() {
   }
 }
 
+namespace {
+
+// torch.nn.BatchNorm2d's training forward, with the running statistics updated through a private
+// copy. DSIR uses one BatchNorm layer several times in a forward (bn2 four times); LibTorch 1.13's
+// channels-last CPU kernel saves the running statistics for backward, so each later use's in-place
+// update would invalidate the earlier uses' graph ("modified by an inplace operation").
+torch::Tensor batch_norm_training(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
+  const auto& o = bn.options;
+  if (!o.track_running_stats()) return bn.forward(x);
+  torch::Tensor mean = bn.running_mean.clone(), var = bn.running_var.clone();
+  double momentum = 0;
+  {
+    torch::NoGradGuard no_grad;
+    bn.num_batches_tracked.add_(1);
+    momentum = o.momentum() ? *o.momentum() : 1.0 / bn.num_batches_tracked.item<double>();
+  }
+  torch::Tensor y = at::batch_norm(x, bn.weight, bn.bias, mean, var, /*training=*/true, momentum, o.eps(),
+                                   at::globalContext().userEnabledCuDNN());
+  torch::NoGradGuard no_grad;
+  bn.running_mean.copy_(mean);
+  bn.running_var.copy_(var);
+  return y;
+}
+
+}  // namespace
+
 torch::Tensor EmitterNetImpl::normalize(torch::nn::BatchNorm2d& bn, const torch::Tensor& x) {
   if (is_training() && sync_bn_) return sync_batch_norm(bn, x, *sync_bn_);
-  if (is_training() || bn_mode_ == BnMode::Running) return bn->forward(x);
+  if (is_training()) return batch_norm_training(*bn, x);
+  if (bn_mode_ == BnMode::Running) return bn->forward(x);
   return at::instance_norm(x, bn->weight, bn->bias, /*running_mean=*/{}, /*running_var=*/{},
                            /*use_input_stats=*/true, /*momentum=*/0.0, bn->options.eps(),
                            /*cudnn_enabled=*/false);
