@@ -27,7 +27,7 @@ const ConfigSection section(
                         "h5: train.h5 and acquisition.h5 in the raw.h5 layout (ingest is then not needed).",
                         {"tiff", "h5"}),
         KeySpec::integer("chunk_frames", "64", "Frames per work unit handed to a rank.").range(1, 1e6),
-        KeySpec::integer("train.frames", "4000", "Training frames (DSIR: 3500 train + 1500 validation).")
+        KeySpec::integer("train.frames", "100000", "Training frames (DSIR: 3500 train + 1500 validation).")
             .range(0, 1e9)
             .cli("--frames"),
         KeySpec::integer("train.width", "20", "Training frame width (pixels; DSIR: 26).").range(4, 65535),

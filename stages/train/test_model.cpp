@@ -3,6 +3,7 @@
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/randn.h>
+#include <ATen/ops/roll.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/optim/adam.h>
@@ -108,6 +109,32 @@ TEST(DsirResizeNet, AConstantFrameComesOutConstantWhereDsirsComesOutAsACheckerbo
   };
   EXPECT_LT(spread("dsir-resize"), 1e-5);
   EXPECT_GT(spread("dsir"), 0.05);
+}
+
+// The sub-pixel net convolves at camera pixels: frames of any whole number of camera pixels come
+// out at the input's size; moving the frame by one camera pixel moves the map by 8 sub-pixels
+// (away from the borders, where zero padding reaches); untrained (ICNR), each camera pixel's
+// 8x8 block of the map is flat.
+TEST(SubpixelNet, CameraPixelShiftsMoveTheMapByEightAndItStartsWithoutAGrid) {
+  torch::manual_seed(6);
+  auto model = dsir::make_model("subpixel");
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto y0 = model->forward(at::randn({2, 1, 8 * 7, 8 * 5}));
+  EXPECT_EQ(y0.sizes(), (std::vector<int64_t>{2, 1, 56, 40}));
+  EXPECT_THROW(model->forward(at::randn({1, 1, 60, 64})), dsir::Error);
+
+  const auto x = at::randn({1, 1, 8 * 32, 8 * 32});
+  const auto y = model->forward(x), shifted = model->forward(at::roll(x, {8}, {3}));
+  constexpr int64_t kReach = 8 * 10;  // the field of view's radius (9 camera pixels) and one more
+  const auto inner = y.slice(2, kReach, 256 - kReach).slice(3, kReach, 256 - kReach - 8);
+  const auto moved = shifted.slice(2, kReach, 256 - kReach).slice(3, kReach + 8, 256 - kReach);
+  EXPECT_GT(inner.abs().max().item<double>(), 1e-3);
+  EXPECT_LT((moved - inner).abs().max().item<double>(), 1e-5 * inner.abs().max().item<double>());
+
+  const auto blocks = y.reshape({32, 8, 32, 8});  // camera row, sub-row, camera column, sub-column
+  const auto spread = blocks.amax({1, 3}) - blocks.amin({1, 3});
+  EXPECT_LT(spread.abs().max().item<double>(), 1e-6 * y.abs().max().item<double>());
 }
 
 TEST(DeepStormNet, ShapesChannelsAndNoBiases) {

@@ -42,10 +42,17 @@ class TrainStage : public dsir::test::TempDirTest {
     for (auto& v : in) v = noise(rng);
     for (int f = 0; f < 40; ++f)
       for (int k = 0; k < 3; ++k) lab[f * 1024 + (rng() % 1024)] = 1.0f;
-    auto h = dsir::h5::File::create(dir() + "/up.h5", {});
-    h.write("/inputs", in, {40, 32, 32});
-    h.write("/labels", lab, {40, 32, 32});
-    h.set_attr("/", "factor", 8.0);
+    write_upscaled("up.h5", in, lab, 8);
+  }
+
+  // An upscaled file of 32x32 items (100 nm camera pixels upscaled `factor` times).
+  void write_upscaled(const std::string& name, const std::vector<float>& inputs,
+                      const std::vector<float>& labels, int factor) {
+    const uint64_t items = inputs.size() / (32 * 32);
+    auto h = dsir::h5::File::create(dir() + "/" + name, {});
+    h.write("/inputs", inputs, {items, 32, 32});
+    h.write("/labels", labels, {items, 32, 32});
+    h.set_attr("/", "factor", static_cast<double>(factor));
     h.set_attr("/", "raw_pixel_size_nm", 100.0);
     h.set_attr("/", "normalize", std::string("per-frame"));
     h.commit();
@@ -137,6 +144,7 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
                                        "upscale.label_sigma_px=1.5",
                                        "upscale.patch_size=8",
                                        "upscale.patches_per_frame=3",
+                                       "train.model=dsir",  // x4 frames (subpixel needs x8)
                                        "run.seed=9"};
   auto with = [&items](const std::string& key) {
     std::vector<std::string> o = items;
@@ -371,6 +379,15 @@ TEST_F(TrainStage, BadInputsAreNamed) {
     FAIL();
   } catch (const dsir::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("train.loss.kernel_size"), std::string::npos);
+  }
+  // The sub-pixel net paints 8x8 sub-pixels per camera pixel: frames upscaled x4 are refused.
+  const std::vector<float> zeros(8 * 32 * 32, 0.0f);
+  write_upscaled("up4.h5", zeros, zeros, 4);
+  try {
+    run_with({"train.input=" + dir() + "/up4.h5", "train.model=subpixel", "train.validation_fraction=0.25"});
+    FAIL();
+  } catch (const dsir::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("upscale.factor"), std::string::npos) << e.what();
   }
 }
 

@@ -48,10 +48,10 @@ const ConfigSection section(
             "('' = {run.dir}/data/train.h5).")
             .cli("--input"),
         KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
-        KeySpec::text("model", "dsir",
-                      "Network architecture (registered model name: dsir, dsir-resize, deepstorm).")
+        KeySpec::text("model", "subpixel",
+                      "Network architecture (registered model name: dsir, dsir-resize, deepstorm, subpixel).")
             .cli("--model"),
-        KeySpec::integer("epochs", "100", "Passes over the training frames.").range(1, 1e6).cli("--epochs"),
+        KeySpec::integer("epochs", "20", "Passes over the training frames.").range(1, 1e6).cli("--epochs"),
         KeySpec::real("time_limit_min", "0",
                       "Training time budget of this run (minutes; 0 = none): at the first step boundary past "
                       "it, the state is saved as a checkpoint (train.resume=true continues from there) and "
@@ -82,7 +82,8 @@ const ConfigSection section(
         KeySpec::real("label_scale", "100",
                       "Labels are multiplied by this (DSIR: 1, which trains far slower; see docs).")
             .range(1e-6, 1e6),
-        KeySpec::real("validation_fraction", "0.1", "Fraction of frames held out (the last ones; DSIR: 0.3).")
+        KeySpec::real("validation_fraction", "0.02",
+                      "Fraction of frames held out (the last ones; DSIR: 0.3).")
             .range(0, 0.9),
         KeySpec::choice(
             "bn_inference", "per-frame",
@@ -255,6 +256,10 @@ class Trainer {
 
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
     model_ = make_model(o_.model);
+    if (const int f = model_->required_factor(); f != 0 && f != static_cast<int>(data_.factor))
+      throw ConfigError(
+          fmt::format("train.model = {}: needs frames upscaled x{} (upscale.factor), the data's are x{}",
+                      o_.model, f, data_.factor));
     model_->to(device_);
     model_->set_conv_precision(parse_precision(o_.precision));
     channels_last_ = o_.channels_last;

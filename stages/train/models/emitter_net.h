@@ -21,6 +21,8 @@ torch::Dtype parse_precision(const std::string& name);
 class EmitterNetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // The upscale factor the architecture is built for (0: any).
+  virtual int required_factor() const { return 0; }
   void set_bn_mode(BnMode mode) { bn_mode_ = mode; }
   BnMode bn_mode() const { return bn_mode_; }
   // Training with BatchNorm statistics over all ranks' frames (SyncBatchNorm); nullptr: each
