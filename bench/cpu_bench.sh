@@ -31,12 +31,12 @@ peer() { /usr/bin/python3 bench/peer_dsir.py "$ref" cpu "$1" | sed 's/.*: \([0-9
 infer() {  # name ranks stack [key=value ...]
   local name=$1 np=$2 stack=$3
   shift 3
-  rm -rf "$work/$name"
+  rm -rf "${work:?}/${name:?}"
   "${MPIRUN[@]}" "$np" "$dsir" infer run.threads=1 infer.shard_frames=32 --checkpoint "$work/dsir.h5" \
     --input "$stack" --output "$work/$name" "$@" >"$work/$name.log" 2>&1
   rate "$work/$name.log"
 }
-common=(run.dir="$work/train-data" run.seed=1 simulate.train.frames=640 simulate.acquisition.frames=0
+common=(train.model=dsir run.dir="$work/train-data" run.seed=1 simulate.train.frames=640 simulate.acquisition.frames=0
         train.validation_fraction=0.05 train.batch_size=32 train.epochs=2 run.threads=1)
 train() {  # ranks
   rm -rf "$work/train-np$1"

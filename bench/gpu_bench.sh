@@ -37,14 +37,16 @@ done
   simulate.train.width=26 simulate.train.height=26 simulate.acquisition.frames=4 >"$work/data.log" 2>&1
 # Both memory layouts (train.channels_last) and bfloat16 convolutions (train.precision): issue 12's
 # layout and precision options, measured not assumed.
-for run in false:float32 true:float32 false:bfloat16; do
-  cl=${run%%:*} precision=${run#*:}
-  name=train-cl-$cl-$precision
-  "$dsir" train configs/quickstart.yaml run.dir="$work/run" train.device="$device" train.batch_size=32 train.epochs=3 \
+# The default net (subpixel) in float32 too: the dsir rows compare with DSIR's bare step.
+for run in dsir:false:float32 dsir:true:float32 dsir:false:bfloat16 subpixel:false:float32; do
+  model=${run%%:*} rest=${run#*:}
+  cl=${rest%%:*} precision=${rest#*:}
+  name=train-$model-cl-$cl-$precision
+  "$dsir" train configs/quickstart.yaml train.model="$model" run.dir="$work/run" train.device="$device" train.batch_size=32 train.epochs=3 \
     train.validation_fraction=0.1 train.channels_last="$cl" train.precision="$precision" train.output="$work/run/$name" >"$work/$name.log" 2>&1
-  echo "dsir train ($device, batch 32 of 208x208, channels_last=$cl, $precision): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/$name/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
+  echo "$model train ($device, batch 32 of 208x208, channels_last=$cl, $precision): $(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(' / '.join('%.0f' % x['frames_per_s'] for x in r))" "$work/run/$name/metrics.jsonl") frames/s per epoch (epochs 1/2/3)"
 done
-grep -m1 "gradient bucket" "$work/train-cl-false-float32.log" || true
+grep -m1 "gradient bucket" "$work/train-dsir-cl-false-float32.log" || true
 
 if [[ $device == cuda ]]; then  # the peer with the system's libraries, not those unpacked for dsir
   echo "DSIR's PyTorch code on the same GPU: $(env -u LD_LIBRARY_PATH python3 bench/peer_dsir.py "$ref" cuda)"

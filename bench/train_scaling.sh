@@ -14,7 +14,7 @@ rounds=${ROUNDS:-3} frames=${TRAIN_FRAMES:-640} inputs=${INPUTS:-raw upscaled}
 source tests/e2e/mpi_env.sh
 dsir=$build/dsir
 rm -rf "$work" && mkdir -p "$work" bench/results
-common=(run.dir="$work/data" run.seed=1 simulate.train.frames="$frames" simulate.acquisition.frames=0
+common=(train.model=dsir run.dir="$work/data" run.seed=1 simulate.train.frames="$frames" simulate.acquisition.frames=0
         train.validation_fraction=0.05 train.batch_size=32 train.epochs=2 run.threads=1)
 stages=simulate,ingest
 [[ " $inputs " == *" upscaled "* ]] && stages+=,upscale
