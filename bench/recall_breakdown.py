@@ -5,7 +5,8 @@ usage: recall_breakdown.py TRUTH.csv LOCALIZATIONS.csv [TOLERANCE_NM]
 
 Both files in ThunderSTORM's columns (frame, "x [nm]", "y [nm]"; the truth also "intensity
 [photon]", as the simulator writes it). Matching per frame is greedy by distance (closest pairs
-first), which counts within ~1 % of `dsir evaluate`'s Hungarian matching; standard library only.
+first), like `dsir evaluate`'s greedy matching (45,665 against its 45,660 matches on
+docs/accuracy.md's example; its Hungarian matching finds 3 % more); standard library only.
 """
 import collections
 import csv
@@ -34,7 +35,7 @@ def main():
         pairs = sorted((math.hypot(x - u, y - v), i, j)
                        for i, (x, y, _) in enumerate(emitters)
                        for j, (u, v, _) in enumerate(found)
-                       if abs(x - u) < tol and abs(y - v) < tol and math.hypot(x - u, y - v) <= tol)
+                       if abs(x - u) <= tol and abs(y - v) <= tol and math.hypot(x - u, y - v) <= tol)
         matched, used = set(), set()
         for _, i, j in pairs:
             if i not in matched and j not in used:

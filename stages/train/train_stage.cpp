@@ -256,7 +256,7 @@ class Trainer {
 
     torch::manual_seed(seed_);  // the same initial weights on every rank; broadcast makes sure
     model_ = make_model(o_.model);
-    if (const int f = model_->required_factor(); f != 0 && f != static_cast<int>(data_.factor))
+    if (const int f = model_->required_factor(); f != 0 && f != data_.factor)
       throw ConfigError(
           fmt::format("train.model = {}: needs frames upscaled x{} (upscale.factor), the data's are x{}",
                       o_.model, f, data_.factor));
