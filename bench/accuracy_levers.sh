@@ -22,9 +22,10 @@ camera=(camera.pixel_size_nm=100 camera.base_level=100 camera.em_gain=2 camera.e
         camera.background_photons=20 psf.model=sampled)
 # The recipe every lever starts from: what the quick start trains with, on training frames at
 # the target's density, epochs enough that the budget ends training; training emitters placed
-# uniformly as DSIR's (the schema's default is filaments since 2026-12-02: train-filaments).
+# uniformly as DSIR's (the schema's default is filaments since 2026-12-02: train-filaments), a
+# constant rate (the schema's default is a cosine over the budget since 2026-12-03).
 base=("${camera[@]}" "simulate.train.frames=$train_frames" simulate.train.width=20 simulate.train.height=20
-      simulate.train.density=6 simulate.train.structure=uniform train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.label_scale=100
+      simulate.train.density=6 simulate.train.structure=uniform train.epochs=1000 train.batch_size=16 train.lr=1e-3 train.lr_schedule=constant train.label_scale=100
       train.validation_fraction=0.1 "train.time_limit_min=$budget" infer.shard_frames=50)
 # Training frames on random filaments of their own (2 per 2x2 um frame: about the test's emitters
 # per um of filament) instead of uniformly placed emitters: the default recipe's placement.
@@ -57,6 +58,15 @@ declare -A lever=(
   # Its ~160k weights memorise 3,600 items within 2 minutes (validation loss rises after epoch 14):
   # 25x the frames, fresh simulated data being nearly free (8,600 frames/s), 2 % of them to validate.
   [filaments-subpixel-100k]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02"
+  # The same with the rate annealed to 0 along a cosine over the 5 epochs that 15 minutes hold.
+  [filaments-subpixel-100k-cosine]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=5"
+  # The cosine over the whole budget (train.lr_schedule under train.time_limit_min), convolutions in
+  # bfloat16 (1.58x the frames per second of float32 here).
+  [filaments-subpixel-100k-cosine-bf16]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20 train.precision=bfloat16"
+  # The schema's recipe since 2026-12-03: the cosine over the whole budget in float32.
+  [filaments-subpixel-100k-cosine-budget]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20"
+  # Twice the frames: at 9 epochs of 100,000 the training loss fell away from the validation loss.
+  [filaments-subpixel-200k-cosine-bf16]="$filaments train.model=subpixel simulate.train.frames=200000 train.validation_fraction=0.01 train.lr_schedule=cosine train.epochs=20 train.precision=bfloat16"
   # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form
   # and training density around it.
   [filaments-fwhm-2]="$filaments train.loss.fwhm=2"

@@ -40,6 +40,10 @@ ModelMeta read_model_meta(const h5::File& f) {
   };
   optional_non_negative("localize_threshold", m.localize_threshold);
   optional_non_negative("localize_emitter_mass", m.localize_emitter_mass);
+  optional_non_negative("schedule_progress", m.schedule_progress);
+  if (m.schedule_progress > 1)
+    throw InputError(f.path() + ": attribute schedule_progress must be at most 1, got " +
+                     std::to_string(m.schedule_progress));
   return m;
 }
 

@@ -20,6 +20,9 @@ struct ModelMeta {
   double epoch_loss_sum = 0;      // that partial epoch's training-loss sum
   double best_val_loss = 0;       // best validation loss so far (checkpoints)
   int64_t epochs_since_best = 0;  // reduce-on-plateau bookkeeping (checkpoints)
+  // How far train.time_limit_min's budget had moved train.lr_schedule, in [0, 1] (checkpoints;
+  // 0 without a time limit).
+  double schedule_progress = 0;
   double val_loss = 0;
   // The localization threshold chosen at training from validation items (stages/train/threshold.h);
   // 0: none (imported weights, checkpoints, models from upscaled.h5).

@@ -9,6 +9,7 @@
 
 #include "pipeline/atomic_file.h"
 #include "pipeline/errors.h"
+#include "pipeline/formats/checkpoint_meta.h"
 #include "pipeline/formats/picasso_file.h"
 #include "pipeline/formats/raw_file.h"
 #include "pipeline/formats/reconstruction_file.h"
@@ -87,6 +88,30 @@ TEST_F(Formats, UpscaledFileRoundTrip) {
   EXPECT_EQ(reader.layout().normalize, "per-frame");
   EXPECT_EQ(reader.inputs(0, 3), inputs);
   EXPECT_EQ(reader.labels(1, 2), std::vector<float>(labels.begin() + h * w, labels.end()));
+}
+
+// A checkpoint's schedule_progress (the share of train.time_limit_min's schedule done) reads
+// back; absent it is 0, and outside [0, 1] an error naming the file and attribute.
+TEST_F(Formats, ModelMetaReadsScheduleProgressAndRefusesValuesOutsideZeroToOne) {
+  auto model_file = [this](const std::string& name, const double* progress) {
+    const std::string path = in_dir(name);
+    h5::File f = h5::File::create(path, {});
+    f.write("/state/w", std::vector<float>{1}, {1});
+    for (const char* key : {"arch", "bn_mode", "normalize"}) f.set_attr("/", key, std::string(key));
+    for (const char* key : {"label_scale", "factor", "raw_pixel_size_nm", "epoch", "step", "val_loss"})
+      f.set_attr("/", key, 8.0);
+    if (progress) f.set_attr("/", "schedule_progress", *progress);
+    f.commit();
+    return path;
+  };
+  const double half = 0.5, over = 1.5, negative = -0.1;
+  EXPECT_EQ(read_model_meta(h5::File::open(model_file("half.h5", &half))).schedule_progress, 0.5);
+  EXPECT_EQ(read_model_meta(h5::File::open(model_file("none.h5", nullptr))).schedule_progress, 0.0);
+  for (const auto& [name, value] : {std::pair{"over.h5", &over}, std::pair{"negative.h5", &negative}}) {
+    const std::string path = model_file(name, value);
+    const std::string message = input_error([&] { read_model_meta(h5::File::open(path)); });
+    EXPECT_NE(message.find(path + ": attribute schedule_progress"), std::string::npos) << message;
+  }
 }
 
 TEST_F(Formats, ReconstructionRoundTripAndMalformedImage) {

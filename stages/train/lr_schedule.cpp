@@ -23,21 +23,29 @@ double cosine_between(double from, double to, double p) {
 
 }  // namespace
 
-double scheduled_lr(LrSchedule schedule, double lr, uint64_t step, uint64_t total_steps) {
+double schedule_progress(uint64_t step, uint64_t total_steps) {
   const double last = total_steps > 1 ? static_cast<double>(total_steps - 1) : 1.0;
-  const double t = std::min(static_cast<double>(step), last);
+  return std::min(static_cast<double>(step), last) / last;
+}
+
+double scheduled_lr_at(LrSchedule schedule, double lr, double progress) {
+  const double p = std::clamp(progress, 0.0, 1.0);
   switch (schedule) {
     case LrSchedule::Constant:
       return lr;
     case LrSchedule::Cosine:
-      return cosine_between(lr, 0.0, t / last);
+      return cosine_between(lr, 0.0, p);
     case LrSchedule::OneCycle: {
-      const double start = lr / 25, end = start / 1e4, peak_at = 0.3 * last;
-      return t <= peak_at ? cosine_between(start, lr, peak_at > 0 ? t / peak_at : 1.0)
-                          : cosine_between(lr, end, (t - peak_at) / (last - peak_at));
+      const double start = lr / 25, end = start / 1e4, peak_at = 0.3;
+      return p <= peak_at ? cosine_between(start, lr, p / peak_at)
+                          : cosine_between(lr, end, (p - peak_at) / (1 - peak_at));
     }
   }
   return lr;
+}
+
+double scheduled_lr(LrSchedule schedule, double lr, uint64_t step, uint64_t total_steps) {
+  return scheduled_lr_at(schedule, lr, schedule_progress(step, total_steps));
 }
 
 }  // namespace dsir

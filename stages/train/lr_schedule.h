@@ -1,6 +1,7 @@
 #pragma once
-// The learning rate as a function of the training step (train.lr_schedule), so that a resumed
-// run takes the same rates as an uninterrupted one without storing any schedule state.
+// The learning rate as a function of how far training is (train.lr_schedule): of the step, so
+// that a resumed run takes the same rates as an uninterrupted one, or, under a time limit, of the
+// budget spent where that is further along (stages/train/README.md).
 #include <cstdint>
 #include <string>
 
@@ -16,5 +17,10 @@ LrSchedule parse_lr_schedule(const std::string& name);  // ConfigError naming tr
 //              cosine (Smith & Topin 2019; PyTorch's OneCycleLR defaults, without its momentum
 //              cycling). The first step takes the start rate, the last the end rate.
 double scheduled_lr(LrSchedule schedule, double lr, uint64_t step, uint64_t total_steps);
+
+// How far step `step` of `total_steps` is along the schedule: 0 at the first step, 1 at the last.
+double schedule_progress(uint64_t step, uint64_t total_steps);
+// The rate at `progress` along the schedule (clamped to [0, 1]).
+double scheduled_lr_at(LrSchedule schedule, double lr, double progress);
 
 }  // namespace dsir

@@ -49,6 +49,18 @@ TEST(LrSchedule, OneStepAndStepsPastTheEndStayFinite) {
   }
 }
 
+// The step form is the progress form at step / (steps - 1): a time budget's progress takes the
+// same rates as the steps would at the same fraction.
+TEST(LrSchedule, ProgressGivesTheStepsRatesAtTheSameFraction) {
+  for (auto s : {LrSchedule::Cosine, LrSchedule::OneCycle})
+    for (uint64_t step : {0, 1, 250, 300, 999, 1000})
+      EXPECT_EQ(dsir::scheduled_lr_at(s, 1e-3, static_cast<double>(step) / 1000),
+                scheduled_lr(s, 1e-3, step, 1001));
+  EXPECT_EQ(dsir::scheduled_lr_at(LrSchedule::Cosine, 1e-3, 1.5), 0.0);
+  EXPECT_EQ(dsir::scheduled_lr_at(LrSchedule::Cosine, 1e-3, -1), 1e-3);
+  EXPECT_EQ(dsir::schedule_progress(7, 1), 1.0);
+}
+
 TEST(LrSchedule, UnknownNamesAreConfigErrorsNamingTheKey) {
   EXPECT_EQ(dsir::parse_lr_schedule("one-cycle"), LrSchedule::OneCycle);
   try {

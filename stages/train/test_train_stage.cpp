@@ -80,10 +80,12 @@ class TrainStage : public dsir::test::TempDirTest {
   }
 };
 
+// Runs that train.epochs extends (a schedule spans the epochs, so a constant rate here).
 TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
-  train("a", 3, false);
-  train("b", 1, false);
-  train("b", 3, true);
+  const std::vector<std::string> constant{"train.lr_schedule=constant"};
+  train("a", 3, false, constant);
+  train("b", 1, false, constant);
+  train("b", 3, true, constant);
   EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
   EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
   // Older checkpoints beyond keep_checkpoints (3) are not kept; metrics.jsonl has one line per epoch.
@@ -253,12 +255,13 @@ TEST_F(TrainStage, ARawInputTrainsBitIdenticalToItsUpscaledFile) {
 // interrupted copy leaves it) is passed over for the one before; the run then ends bit-identical
 // to an uninterrupted one. A file whose name only looks like a checkpoint's is ignored.
 TEST_F(TrainStage, ACorruptNewestCheckpointResumesFromTheOneBefore) {
-  train("a", 3, false);
-  train("b", 2, false);
+  const std::vector<std::string> constant{"train.lr_schedule=constant"};
+  train("a", 3, false, constant);
+  train("b", 2, false, constant);
   const std::string newest = dir() + "/b/checkpoint-epoch-0002.h5";
   fs::resize_file(newest, fs::file_size(newest) / 2);
   std::ofstream(dir() + "/b/checkpoint-epoch-notes.h5") << "not a checkpoint";
-  train("b", 3, true);
+  train("b", 3, true, constant);
   EXPECT_EQ(checksum("a/checkpoint-epoch-0003.h5"), checksum("b/checkpoint-epoch-0003.h5"));
   EXPECT_EQ(checksum("a/model.h5"), checksum("b/model.h5"));
   const std::string metrics = dsir::read_text_file(dir() + "/b/metrics.jsonl");
@@ -268,7 +271,7 @@ TEST_F(TrainStage, ACorruptNewestCheckpointResumesFromTheOneBefore) {
        {"/b/checkpoint-epoch-0001.h5", "/b/checkpoint-epoch-0002.h5", "/b/checkpoint-epoch-0003.h5"})
     fs::resize_file(dir() + name, 100);
   try {
-    train("b", 4, true);
+    train("b", 4, true, constant);
     ADD_FAILURE() << "resumed from cut checkpoints";
   } catch (const dsir::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("checkpoint-epoch-0001.h5"), std::string::npos) << e.what();
@@ -314,7 +317,9 @@ TEST_F(TrainStage, TimeLimitStopsAtAStepKeepsAModelAndResumesBitIdentical) {
 
 // Reduce-on-plateau: the logged learning rates follow from the logged validation losses.
 TEST_F(TrainStage, PlateauReducesTheLearningRateExactlyWhenValidationStalls) {
-  train("p", 8, false, {"train.lr=0.05", "train.plateau.patience=1", "train.plateau.factor=0.5"});
+  train("p", 8, false,
+        {"train.lr=0.05", "train.lr_schedule=constant", "train.plateau.patience=1",
+         "train.plateau.factor=0.5"});
   std::stringstream ss(dsir::read_text_file(dir() + "/p/metrics.jsonl"));
   double best = 1e300, lr = 0.05;
   int reductions = 0, lines = 0;
@@ -362,6 +367,66 @@ TEST_F(TrainStage, ScheduledRatesAreLoggedPerEpochAndResumeBitIdentical) {
   } catch (const dsir::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("train.plateau.patience"), std::string::npos) << e.what();
   }
+}
+
+// Under train.time_limit_min a schedule follows the budget where that is further along than the
+// steps: 100,000 epochs' steps barely begin within 3 seconds, yet the rate nears the cosine's end
+// by the stop. A run stopped by a signal part way records how far it was (schedule_progress) and
+// its resumed run goes on from there, never above the rate at that point; a spent budget is
+// recorded as 1.
+TEST_F(TrainStage, UnderATimeLimitTheScheduleSpansTheBudget) {
+  const double lr = 1e-3;
+  const std::vector<std::string> budget{"train.lr_schedule=cosine", "train.time_limit_min=0.05"};
+  // The newest checkpoint's root and optimizer attributes.
+  auto newest_checkpoint = [this](const std::string& run) {
+    std::string newest;
+    for (const auto& e : fs::directory_iterator(dir() + "/" + run))
+      if (e.path().filename().string().rfind("checkpoint-epoch-", 0) == 0 && e.path().string() > newest)
+        newest = e.path().string();
+    return dsir::h5::File::open(newest);
+  };
+  auto logged_rates = [this](const std::string& run) {
+    std::vector<double> rates;
+    std::stringstream ss(dsir::read_text_file(dir() + "/" + run + "/metrics.jsonl"));
+    for (std::string line; std::getline(ss, line);)
+      rates.push_back(nlohmann::json::parse(line)["lr"].get<double>());
+    return rates;
+  };
+
+  train("t", 100000, false, budget);
+  const dsir::h5::File spent = newest_checkpoint("t");
+  EXPECT_EQ(spent.attr_double("/", "schedule_progress"), 1.0);
+  const double steps_done = spent.attr_double("/optimizer", "step");
+  ASSERT_GE(steps_done, 3) << "too few steps in 3 s to see the schedule move";
+  // By the steps alone the rate would still be within 1 % of lr (hundreds of 800,000 steps).
+  EXPECT_GT(dsir::scheduled_lr(dsir::LrSchedule::Cosine, lr, static_cast<uint64_t>(steps_done), 800000),
+            0.99 * lr);
+  EXPECT_LT(spent.attr_double("/optimizer", "lr"), 0.3 * lr);
+  const std::vector<double> rates = logged_rates("t");
+  for (size_t k = 1; k < rates.size(); ++k) EXPECT_LE(rates[k], rates[k - 1]) << "epoch " << k + 1;
+
+  std::thread sender([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::raise(SIGUSR1);
+  });
+  bool interrupted = false;
+  try {
+    train("u", 100000, false, budget);
+  } catch (const dsir::Interrupted&) {
+    interrupted = true;
+  }
+  sender.join();
+  ASSERT_TRUE(interrupted);
+  const double carried = newest_checkpoint("u").attr_double("/", "schedule_progress");
+  EXPECT_GT(carried, 0.2);
+  EXPECT_LT(carried, 1.0);
+  const size_t epochs_before = logged_rates("u").size();
+  train("u", 100000, true, budget);
+  const std::vector<double> resumed = logged_rates("u");
+  const double ceiling = dsir::scheduled_lr_at(dsir::LrSchedule::Cosine, lr, carried);
+  for (size_t k = epochs_before; k < resumed.size(); ++k) EXPECT_LE(resumed[k], ceiling) << "epoch " << k + 1;
+  EXPECT_LE(newest_checkpoint("u").attr_double("/optimizer", "lr"), ceiling);
+  EXPECT_EQ(newest_checkpoint("u").attr_double("/", "schedule_progress"), 1.0);
 }
 
 TEST_F(TrainStage, BadInputsAreNamed) {

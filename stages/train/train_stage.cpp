@@ -60,10 +60,10 @@ const ConfigSection section(
         KeySpec::integer("batch_size", "16", "Global batch size (split across ranks; DSIR: 32).")
             .range(1, 1e6),
         KeySpec::real("lr", "1e-3", "Adam learning rate (the peak of a schedule; DSIR: 1e-4).").range(0, 10),
-        KeySpec::choice("lr_schedule", "constant",
-                        "Learning rate over the train.epochs' steps: constant; cosine (lr to 0); one-cycle "
-                        "(lr/25 up to lr over the first 30 % of steps, then down to lr/2.5e5). Not with "
-                        "plateau.patience.",
+        KeySpec::choice("lr_schedule", "cosine",
+                        "Learning rate over the train.epochs' steps, or over train.time_limit_min where "
+                        "that is further along: constant; cosine (lr to 0); one-cycle (lr/25 up to lr over "
+                        "the first 30 %, then down to lr/2.5e5). plateau.patience needs constant.",
                         {"constant", "cosine", "one-cycle"}),
         KeySpec::real_list("betas", "[0.9, 0.999]", "Adam betas.").range(0, 1).size(2),
         KeySpec::real("weight_decay", "1e-5", "Adam L2 weight decay.").range(0, 1),
@@ -228,9 +228,9 @@ TrainOptions read_train_options(const Context& ctx) {
   o.plateau_min_lr = c.get_double("train.plateau.min_lr");
   o.lr_schedule = parse_lr_schedule(c.get_string("train.lr_schedule"));
   if (o.lr_schedule != LrSchedule::Constant && o.plateau_patience > 0)
-    throw ConfigError(
-        "train.lr_schedule: '" + c.get_string("train.lr_schedule") +
-        "' sets the rate of every step; it cannot be combined with train.plateau.patience (set one of them)");
+    throw ConfigError("train.lr_schedule: '" + c.get_string("train.lr_schedule") +
+                      "' sets the rate of every step; it cannot be combined with train.plateau.patience (for "
+                      "reduce-on-plateau set train.lr_schedule: constant)");
   o.resume = c.get_bool("train.resume");
   o.channels_last = c.get_bool("train.channels_last");
   o.sync_batchnorm = c.get_bool("train.sync_batchnorm");
@@ -299,10 +299,14 @@ class Trainer {
         data_.rendered_on_the_fly() ? "; items upscaled from raw.h5 as read (upscale.* keys)" : "");
     StopSignals signals;
     const double budget_s = o_.time_limit_min * 60.0;
-    if (budget_s > 0)
-      deadline_ =
-          std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                 std::chrono::duration<double>(budget_s));
+    if (budget_s > 0) {
+      budget_start_ = std::chrono::steady_clock::now();
+      if (o_.lr_schedule != LrSchedule::Constant)
+        log::print(
+            "train: train.lr_schedule spans the {} min budget{} (or the epochs' steps where further along)",
+            o_.time_limit_min,
+            carried_progress_ > 0 ? fmt::format(", from {:.0f} % on", 100 * carried_progress_) : "");
+    }
     for (int64_t epoch = meta_.epoch; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::optional<double> epoch_loss = train_epoch(epoch, steps, reducer);
@@ -316,8 +320,11 @@ class Trainer {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       log::print("train: epoch {}/{}: train loss {:.6g}, validation loss {:.6g}, lr {:.3g}, {:.1f} frames/s",
                  epoch + 1, epochs, train_loss, val_loss, adam_->options().lr, n_train_ / seconds);
+      // One reading of the clock, agreed, for the checkpoint's schedule progress and the stop.
+      budget_spent_ = budget_spent_on_root();
+      ctx_.mpi.allreduce_sum(&budget_spent_, 1);
       end_epoch(epoch, train_loss, val_loss, seconds, preview);
-      if (epoch + 1 < epochs && time_is_up()) {
+      if (epoch + 1 < epochs && budget_spent_ >= 1) {
         log::print(
             "train: time limit of {} min reached after epoch {}/{}; model.h5 holds the best model; "
             "continue with train.resume=true",
@@ -369,6 +376,7 @@ class Trainer {
     meta_.epoch_loss_sum = m.epoch_loss_sum;
     meta_.best_val_loss = m.best_val_loss;
     meta_.epochs_since_best = m.epochs_since_best;
+    carried_progress_ = m.schedule_progress < 1 ? m.schedule_progress : 0;
     for (const EpochMetrics& e : read_epoch_metrics(out_dir_ + "/metrics.jsonl")) {
       if (e.epoch > m.epoch) break;
       epoch_metrics_.push_back(e);
@@ -383,15 +391,19 @@ class Trainer {
     return channels_last_ ? d.contiguous(at::MemoryFormat::ChannelsLast) : d;
   }
 
-  // Whether train.time_limit_min is spent by this rank's clock; only rank 0's counts, so that
-  // the ranks, summing this, agree.
-  bool past_deadline_on_root() const {
-    return ctx_.mpi.is_root() && deadline_ && std::chrono::steady_clock::now() >= *deadline_;
+  // The fraction of train.time_limit_min spent, 1 once it is up, by rank 0's clock: 0 on the
+  // other ranks, so that the ranks, summing this, agree.
+  double budget_spent_on_root() const {
+    if (!ctx_.mpi.is_root() || !budget_start_) return 0;
+    const double spent =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - *budget_start_).count();
+    return std::min(1.0, spent / (o_.time_limit_min * 60.0));
   }
-  bool time_is_up() {
-    double up = past_deadline_on_root() ? 1.0 : 0.0;
-    ctx_.mpi.allreduce_sum(&up, 1);
-    return up > 0;
+  // How far the time budget has moved the schedule: a run resumed from a checkpoint part way
+  // along (stopped by a signal) spreads the rest over its own budget; one resumed after its
+  // budget was spent starts a new span (a warm restart).
+  double time_progress() const {
+    return budget_spent_ >= 1 ? 1.0 : carried_progress_ + (1 - carried_progress_) * budget_spent_;
   }
 
   // The time limit fell within epoch `epoch` (its state is saved in that epoch's checkpoint): the
@@ -467,19 +479,23 @@ class Trainer {
         local_loss = loss.item<double>();
       }
       reducer.finish_step();
+      // Steps or the time budget, whichever is further along (the budget as of the last step).
       if (o_.lr_schedule != LrSchedule::Constant)
-        adam_->options().lr = scheduled_lr(o_.lr_schedule, o_.lr, static_cast<uint64_t>(epoch) * steps + s,
-                                           static_cast<uint64_t>(o_.epochs) * steps);
+        adam_->options().lr =
+            scheduled_lr_at(o_.lr_schedule, o_.lr,
+                            std::max(schedule_progress(static_cast<uint64_t>(epoch) * steps + s,
+                                                       static_cast<uint64_t>(o_.epochs) * steps),
+                                     time_progress()));
       adam_->step();
       broadcast_buffers(ctx_.mpi, *model_);
-      // Agree on the step's loss, on whether a stop signal arrived (on any rank) and on whether
-      // the time limit is spent (rank 0's clock).
-      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal),
-                          past_deadline_on_root() ? 1.0 : 0.0};
+      // Agree on the step's loss, on whether a stop signal arrived (on any rank), on whether
+      // the time limit is spent and how much of it (rank 0's clock).
+      double agreed[3] = {local_loss, static_cast<double>(g_stop_signal), budget_spent_on_root()};
       ctx_.mpi.allreduce_sum(agreed, 3);
+      budget_spent_ = agreed[2];
       loss_sum += agreed[0] * static_cast<double>(b1 - b0);
       progress.set(b1);
-      if ((agreed[1] > 0 || agreed[2] > 0) && s + 1 < steps) {
+      if ((agreed[1] > 0 || budget_spent_ >= 1) && s + 1 < steps) {
         prefetch.drain();  // the checkpoint is written with no read outstanding
         save_mid_epoch(epoch, s + 1, loss_sum);
         if (agreed[1] > 0)
@@ -501,6 +517,7 @@ class Trainer {
     meta_.step_in_epoch = static_cast<int64_t>(next_step);
     meta_.epoch_loss_sum = loss_sum;
     meta_.step = adam_->steps();
+    meta_.schedule_progress = time_progress();
     if (ctx_.mpi.is_root()) {
       fs::create_directories(out_dir_);
       save(checkpoint_name(out_dir_, epoch), true);
@@ -608,6 +625,7 @@ class Trainer {
     meta_.epoch = epoch + 1;
     meta_.step = adam_->steps();
     meta_.val_loss = score;
+    meta_.schedule_progress = time_progress();
     if (!ctx_.mpi.is_root()) return;
     fs::create_directories(out_dir_);
     save(checkpoint_name(out_dir_, epoch + 1), true);
@@ -662,7 +680,9 @@ class Trainer {
   double label_scale_ = 1, l1_weight_ = 0;
   bool sync_bn_ = false;
   std::vector<EpochMetrics> epoch_metrics_;  // metrics.jsonl's records, this run's and resumed
-  std::optional<std::chrono::steady_clock::time_point> deadline_;  // train.time_limit_min
+  std::optional<std::chrono::steady_clock::time_point> budget_start_;  // train.time_limit_min
+  double budget_spent_ = 0;      // of this run's time budget, as the ranks agreed at the last step
+  double carried_progress_ = 0;  // the schedule's time progress resumed from a checkpoint
 };
 
 void run(Context& ctx) {

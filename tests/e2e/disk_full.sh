@@ -45,7 +45,9 @@ done
 
 # Training: the second epoch's checkpoint onto a full disk keeps the first epoch's checkpoint;
 # with the space back, --resume ends with the weights of an uninterrupted run, bit for bit.
-train=("$dsir" train --input "$work/up.h5" run.seed=5 run.threads=1 train.batch_size=8 train.validation_fraction=0.25)
+# A constant rate: the resumed run extends --epochs, which a schedule would span.
+train=("$dsir" train --input "$work/up.h5" run.seed=5 run.threads=1 train.batch_size=8 train.validation_fraction=0.25
+       train.lr_schedule=constant)
 "${train[@]}" --output "$work/train-ref" --epochs 2 >/dev/null 2>&1 || bad "uninterrupted training"
 "${train[@]}" --output "$work/train" --epochs 1 >/dev/null 2>&1 || bad "first epoch"
 ckpt1=$work/train/checkpoint-epoch-0001.h5

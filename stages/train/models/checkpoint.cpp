@@ -82,6 +82,7 @@ void save_checkpoint(const std::string& path, EmitterNetImpl& model, Adam* optim
   f.set_attr("/", "epoch_loss_sum", meta.epoch_loss_sum);
   f.set_attr("/", "best_val_loss", meta.best_val_loss);
   f.set_attr("/", "epochs_since_best", static_cast<double>(meta.epochs_since_best));
+  f.set_attr("/", "schedule_progress", meta.schedule_progress);
   f.set_attr("/", "localize_threshold", meta.localize_threshold);
   f.set_attr("/", "localize_emitter_mass", meta.localize_emitter_mass);
   f.set_attr("/", "model_checksum", model_checksum(model));
