@@ -107,9 +107,13 @@ TEST(InferE2E, PicassoFileMatchesTheCsv) {
             0u);
   ASSERT_GT(locs.rows(), csv.size() * 9 / 10) << "most localizations must have photometry";
   ASSERT_LE(locs.rows(), csv.size());
-  size_t row = 0, passed = 0;
+  size_t row = 0, passed = 0, confident = 0, confident_passed = 0;
   for (const auto& e : csv) {
     ASSERT_NE(e.photometry_flags, dsir::photometry_flag::not_measured);
+    if (e.confidence >= 0.2) {
+      ++confident;
+      if (e.photometry_flags == 0) ++confident_passed;
+    }
     if (e.photometry_flags == 0) {
       ++passed;
       const double lp = dsir::localization_precision(e.photons, e.sigma_nm / 100, e.offset, false) * 100;
@@ -132,7 +136,12 @@ TEST(InferE2E, PicassoFileMatchesTheCsv) {
     ++row;
   }
   EXPECT_EQ(row, locs.rows());
-  EXPECT_GT(passed, csv.size() * 9 / 10);
+  // Fits fail on the weakest peaks, where the test-size model's low chosen threshold admits
+  // localizations with no emitter under them (2026-12-03: the failed ones' median confidence
+  // 0.08, the passed ones' 0.25); on confident peaks nearly every fit must pass.
+  EXPECT_GT(passed, csv.size() * 8 / 10);
+  ASSERT_GT(confident, csv.size() / 4);
+  EXPECT_GT(confident_passed, confident * 95 / 100);
 }
 
 // The photometry against the simulation's truth: isolated emitters found within 30 nm.

@@ -15,7 +15,9 @@ mode=${3:-usr1}
 cluster_test_begin "$1" "$2"  # dsir, work, root; traps, root check, fresh work folder, MPIRUN
 run=$work/run
 epochs=6
-common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs")
+# 3,200 training frames: epochs of seconds, so that the signal, sent a second into the second
+# epoch, lands before training ends (320 frames took 0.3 s an epoch with the subpixel net).
+common=("$here/tiny.yaml" run.dir="$run" run.threads=1 train.epochs="$epochs" simulate.train.frames=3200)
 
 # Training data, outside Slurm.
 "$dsir" run "${common[@]}" --stages simulate,ingest >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
