@@ -11,7 +11,9 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
 
-common=(run.dir="$work/data" run.seed=21 run.threads=1 simulate.train.frames=320 simulate.train.width=16
+# 1,600 frames: epochs long enough that most kills land after the first checkpoint (with 320 the
+# subpixel net's four epochs took ~1 s after ~1.5 s of start-up, and no kill came after one).
+common=(run.dir="$work/data" run.seed=21 run.threads=1 simulate.train.frames=1600 simulate.train.width=16
         simulate.train.height=16 simulate.acquisition.frames=0 train.batch_size=8 train.validation_fraction=0.125
         train.epochs=4)
 "$dsir" run --stages simulate,ingest "${common[@]}" >"$work/data.log" 2>&1 || { cat "$work/data.log"; exit 1; }
