@@ -1,6 +1,9 @@
 #include "pipeline/formats/checkpoint_meta.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <limits>
 
 #include "pipeline/errors.h"
 
@@ -31,19 +34,17 @@ ModelMeta read_model_meta(const h5::File& f) {
   if (f.has_attr("/", "epochs_since_best"))
     m.epochs_since_best = f.attr_int("/", "epochs_since_best", 0, kMaxCount);
   // Absent in older models and imported weights: 0 (none).
-  const auto optional_non_negative = [&f](const char* name, double& value) {
+  const auto optional_in_range = [&f](const char* name, double& value, double max) {
     if (!f.has_attr("/", name)) return;
     value = f.attr_double("/", name);
-    if (!(value >= 0) || !std::isfinite(value))
-      throw InputError(f.path() + ": attribute " + name + " must be a finite number >= 0, got " +
-                       std::to_string(value));
+    if (!(value >= 0 && value <= max) || !std::isfinite(value))
+      throw InputError(fmt::format("{}: attribute {} must be a finite number in [0, {}], got {}", f.path(),
+                                   name, max, value));
   };
-  optional_non_negative("localize_threshold", m.localize_threshold);
-  optional_non_negative("localize_emitter_mass", m.localize_emitter_mass);
-  optional_non_negative("schedule_progress", m.schedule_progress);
-  if (m.schedule_progress > 1)
-    throw InputError(f.path() + ": attribute schedule_progress must be at most 1, got " +
-                     std::to_string(m.schedule_progress));
+  constexpr double kUnbounded = std::numeric_limits<double>::infinity();
+  optional_in_range("localize_threshold", m.localize_threshold, kUnbounded);
+  optional_in_range("localize_emitter_mass", m.localize_emitter_mass, kUnbounded);
+  optional_in_range("schedule_progress", m.schedule_progress, 1);
   return m;
 }
 
