@@ -65,6 +65,9 @@ declare -A lever=(
   [filaments-subpixel-100k-cosine-bf16]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20 train.precision=bfloat16"
   # The schema's recipe since 2026-12-03: the cosine over the whole budget in float32.
   [filaments-subpixel-100k-cosine-budget]="$filaments train.model=subpixel simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20"
+  # The same trunk with DECODE's output and loss (stages/train/models/detector_net.h): per camera
+  # pixel an emitter's probability, position and spread, no blurred map.
+  [filaments-detector-100k-cosine-budget]="$filaments train.model=detector simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20"
   # Twice the frames: at 9 epochs of 100,000 the training loss fell away from the validation loss.
   [filaments-subpixel-200k-cosine-bf16]="$filaments train.model=subpixel simulate.train.frames=200000 train.validation_fraction=0.01 train.lr_schedule=cosine train.epochs=20 train.precision=bfloat16"
   # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form

@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +110,40 @@ TEST_F(TrainStage, ResumeAfterAnEpochIsBitIdentical) {
   }
   EXPECT_TRUE(fs::exists(dir() + "/b/loss.png"));
   EXPECT_TRUE(fs::exists(dir() + "/b/previews/epoch-0003.png"));
+}
+
+// The detector trains on its own loss (labels as emitters: label scale 1 whatever train.label_scale
+// says) and refuses what only a map's loss has: heat-map labels, an L1 penalty.
+TEST_F(TrainStage, TheDetectorTrainsOnItsOwnLossAndRefusesMapLossSettings) {
+  train("det", 2, false, {"train.model=detector"});
+  dsir::ModelMeta meta;
+  dsir::load_model(dir() + "/det/model.h5", &meta);
+  EXPECT_EQ(meta.arch, "detector");
+  EXPECT_EQ(meta.label_scale, 1);
+  std::stringstream jsonl(dsir::read_text_file(dir() + "/det/metrics.jsonl"));
+  std::vector<double> val_loss;
+  for (std::string line; std::getline(jsonl, line);)
+    val_loss.push_back(nlohmann::json::parse(line)["val_loss"].get<double>());
+  ASSERT_EQ(val_loss.size(), 2u);
+  EXPECT_TRUE(std::isfinite(val_loss[0]) && std::isfinite(val_loss[1]));
+  EXPECT_TRUE(fs::exists(dir() + "/det/loss.png"));
+
+  auto refused = [&](const std::string& out, const std::vector<std::string>& extra,
+                     const std::string& names) {
+    try {
+      train(out, 1, false, extra);
+      ADD_FAILURE() << names << ": not refused";
+    } catch (const dsir::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(names), std::string::npos) << e.what();
+    }
+  };
+  refused("g", {"train.model=detector", "upscale.labels=gaussian"}, "upscale.labels");
+  refused("l1", {"train.model=detector", "train.loss.l1_weight=0.1"}, "train.loss.l1_weight");
+  // An upscaled file of heat maps (no whole emitters in its labels), whatever upscale.labels says.
+  std::vector<float> heat(40 * 32 * 32, 0.0f), inputs(40 * 32 * 32, 0.5f);
+  heat[100] = 0.37f;
+  write_upscaled("heat.h5", inputs, heat, 8);
+  refused("h", {"train.model=detector", "train.input=" + dir() + "/heat.h5"}, "upscale.labels");
 }
 
 // A raw.h5 with ground truth trains as its upscaled.h5 does: the items rendered on the fly are

@@ -48,8 +48,9 @@ const ConfigSection section(
             "('' = {run.dir}/data/train.h5).")
             .cli("--input"),
         KeySpec::text("output", "''", "Output folder ('' = {run.dir}/train).").cli("--output"),
-        KeySpec::text("model", "subpixel",
-                      "Network architecture (registered model name: dsir, dsir-resize, deepstorm, subpixel).")
+        KeySpec::text("model", "detector",
+                      "Network architecture (registered model name: dsir, dsir-resize, deepstorm, subpixel, "
+                      "detector).")
             .cli("--model"),
         KeySpec::integer("epochs", "20", "Passes over the training frames.").range(1, 1e6).cli("--epochs"),
         KeySpec::real("time_limit_min", "0",
@@ -260,6 +261,20 @@ class Trainer {
       throw ConfigError(
           fmt::format("train.model = {}: needs frames upscaled x{} (upscale.factor), the data's are x{}",
                       o_.model, f, data_.factor));
+    if (model_->has_own_loss()) {
+      // The detector asks for emitters as points and counts (detection_loss.h): no map loss.
+      if (o_.items.labels == LabelMode::Gaussian)
+        throw ConfigError(
+            fmt::format("train.model = {}: learns from point labels; set upscale.labels to dsir "
+                        "or deepstorm (gaussian heat maps hold no whole emitters)",
+                        o_.model));
+      if (l1_weight_ > 0)
+        throw ConfigError(
+            fmt::format("train.loss.l1_weight: applies to a map's loss; train.model = {} has a "
+                        "loss of its own",
+                        o_.model));
+      label_scale_ = 1;  // its maps are in emitters per sub-pixel
+    }
     model_->to(device_);
     model_->set_conv_precision(parse_precision(o_.precision));
     channels_last_ = o_.channels_last;
@@ -470,9 +485,7 @@ class Trainer {
                       torch::TensorOptions().device(device_));
         model_->forward(none).sum().backward();
       } else if (!idx.empty()) {
-        torch::Tensor pred = model_->forward(on_device(batch.first));
-        torch::Tensor loss = loss_fn_(pred, on_device(batch.second));
-        if (l1_weight_ > 0) loss = loss + l1_weight_ * at::abs(pred).mean();
+        torch::Tensor loss = training_loss(on_device(batch.first), on_device(batch.second));
         // This rank's share of the global mean: the summed gradients are the global mean's.
         loss = loss * (static_cast<double>(idx.size()) / static_cast<double>(b1 - b0));
         loss.backward();
@@ -509,6 +522,15 @@ class Trainer {
     }
     progress.finish();
     return loss_sum;
+  }
+
+  // A training step's loss: the model's own, or DSIR's blurred MSE of its map (+ Deep-STORM's L1).
+  torch::Tensor training_loss(const torch::Tensor& inputs, const torch::Tensor& labels) {
+    if (model_->has_own_loss()) return model_->own_loss(inputs, labels);
+    torch::Tensor pred = model_->forward(inputs);
+    torch::Tensor loss = loss_fn_(pred, labels);
+    if (l1_weight_ > 0) loss = loss + l1_weight_ * at::abs(pred).mean();
+    return loss;
   }
 
   // Saves the state before step `next_step` of `epoch` as the checkpoint of the epochs finished.
@@ -596,10 +618,17 @@ class Trainer {
       std::vector<uint64_t> idx;
       for (uint64_t i = f; i < std::min(mine.end, f + batch_); ++i) idx.push_back(n_train_ + i);
       auto [x, y] = data_.batch_for(idx, label_scale_, device_);
-      torch::Tensor p = model_->forward(on_device(x));
-      sums[0] += loss_fn_(p, on_device(y)).item<double>() * static_cast<double>(idx.size());
+      x = on_device(x);
+      y = on_device(y);
+      if (model_->has_own_loss()) {
+        sums[0] += model_->own_loss(x, y).item<double>() * static_cast<double>(idx.size());
+        if (!preview.input.defined()) preview = {x[0][0], y[0][0], model_->forward(x.narrow(0, 0, 1))[0][0]};
+      } else {
+        torch::Tensor p = model_->forward(x);
+        sums[0] += loss_fn_(p, y).item<double>() * static_cast<double>(idx.size());
+        if (!preview.input.defined()) preview = {x[0][0], y[0][0], p[0][0]};
+      }
       sums[1] += static_cast<double>(idx.size());
-      if (!preview.input.defined()) preview = {x[0][0], y[0][0], p[0][0]};
     }
     ctx_.mpi.allreduce_sum(sums, 2);
     return sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
@@ -649,9 +678,11 @@ class Trainer {
       curve_train.push_back(e.train_loss);
       curve_val.push_back(e.val_loss);
     }
-    picture::save_line_plot(out_dir_ + "/loss.png", "training loss", "epoch", "loss (log10)",
+    // DSIR's loss is positive, best seen on a log scale; the detector's log-likelihood is not.
+    const bool log_y = !model_->has_own_loss();
+    picture::save_line_plot(out_dir_ + "/loss.png", "training loss", "epoch", log_y ? "loss (log10)" : "loss",
                             {{"train", curve_epoch, curve_train}, {"validation", curve_epoch, curve_val}},
-                            true);
+                            log_y);
     if (preview.input.defined()) {
       const int h = static_cast<int>(preview.input.size(0)), w = static_cast<int>(preview.input.size(1));
       picture::save_panels_png(

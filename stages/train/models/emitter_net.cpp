@@ -29,6 +29,10 @@ torch::Dtype parse_precision(const std::string& name) {
   throw ConfigError("unknown precision '" + name + "' (float32, bfloat16)");
 }
 
+torch::Tensor EmitterNetImpl::own_loss(const torch::Tensor&, const torch::Tensor&) {
+  throw Error("this model trains on DSIR's loss of its map; it has no loss of its own");
+}
+
 void EmitterNetImpl::init_like_dsir() {
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters()) {

@@ -23,6 +23,11 @@ class EmitterNetImpl : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   // The upscale factor the architecture is built for (0: any).
   virtual int required_factor() const { return 0; }
+  // Most nets train on DSIR's blurred MSE of forward()'s map against the label map; a net with a
+  // loss of its own (the detector) says so and computes it from the upscaled inputs and the label
+  // maps in emitters per upscaled pixel (label scale 1): a scalar, the mean over the frames.
+  virtual bool has_own_loss() const { return false; }
+  virtual torch::Tensor own_loss(const torch::Tensor& inputs, const torch::Tensor& labels);
   void set_bn_mode(BnMode mode) { bn_mode_ = mode; }
   BnMode bn_mode() const { return bn_mode_; }
   // Training with BatchNorm statistics over all ranks' frames (SyncBatchNorm); nullptr: each

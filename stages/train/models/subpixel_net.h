@@ -25,6 +25,14 @@ class SubpixelNetImpl : public EmitterNetImpl {
   torch::Tensor forward(torch::Tensor x) override;
   int required_factor() const override { return kFactor; }
 
+ protected:
+  // The trunk and a head of `head_channels` outputs per camera pixel, not yet initialised (the
+  // shuffle's ICNR is the public constructor's).
+  explicit SubpixelNetImpl(int head_channels);
+  // The head's output at camera pixels: (N, head channels, H / 8, W / 8) for an upscaled
+  // (N, 1, H, W) frame.
+  torch::Tensor head(torch::Tensor x);
+
  private:
   std::vector<torch::nn::Conv2d> convs_;
   std::vector<torch::nn::BatchNorm2d> norms_;
