@@ -68,6 +68,10 @@ declare -A lever=(
   # The same trunk with DECODE's output and loss (stages/train/models/detector_net.h): per camera
   # pixel an emitter's probability, position and spread, no blurred map.
   [filaments-detector-100k-cosine-budget]="$filaments train.model=detector simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20"
+  # The detector on training frames of a wider photon range than the target's (80-2050) and
+  # at a higher density (10/um^2, the target's 6).
+  [detector-photons-wide]="$filaments train.model=detector simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20 psf.photons=[40,4000]"
+  [detector-density-10]="$filaments train.model=detector simulate.train.frames=100000 train.validation_fraction=0.02 train.lr_schedule=cosine train.epochs=20 simulate.train.density=10"
   # Twice the frames: at 9 epochs of 100,000 the training loss fell away from the validation loss.
   [filaments-subpixel-200k-cosine-bf16]="$filaments train.model=subpixel simulate.train.frames=200000 train.validation_fraction=0.01 train.lr_schedule=cosine train.epochs=20 train.precision=bfloat16"
   # On top of train-filaments (the default recipe since 2026-12-02): the loss kernel, label form

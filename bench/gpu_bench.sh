@@ -37,8 +37,9 @@ done
   simulate.train.width=26 simulate.train.height=26 simulate.acquisition.frames=4 >"$work/data.log" 2>&1
 # Both memory layouts (train.channels_last) and bfloat16 convolutions (train.precision): issue 12's
 # layout and precision options, measured not assumed.
-# The default net (subpixel) in float32 too: the dsir rows compare with DSIR's bare step.
-for run in dsir:false:float32 dsir:true:float32 dsir:false:bfloat16 subpixel:false:float32; do
+# The default net (detector) and the map net on its trunk (subpixel) in float32 too: the dsir rows
+# compare with DSIR's bare step.
+for run in dsir:false:float32 dsir:true:float32 dsir:false:bfloat16 subpixel:false:float32 detector:false:float32; do
   model=${run%%:*} rest=${run#*:}
   cl=${rest%%:*} precision=${rest#*:}
   name=train-$model-cl-$cl-$precision
