@@ -99,7 +99,7 @@ TEST(DetectionLoss, IsLowerForTheRightPositionAndTheRightCount) {
   };
   EXPECT_LT(loss(1.3125, 0.5625, 4, -4), loss(1.5, 0.5, 4, -4));
   EXPECT_LT(loss(1.5, 0.5, 4, -4), loss(1.8, 0.2, 4, -4));
-  EXPECT_LT(loss(1.3125, 0.5625, 4, -4), loss(1.3125, 0.5625, 4, 0));   // three more expected
+  EXPECT_LT(loss(1.3125, 0.5625, 4, -4), loss(1.3125, 0.5625, 4, 0));    // three more expected
   EXPECT_LT(loss(1.3125, 0.5625, 4, -4), loss(1.3125, 0.5625, -4, -4));  // none expected
 }
 
@@ -109,8 +109,10 @@ TEST(DetectionLoss, IsLowerForTheRightPositionAndTheRightCount) {
 TEST(PaintDetections, EachPixelPaintsItsProbabilityAsAGaussianAtItsPosition) {
   const int64_t h = 5, w = 6;
   const torch::Tensor centres_x = at::arange(w).to(at::kFloat).add(0.5).expand({1, h, w}).clone();
-  const torch::Tensor centres_y = at::arange(h).to(at::kFloat).add(0.5).view({h, 1}).expand({1, h, w}).clone();
-  dsir::Detections d{at::full({1, h, w}, -30.0), centres_x, centres_y, at::ones({1, h, w}), at::ones({1, h, w})};
+  const torch::Tensor centres_y =
+      at::arange(h).to(at::kFloat).add(0.5).view({h, 1}).expand({1, h, w}).clone();
+  dsir::Detections d{at::full({1, h, w}, -30.0), centres_x, centres_y, at::ones({1, h, w}),
+                     at::ones({1, h, w})};
   d.logit[0][2][3] = std::log(0.7 / 0.3);  // p 0.7
   d.x[0][2][3] = 3.5 + 0.83;               // most of a pixel right of the pixel's centre
   d.y[0][2][3] = 2.5 - 0.61;
@@ -118,7 +120,8 @@ TEST(PaintDetections, EachPixelPaintsItsProbabilityAsAGaussianAtItsPosition) {
   const torch::Tensor map = dsir::paint_detections(d, 8, sigma)[0][0].to(at::kDouble);
   ASSERT_EQ(map.sizes(), (std::vector<int64_t>{h * 8, w * 8}));
   EXPECT_NEAR(map.sum().item<double>(), 0.7, 1e-4);
-  const torch::Tensor cols = at::arange(w * 8, at::kDouble).add(0.5), rows = at::arange(h * 8, at::kDouble).add(0.5);
+  const torch::Tensor cols = at::arange(w * 8, at::kDouble).add(0.5),
+                      rows = at::arange(h * 8, at::kDouble).add(0.5);
   EXPECT_NEAR((map.sum(0) * cols).sum().item<double>() / 0.7, (3.5 + 0.83) * 8, 1e-3);
   EXPECT_NEAR((map.sum(1) * rows).sum().item<double>() / 0.7, (2.5 - 0.61) * 8, 1e-3);
   auto mass = [&](double centre, int64_t i) {
@@ -163,7 +166,9 @@ TEST(DetectorNet, PaintsItsDetectionsAndLearnsOnItsLoss) {
     EXPECT_EQ(map.sizes(), (std::vector<int64_t>{4, 1, 48, 40}));
     const dsir::Detections d = model->detect(x);
     EXPECT_EQ(d.logit.sizes(), (std::vector<int64_t>{4, 6, 5}));
-    EXPECT_LT((map - dsir::paint_detections(d, 8, dsir::DetectorNetImpl::kPaintSigma)).abs().max().item<double>(), 1e-6);
+    EXPECT_LT(
+        (map - dsir::paint_detections(d, 8, dsir::DetectorNetImpl::kPaintSigma)).abs().max().item<double>(),
+        1e-6);
     // An empty batch (a rank without frames in a step of synchronised BatchNorm) paints nothing.
     EXPECT_EQ(model->forward(at::zeros({0, 1, 48, 40})).sizes(), (std::vector<int64_t>{0, 1, 48, 40}));
     // Untrained, about 6 % of the pixels expected to hold an emitter (the head's starting bias).

@@ -10,8 +10,7 @@
 namespace dsir {
 
 EmitterTargets emitter_targets(const torch::Tensor& labels, int factor) {
-  if (labels.dim() != 4 || labels.size(1) != 1)
-    throw Error("detector: label maps must be (N, 1, H, W)");
+  if (labels.dim() != 4 || labels.size(1) != 1) throw Error("detector: label maps must be (N, 1, H, W)");
   const torch::Tensor maps = labels.to(torch::kCPU, torch::kFloat).contiguous();
   const int64_t n = maps.size(0), h = maps.size(2), w = maps.size(3);
   std::vector<std::vector<float>> xy(static_cast<size_t>(n));
@@ -23,10 +22,11 @@ EmitterTargets emitter_targets(const torch::Tensor& labels, int factor) {
       if (m[i] == 0) continue;
       const double emitters = std::round(m[i]);
       if (emitters < 1 || std::abs(m[i] - emitters) > 1e-3)
-        throw InputError(fmt::format(
-            "detector: label {} at item {} of the batch, sub-pixel ({}, {}) is not a whole number of emitters; "
-            "the detector learns from point labels (upscale.labels: dsir or deepstorm)",
-            m[i], f, i / w, i % w));
+        throw InputError(
+            fmt::format("detector: label {} at item {} of the batch, sub-pixel ({}, {}) is not a whole "
+                        "number of emitters; "
+                        "the detector learns from point labels (upscale.labels: dsir or deepstorm)",
+                        m[i], f, i / w, i % w));
       for (int k = 0; k < static_cast<int>(emitters); ++k) {
         frame.push_back(static_cast<float>((static_cast<double>(i % w) + 0.5) / factor));
         frame.push_back(static_cast<float>((static_cast<double>(i / w) + 0.5) / factor));
@@ -57,11 +57,12 @@ torch::Tensor detection_loss(const Detections& d, const EmitterTargets& t) {
   const torch::Tensor logit = d.logit.reshape({n, -1});
   const torch::Tensor p = logit.sigmoid();
   const torch::Tensor mean = p.sum(1), variance = (p * (1 - p)).sum(1).clamp_min(kMinCountVariance);
-  const torch::Tensor count_nll = 0.5 * (t.count - mean).square() / variance + 0.5 * (variance.log() + log_2pi);
+  const torch::Tensor count_nll =
+      0.5 * (t.count - mean).square() / variance + 0.5 * (variance.log() + log_2pi);
 
   // log of each pixel's share of the mixture, p_k / Σp, without dividing by a vanishing sum.
   const torch::Tensor log_p = at::log_sigmoid(logit);
-  const torch::Tensor log_weight = log_p - log_p.logsumexp(1, /*keepdim=*/true);  // (n, K)
+  const torch::Tensor log_weight = log_p - log_p.logsumexp(1, /*keepdim=*/true);   // (n, K)
   auto component = [n](const torch::Tensor& v) { return v.reshape({n, 1, -1}); };  // (n, 1, K)
   const torch::Tensor sx = component(d.sigma_x), sy = component(d.sigma_y);
   const torch::Tensor zx = (t.xy.select(2, 0).unsqueeze(2) - component(d.x)) / sx;  // (n, M, K)

@@ -31,11 +31,13 @@ Detections DetectorNetImpl::detect(torch::Tensor x) {
   const torch::Tensor rows = at::arange(out.size(2), opts).add_(0.5).view({1, -1, 1});
   // DECODE's ranges: an offset within one pixel of the centre, a spread of 0.01 to 3 pixels.
   auto spread = [&](HeadChannel c) { return 0.01 + 3 * out.select(1, c).sigmoid(); };
-  return {out.select(1, kLogit), columns + out.select(1, kOffsetX).tanh(), rows + out.select(1, kOffsetY).tanh(),
-          spread(kSpreadX), spread(kSpreadY)};
+  return {out.select(1, kLogit), columns + out.select(1, kOffsetX).tanh(),
+          rows + out.select(1, kOffsetY).tanh(), spread(kSpreadX), spread(kSpreadY)};
 }
 
-torch::Tensor DetectorNetImpl::forward(torch::Tensor x) { return paint_detections(detect(std::move(x)), kFactor, kPaintSigma); }
+torch::Tensor DetectorNetImpl::forward(torch::Tensor x) {
+  return paint_detections(detect(std::move(x)), kFactor, kPaintSigma);
+}
 
 torch::Tensor DetectorNetImpl::own_loss(const torch::Tensor& inputs, const torch::Tensor& labels) {
   return detection_loss(detect(inputs), emitter_targets(labels, kFactor));
@@ -79,7 +81,8 @@ torch::Tensor paint_on_cpu(const Detections& d, int factor, double sigma) {
         for (int64_t r = r0; r <= r1; ++r) {
           const double row = p * my[static_cast<size_t>(r - r0)];
           float* line = out + r * mw;
-          for (int64_t c = c0; c <= c1; ++c) line[c] += static_cast<float>(row * mx[static_cast<size_t>(c - c0)]);
+          for (int64_t c = c0; c <= c1; ++c)
+            line[c] += static_cast<float>(row * mx[static_cast<size_t>(c - c0)]);
         }
       }
     }
@@ -110,7 +113,8 @@ torch::Tensor paint_detections(const Detections& d, int factor, double sigma) {
                                 masses(d.y, corner_y).unsqueeze(-1) * masses(d.x, corner_x).unsqueeze(-2);
   // (N, reach², h w) columns, summed into the map where the patches overlap.
   const torch::Tensor columns = patches.reshape({n, h * w, reach * reach}).transpose(1, 2);
-  return at::col2im(columns, {h * factor, w * factor}, {reach, reach}, {1, 1}, {factor, factor}, {factor, factor});
+  return at::col2im(columns, {h * factor, w * factor}, {reach, reach}, {1, 1}, {factor, factor},
+                    {factor, factor});
 }
 
 namespace {

@@ -18,7 +18,7 @@ class DetectorNetImpl : public SubpixelNetImpl {
   // (4 sub-pixels) apart stay two peaks through the localizer's 1-sub-pixel smoothing.
   static constexpr double kPaintSigma = 1.0;
   DetectorNetImpl();
-  Detections detect(torch::Tensor x);              // upscaled (N, 1, H, W) -> camera pixels
+  Detections detect(torch::Tensor x);               // upscaled (N, 1, H, W) -> camera pixels
   torch::Tensor forward(torch::Tensor x) override;  // paint_detections(detect(x))
   bool has_own_loss() const override { return true; }
   torch::Tensor own_loss(const torch::Tensor& inputs, const torch::Tensor& labels) override;
