@@ -149,6 +149,29 @@ TEST(Labels, GaussianHasUnitMassTheExactCentreAndTheWidthAsked) {
   EXPECT_EQ(dsir::parse_label_mode("gaussian"), dsir::LabelMode::Gaussian);
 }
 
+// add_gaussian, which the detector's painting shares: the weight scales the mass; cut at the edge
+// of the image the mass kept is the product of the 1-D erf masses inside; the reach cuts the
+// tails (whole pixels: within 1 sigma of 16.5, pixels 15-17, per axis [-1.5, 1.5] sigma); a
+// centre far outside adds nothing.
+TEST(Labels, AddGaussianWeighsCutsAtTheEdgeAndAtItsReach) {
+  const int64_t side = 32;
+  auto mass = [&](double fx, double fy, double sigma, double weight, double reach) {
+    std::vector<float> img(side * side, 0.0f);
+    dsir::add_gaussian(fx, fy, sigma, weight, reach, side, side, img.data());
+    double m = 0;
+    for (float v : img) m += v;
+    return m;
+  };
+  EXPECT_NEAR(mass(16.3, 15.8, 1.0, 0.37, 6), 0.37, 1e-6);
+  // Centred 0.4 px inside the left edge: the x-axis keeps P(X > -0.4 sigma).
+  const double kept_x = 0.5 * (1 + std::erf(0.4 / std::sqrt(2.0)));
+  EXPECT_NEAR(mass(0.4, 16.0, 1.0, 2.0, 6), 2.0 * kept_x, 1e-6);
+  const double reached = std::erf(1.5 / std::sqrt(2.0));
+  EXPECT_NEAR(mass(16.5, 16.5, 1.0, 1.0, 1), reached * reached, 1e-6);
+  EXPECT_EQ(mass(-20, 16, 1.0, 1.0, 6), 0.0);
+  EXPECT_EQ(mass(16, 40, 1.0, 1.0, 6), 0.0);
+}
+
 TEST(Labels, DsirTruncatesDeepStormCountsAndOutsideIsDropped) {
   std::vector<dsir::Emitter> e(4);
   e[0].x_nm = 12.4, e[0].y_nm = 37.6;  // upscaled px 12.5 nm: column 0, row 3

@@ -137,30 +137,38 @@ void crop(const float* frame, int width, int row0, int col0, int ph, int pw, flo
 }
 
 namespace {
-
-// The mass of a unit 1-D Gaussian (centre c, sigma s) in each pixel [i, i + 1) of [first, last].
-std::vector<double> pixel_masses(double c, double s, int64_t first, int64_t last) {
-  std::vector<double> m(static_cast<size_t>(last - first + 1));
-  const double k = 1.0 / (std::sqrt(2.0) * s);
-  for (int64_t i = first; i <= last; ++i)
-    m[static_cast<size_t>(i - first)] = 0.5 * (std::erf((i + 1 - c) * k) - std::erf((i - c) * k));
-  return m;
+// The masses of a unit 1-D Gaussian (centre c, sigma s) in pixels [i, i + 1), i = first..last:
+// one erf per pixel edge, each shared by its two pixels.
+void pixel_masses(double c, double s, int64_t first, int64_t last, std::vector<double>& out) {
+  const double to_erf = 1 / (std::sqrt(2.0) * s);
+  out.resize(static_cast<size_t>(last - first + 1));
+  double below = std::erf((static_cast<double>(first) - c) * to_erf);
+  for (int64_t i = first; i <= last; ++i) {
+    const double above = std::erf((static_cast<double>(i) + 1 - c) * to_erf);
+    out[static_cast<size_t>(i - first)] = 0.5 * (above - below);
+    below = above;
+  }
 }
+}  // namespace
 
-void add_gaussian(double fx, double fy, double sigma, int64_t oh, int64_t ow, float* out) {
-  const double reach = 4 * sigma;
+void add_gaussian(double fx, double fy, double sigma, double weight, double reach_sigmas, int64_t oh,
+                  int64_t ow, float* out) {
+  const double reach = reach_sigmas * sigma;
   const int64_t c0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(fx - reach)));
   const int64_t c1 = std::min<int64_t>(ow - 1, static_cast<int64_t>(std::floor(fx + reach)));
   const int64_t r0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(fy - reach)));
   const int64_t r1 = std::min<int64_t>(oh - 1, static_cast<int64_t>(std::floor(fy + reach)));
-  const std::vector<double> mx = pixel_masses(fx, sigma, c0, c1), my = pixel_masses(fy, sigma, r0, r1);
-  for (int64_t r = r0; r <= r1; ++r)
-    for (int64_t c = c0; c <= c1; ++c)
-      out[r * ow + c] +=
-          static_cast<float>(my[static_cast<size_t>(r - r0)] * mx[static_cast<size_t>(c - c0)]);
+  if (c0 > c1 || r0 > r1) return;  // wholly outside the image
+  // Per thread, so that painting a frame pixel by pixel allocates nothing.
+  thread_local std::vector<double> mx, my;
+  pixel_masses(fx, sigma, c0, c1, mx);
+  pixel_masses(fy, sigma, r0, r1, my);
+  for (int64_t r = r0; r <= r1; ++r) {
+    const double row = weight * my[static_cast<size_t>(r - r0)];
+    float* line = out + r * ow;
+    for (int64_t c = c0; c <= c1; ++c) line[c] += static_cast<float>(row * mx[static_cast<size_t>(c - c0)]);
+  }
 }
-
-}  // namespace
 
 uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int width, int factor,
                        double pixel_size_nm, LabelMode mode, float* out, double sigma_px) {
@@ -176,7 +184,7 @@ uint64_t render_labels(const std::vector<Emitter>& emitters, int height, int wid
       continue;
     }
     if (mode == LabelMode::Gaussian) {
-      add_gaussian(fx, fy, sigma_px, oh, ow, out);
+      add_gaussian(fx, fy, sigma_px, 1, 4, oh, ow, out);
       continue;
     }
     // DSIR truncates (int()), Deep-STORM rounds to the nearest pixel index.

@@ -36,6 +36,12 @@ void zscore(float* data, size_t n);
 void upscale_frame(const float* raw, int height, int width, int factor, Normalization norm,
                    double global_mean, double global_std, float* out);
 
+// Adds weight x a unit 2-D Gaussian centred at (fx, fy) with the given sigma (pixels of the
+// oh x ow image `out`; pixel (r, c) spans [c, c + 1) x [r, r + 1)), integrated over each pixel
+// within reach_sigmas x sigma of the centre; the mass beyond that or beyond the image is lost.
+void add_gaussian(double fx, double fy, double sigma, double weight, double reach_sigmas, int64_t oh,
+                  int64_t ow, float* out);
+
 enum class LabelMode { Dsir, DeepStorm, Gaussian };
 LabelMode parse_label_mode(const std::string& name);  // "dsir" | "deepstorm" | "gaussian"
 

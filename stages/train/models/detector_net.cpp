@@ -4,11 +4,10 @@
 #include <ATen/ops/col2im.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "stages/train/models/model_registry.h"
+#include "stages/upscale/upscale.h"
 
 namespace dsir {
 
@@ -53,37 +52,13 @@ torch::Tensor paint_on_cpu(const Detections& d, int factor, double sigma) {
   const torch::Tensor logit = d.logit.contiguous(), xs = d.x.contiguous(), ys = d.y.contiguous();
   const int64_t n = logit.size(0), h = logit.size(1), w = logit.size(2), mh = h * factor, mw = w * factor;
   torch::Tensor map = at::zeros({n, 1, mh, mw}, logit.options());
-  const double to_erf = 1 / (std::sqrt(2.0) * sigma), reach = kReachSigmas * sigma;
-  // The masses of sub-pixels first..last of a unit Gaussian centred at c (sub-pixels).
-  auto masses = [&](double c, int64_t first, int64_t last, std::vector<double>& out) {
-    out.resize(static_cast<size_t>(last - first + 1));
-    double below = std::erf((static_cast<double>(first) - c) * to_erf);
-    for (int64_t i = first; i <= last; ++i) {
-      const double above = std::erf((static_cast<double>(i) + 1 - c) * to_erf);
-      out[static_cast<size_t>(i - first)] = 0.5 * (above - below);
-      below = above;
-    }
-  };
   at::parallel_for(0, n, 1, [&](int64_t f0, int64_t f1) {
-    std::vector<double> mx, my;
     for (int64_t f = f0; f < f1; ++f) {
       float* out = map.data_ptr<float>() + f * mh * mw;
       for (int64_t k = f * h * w; k < (f + 1) * h * w; ++k) {
         const double p = 1 / (1 + std::exp(-static_cast<double>(logit.data_ptr<float>()[k])));
-        const double cx = xs.data_ptr<float>()[k] * factor, cy = ys.data_ptr<float>()[k] * factor;
-        const int64_t c0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(cx - reach)));
-        const int64_t c1 = std::min<int64_t>(mw - 1, static_cast<int64_t>(std::floor(cx + reach)));
-        const int64_t r0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(cy - reach)));
-        const int64_t r1 = std::min<int64_t>(mh - 1, static_cast<int64_t>(std::floor(cy + reach)));
-        if (c0 > c1 || r0 > r1) continue;
-        masses(cx, c0, c1, mx);
-        masses(cy, r0, r1, my);
-        for (int64_t r = r0; r <= r1; ++r) {
-          const double row = p * my[static_cast<size_t>(r - r0)];
-          float* line = out + r * mw;
-          for (int64_t c = c0; c <= c1; ++c)
-            line[c] += static_cast<float>(row * mx[static_cast<size_t>(c - c0)]);
-        }
+        add_gaussian(xs.data_ptr<float>()[k] * factor, ys.data_ptr<float>()[k] * factor, sigma, p,
+                     kReachSigmas, mh, mw, out);
       }
     }
   });
