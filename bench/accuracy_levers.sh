@@ -80,6 +80,9 @@ declare -A lever=(
   [filaments-fwhm-5]="$filaments train.loss.fwhm=5 train.loss.kernel_size=9"
   [filaments-gaussian]="$filaments upscale.labels=gaussian"
   [filaments-dense]="simulate.train.structure=filaments simulate.train.filaments=3 simulate.train.density=9"
+  # Not a lever on the base: what a user gets who sets only the camera, the PSF, the training
+  # density and the time budget (issue 14), every other key at the schema's default.
+  [defaults]="@DEFAULTS@"
   # A schedule spans train.epochs: the epochs the base finished within the budget (@EPOCHS@).
   [cosine]="train.lr_schedule=cosine train.epochs=@EPOCHS@"
   [one-cycle]="train.lr_schedule=one-cycle train.epochs=@EPOCHS@"
@@ -103,7 +106,10 @@ for seed in $seeds; do
   fi
   for name in $names; do
     dir=$work/$name-$seed
-    overrides=${lever[$name]}
+    overrides=${lever[$name]} recipe=("${base[@]}")
+    if [[ $overrides == @DEFAULTS@ ]]; then
+      overrides="" recipe=("${camera[@]}" simulate.train.density=6 "train.time_limit_min=$budget")
+    fi
     if [[ $overrides == *@EPOCHS@* ]]; then
       [[ -s $work/base-$seed/train/metrics.jsonl ]] ||
         { echo "$name needs the base lever's run first (LEVERS=\"base $name\")" >&2; continue; }
@@ -112,7 +118,7 @@ for seed in $seeds; do
     fi
     # shellcheck disable=SC2086  # the lever's overrides are words
     if ! "${MPIRUN[@]}" "$ranks" "$dsir" run --stages simulate,ingest,train,infer,reduce,evaluate run.dir="$dir" \
-      run.seed="$seed" "${base[@]}" $overrides simulate.acquisition.frames=0 \
+      run.seed="$seed" "${recipe[@]}" $overrides simulate.acquisition.frames=0 \
       "infer.input=[$test_dir/data/acquisition.h5]" evaluate.gt="$test_dir/data/acquisition.h5" \
       >"$dir.log" 2>&1; then
       echo "$name seed $seed: failed (log $dir.log)" >&2
