@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "pipeline/pixel_gaussian.h"
+
 namespace dsir {
 
 RenderMode render_mode_from_name(const std::string& name) {
@@ -23,22 +25,6 @@ std::vector<float> render_histogram(const std::vector<Emitter>& locs, const Rend
   return image;
 }
 
-namespace {
-
-// Mass of a unit 1-D Gaussian at `centre` (pixels) over each pixel [k, k+1) of [first, first + n).
-void pixel_weights(double centre, double sigma, int first, int n, std::vector<double>& w) {
-  const double scale = 1.0 / (std::sqrt(2.0) * sigma);
-  w.resize(static_cast<size_t>(n));
-  double below = std::erf((first - centre) * scale);
-  for (int k = 0; k < n; ++k) {
-    const double above = std::erf((first + k + 1 - centre) * scale);
-    w[static_cast<size_t>(k)] = 0.5 * (above - below);
-    below = above;
-  }
-}
-
-}  // namespace
-
 std::vector<float> render_gaussian(const std::vector<Emitter>& locs, const std::vector<double>& sigma_nm,
                                    const RenderGrid& grid) {
   if (sigma_nm.size() != locs.size())
@@ -55,8 +41,8 @@ std::vector<float> render_gaussian(const std::vector<Emitter>& locs, const std::
     const int y0 = std::max(0, static_cast<int>(std::floor(y - 4 * s)));
     const int y1 = std::min(grid.height, static_cast<int>(std::floor(y + 4 * s)) + 1);
     if (x0 >= x1 || y0 >= y1) continue;  // entirely outside the grid
-    pixel_weights(x, s, x0, x1 - x0, wx);
-    pixel_weights(y, s, y0, y1 - y0, wy);
+    pixel_gaussian_masses(x, s, x0, x1 - x0, wx);
+    pixel_gaussian_masses(y, s, y0, y1 - y0, wy);
     for (int r = y0; r < y1; ++r) {
       double* line = &sum[static_cast<size_t>(r) * grid.width];
       const double wr = wy[static_cast<size_t>(r - y0)];

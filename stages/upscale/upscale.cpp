@@ -6,6 +6,7 @@
 
 #include "pipeline/config.h"
 #include "pipeline/errors.h"
+#include "pipeline/pixel_gaussian.h"
 
 namespace dsir {
 
@@ -136,21 +137,6 @@ void crop(const float* frame, int width, int row0, int col0, int ph, int pw, flo
               frame + static_cast<size_t>(row0 + r) * width + col0 + pw, out + static_cast<size_t>(r) * pw);
 }
 
-namespace {
-// The masses of a unit 1-D Gaussian (centre c, sigma s) in pixels [i, i + 1), i = first..last:
-// one erf per pixel edge, each shared by its two pixels.
-void pixel_masses(double c, double s, int64_t first, int64_t last, std::vector<double>& out) {
-  const double to_erf = 1 / (std::sqrt(2.0) * s);
-  out.resize(static_cast<size_t>(last - first + 1));
-  double below = std::erf((static_cast<double>(first) - c) * to_erf);
-  for (int64_t i = first; i <= last; ++i) {
-    const double above = std::erf((static_cast<double>(i) + 1 - c) * to_erf);
-    out[static_cast<size_t>(i - first)] = 0.5 * (above - below);
-    below = above;
-  }
-}
-}  // namespace
-
 void add_gaussian(double fx, double fy, double sigma, double weight, double reach_sigmas, int64_t oh,
                   int64_t ow, float* out) {
   const double reach = reach_sigmas * sigma;
@@ -161,8 +147,8 @@ void add_gaussian(double fx, double fy, double sigma, double weight, double reac
   if (c0 > c1 || r0 > r1) return;  // wholly outside the image
   // Per thread, so that painting a frame pixel by pixel allocates nothing.
   thread_local std::vector<double> mx, my;
-  pixel_masses(fx, sigma, c0, c1, mx);
-  pixel_masses(fy, sigma, r0, r1, my);
+  pixel_gaussian_masses(fx, sigma, c0, c1 - c0 + 1, mx);
+  pixel_gaussian_masses(fy, sigma, r0, r1 - r0 + 1, my);
   for (int64_t r = r0; r <= r1; ++r) {
     const double row = weight * my[static_cast<size_t>(r - r0)];
     float* line = out + r * ow;
